@@ -1,0 +1,1 @@
+"""Everything that drives the model: Programs, executor, oracles, engines, CLI."""

@@ -1,0 +1,1 @@
+"""Operations: one small frozen dataclass per kernel operation."""

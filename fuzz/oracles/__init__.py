@@ -1,0 +1,1 @@
+"""Oracles: the properties users rely on, checked after every step."""

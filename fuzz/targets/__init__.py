@@ -1,0 +1,1 @@
+"""atheris entry points (executable scripts)."""
