@@ -1,1 +1,179 @@
-"""atheris entry points (executable scripts)."""
+"""atheris entry points (executable scripts) and the harness they share.
+
+Invariant every target checks: any Program the decoder produces runs on a fresh modelled
+kernel of the chosen profile without any oracle reporting a violation.
+
+Only ``iomemfuzz.model`` is instrumented: coverage feedback should describe the kernel's
+state space, not our decoder. atheris instruments whole top-level packages, so the
+harness imports every model module inside ``instrument_imports`` and the fuzz modules
+only after it; nothing here imports the model at module level.
+
+Configuration comes from the environment (libFuzzer owns argv and passes it on when it
+re-launches the script in -fork/-merge modes):
+
+* ``IOMEMFUZZ_PROFILE``: kernel profile (default v6.1-deb); ``-iomemfuzz_profile=NAME``
+  on the command line sets it too;
+* ``IOMEMFUZZ_MUTATOR``: ``structure`` (default: :mod:`iomemfuzz.fuzz.mutate` plus a share
+  of libFuzzer's byte mutations) or ``bytes`` (libFuzzer's alone);
+* ``IOMEMFUZZ_QUEUE``: job mode. A violation with a signature not seen yet is written to
+  this directory (atomically, named by signature and input hash) and fuzzing continues;
+  ``iomemfuzz fuzz`` minimizes and stores it. Without it (standalone libFuzzer use) a
+  violation raises :class:`FindingError`, so libFuzzer writes the crash input;
+* ``IOMEMFUZZ_KNOWN``: a file of signatures (one a line) that need not be reported again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import pkgutil
+import sys
+from collections.abc import Sequence
+from importlib import import_module
+from pathlib import Path
+
+ENV_PROFILE = "IOMEMFUZZ_PROFILE"
+ENV_MUTATOR = "IOMEMFUZZ_MUTATOR"
+ENV_QUEUE = "IOMEMFUZZ_QUEUE"
+ENV_KNOWN = "IOMEMFUZZ_KNOWN"
+PROFILE_FLAG = "-iomemfuzz_profile="
+
+
+class FindingError(AssertionError):
+    """An oracle reported a violation: carries the signature and the canonical Program."""
+
+    def __init__(self, signature: str, profile: str, program_text: str, message: str) -> None:
+        self.signature = signature
+        self.profile = profile
+        self.program_text = program_text
+        super().__init__(f"finding {signature} on {profile}: {message}\n"
+                         f"--- program ---\n{program_text}")
+
+
+def queue_name(signature: str, data: bytes, suffix: str = ".bin") -> str:
+    """File name of a queued finding: signature (filesystem-safe) and content hash."""
+    safe = signature.replace("/", "__")
+    return f"{safe}-{hashlib.sha1(data).hexdigest()[:16]}{suffix}"
+
+
+def read_known(path: str | None) -> set[str]:
+    if not path or not Path(path).is_file():
+        return set()
+    return {ln.strip() for ln in Path(path).read_text(encoding="utf-8").splitlines()
+            if ln.strip()}
+
+
+class Harness:
+    """Decode, run with every oracle, and report a violation (queue or raise)."""
+
+    def __init__(self, profile: str | None = None, queue: str | None = None,
+                 known: set[str] | None = None) -> None:
+        from iomemfuzz.fuzz import decode, executor
+        from iomemfuzz.model.profile import resolve
+
+        self.profile = resolve(profile)
+        self.queue = Path(queue) if queue else None
+        self.seen: set[str] = set(known or ())
+        self._decode_ops = decode.decode_ops
+        self._run_ops = executor.run_ops
+        decode.tables()  # build the value tables now, not inside the first input
+
+    def test_one_input(self, data: bytes) -> None:
+        ops = self._decode_ops(data)
+        trace = self._run_ops(ops, self.profile)
+        if not any(step.violations for step in trace.steps):
+            return
+        new = [s for s in trace.signatures if s not in self.seen]
+        if not new:
+            return
+        if self.queue is None:
+            from iomemfuzz.fuzz.program import Program, format_program
+
+            program = Program().with_ops(ops).with_headers(profile=self.profile.name)
+            first = trace.first
+            raise FindingError(new[0], self.profile.name, format_program(program),
+                               first.message if first else "")
+        from iomemfuzz.fuzz.corpus import write_atomic
+
+        self.seen.update(new)
+        write_atomic(self.queue / queue_name(new[0], data), data)
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (PR_SET_PDEATHSIG), so a
+    job killed with SIGKILL leaves no fuzzer running behind it. A no-op elsewhere."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+
+
+# Observers: functions the oracles call after every step to look at the whole state
+# (walks over every node). They model no kernel behaviour, so their coverage says nothing
+# new, yet instrumented they took about three quarters of each execution; they run as
+# plain bytecode.
+OBSERVERS: dict[str, tuple[str, ...]] = {
+    "iomemfuzz.model.resource": ("preorder", "tree_problems"),
+}
+
+
+def _plain_bytecode(module_name: str, names: tuple[str, ...]) -> None:
+    """Give module-level functions back their uninstrumented code objects."""
+    import types
+
+    module = sys.modules.get(module_name)
+    if module is None or not getattr(module, "__file__", None):
+        return
+    source = Path(module.__file__).read_text(encoding="utf-8")
+    code = compile(source, module.__file__, "exec", dont_inherit=True)
+    plain = {c.co_name: c for c in code.co_consts if isinstance(c, types.CodeType)}
+    for name in names:
+        fn = getattr(module, name, None)
+        if isinstance(fn, types.FunctionType) and name in plain:
+            fn.__code__ = plain[name]
+
+
+def instrument_model() -> None:
+    """Import every ``iomemfuzz.model`` module under atheris instrumentation (observers
+    excepted, see OBSERVERS)."""
+    import atheris
+
+    if any(name.startswith("iomemfuzz.model") for name in sys.modules):
+        raise RuntimeError("iomemfuzz.model was imported before instrumentation; "
+                           "import the target harness first")
+    with atheris.instrument_imports(include=["iomemfuzz.model"]):
+        package = import_module("iomemfuzz.model")
+        for info in pkgutil.iter_modules(package.__path__):
+            import_module(f"iomemfuzz.model.{info.name}")
+    for module_name, names in OBSERVERS.items():
+        _plain_bytecode(module_name, names)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run libFuzzer on the decoder + executor with all oracles (never returns)."""
+    import atheris
+
+    argv = list(sys.argv if argv is None else argv)
+    for flag in [a for a in argv if a.startswith(PROFILE_FLAG)]:
+        # libFuzzer would warn about a flag it does not know; the environment also
+        # reaches the processes it re-launches.
+        os.environ[ENV_PROFILE] = flag[len(PROFILE_FLAG):]
+        argv.remove(flag)
+    if os.environ.get(ENV_QUEUE):
+        die_with_parent()
+    instrument_model()
+    from iomemfuzz.fuzz import mutate
+
+    harness = Harness(os.environ.get(ENV_PROFILE), os.environ.get(ENV_QUEUE),
+                      read_known(os.environ.get(ENV_KNOWN)))
+    if os.environ.get(ENV_MUTATOR, "structure") == "bytes":
+        atheris.Setup(argv, harness.test_one_input)
+    else:
+        atheris.Setup(
+            argv, harness.test_one_input,
+            custom_mutator=lambda data, max_size, seed: mutate.mutate(
+                data, max_size, seed, atheris.Mutate),
+            custom_crossover=mutate.crossover)
+    atheris.Fuzz()

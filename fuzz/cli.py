@@ -1,0 +1,182 @@
+"""The ``iomemfuzz`` command. Thin: each subcommand parses arguments and makes one call.
+
+Exit codes (every subcommand): 0 success / expectations hold, 1 a finding or a
+mismatched expectation, 2 unusable input (the message says why).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from iomemfuzz.fuzz.corpus import program_files
+from iomemfuzz.fuzz.narration import narrate
+from iomemfuzz.fuzz.program import ProgramSyntaxError, read_program
+from iomemfuzz.fuzz.replay import check_program
+from iomemfuzz.model.profile import PROFILES, ProfileError, resolve
+
+EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
+
+
+def _profile_arg(value: str) -> str:
+    try:
+        resolve(value)
+    except ProfileError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    files = list(program_files(args.paths))
+    if not files:
+        print(f"iomemfuzz replay: no .prog files in {' '.join(args.paths)}", file=sys.stderr)
+        return EXIT_USAGE
+    status = EXIT_OK
+    passed = 0
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8")
+            program = read_program(str(path))
+            result = check_program(program, str(path), text, args.profile)
+        except (ProgramSyntaxError, ProfileError, OSError, KeyError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        if result.ok:
+            passed += 1
+            if args.verbose:
+                print(f"ok   {path} [{', '.join(result.profiles)}]")
+        else:
+            status = EXIT_FINDING
+            for m in result.mismatches:
+                print(f"FAIL {m}")
+    print(f"{passed} passed, {len(files) - passed} failed")
+    return status
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    try:
+        program = read_program(args.file)
+        text = narrate(program, args.profile)
+    except (ProgramSyntaxError, ProfileError, OSError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    sys.stdout.write(text)
+    return EXIT_OK
+
+
+def cmd_profiles(args: argparse.Namespace) -> int:
+    base = PROFILES["v6.1-deb"].settings()
+    for name, profile in PROFILES.items():
+        print(f"{name}: {profile.description}")
+        if args.verbose:
+            for key, value in profile.settings().items():
+                print(f"    {key} = {value}")
+        else:
+            diff = {k: v for k, v in profile.settings().items() if base[k] != v}
+            if diff:
+                print("    " + ", ".join(f"{k}={v}" for k, v in diff.items()))
+    return EXIT_OK
+
+
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from iomemfuzz.fuzz.job import JobConfig, run_job
+
+    return run_job(JobConfig(
+        engine=args.engine, profile=args.profile, max_time=args.max_time, jobs=args.jobs,
+        corpus=Path(args.corpus), workdir=Path(args.workdir), seed=args.seed,
+        max_len=args.max_len, mutator=args.mutator)).exit_code
+
+
+def cmd_minimize(args: argparse.Namespace) -> int:
+    from iomemfuzz.fuzz.minimize import NothingToMinimize, minimize_file
+
+    try:
+        result, text = minimize_file(args.file, args.output, args.profile)
+    except (ProgramSyntaxError, ProfileError, OSError, KeyError, NothingToMinimize) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.output is None:
+        sys.stdout.write(text)
+    print(f"{result.signature}: {result.original_length} -> {len(result.program.lines)} "
+          f"operations in {result.runs} runs", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_coverage(args: argparse.Namespace) -> int:
+    from iomemfuzz.fuzz.coverage_report import coverage_report
+
+    coverage_report(args.paths or ["corpus"], byte_dirs=args.bytes, profile=args.profile,
+                    html=args.html)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="iomemfuzz",
+        description="Fuzz Linux iomem/ioport resource and mapping operation sequences "
+                    "against an executable model of the kernel.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("replay", help="replay corpus files and check their expectations")
+    p.add_argument("paths", nargs="+", help="files or directories of .prog files")
+    p.add_argument("--profile", type=_profile_arg, default=None,
+                   help="run on this profile only (default: the file's own and its "
+                        "expect@ profiles)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("show", help="narrate one run step by step")
+    p.add_argument("file")
+    p.add_argument("--profile", type=_profile_arg, default=None)
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("profiles", help="list the named kernel profiles and their settings")
+    p.add_argument("-v", "--verbose", action="store_true", help="every setting")
+    p.set_defaults(func=cmd_profiles)
+
+    p = sub.add_parser("fuzz", help="fuzz the model; minimize and store every new finding")
+    p.add_argument("--engine", choices=("atheris", "hypothesis"), default=None,
+                   help="default: atheris where it imports, else hypothesis")
+    p.add_argument("--profile", type=_profile_arg, default="v6.1-deb")
+    p.add_argument("--max-time", type=float, default=60.0, help="seconds (default 60)")
+    p.add_argument("--jobs", type=int, default=1, help="parallel fuzzing processes")
+    p.add_argument("--corpus", default="corpus", help="text corpus (findings go here)")
+    p.add_argument("--workdir", default="work",
+                   help="libFuzzer byte corpus, queue and artefacts, kept between runs")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--max-len", type=int, default=512, help="libFuzzer -max_len")
+    p.add_argument("--mutator", choices=("structure", "bytes"), default="structure",
+                   help="atheris: structure-aware mutator (default) or bytes only")
+    p.set_defaults(func=cmd_fuzz)
+
+    p = sub.add_parser("minimize", help="shrink a Program that produces a finding")
+    p.add_argument("file")
+    p.add_argument("-o", "--output", default=None, help="write here (default: stdout)")
+    p.add_argument("--profile", type=_profile_arg, default=None)
+    p.set_defaults(func=cmd_minimize)
+
+    p = sub.add_parser("coverage", help="model/ line and branch coverage of a corpus")
+    p.add_argument("paths", nargs="*", help="files or directories (default: corpus/)")
+    p.add_argument("--bytes", action="append", default=[],
+                   help="also run a libFuzzer byte corpus directory (repeatable)")
+    p.add_argument("--profile", type=_profile_arg, default=None)
+    p.add_argument("--html", default=None, help="write an HTML report to this directory")
+    p.set_defaults(func=cmd_coverage)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""The executor: the only code that drives a Kernel.
+
+``run(program, profile)`` builds a fresh Kernel, runs each operation, records its Outcome
+and the events it caused, asks every oracle after every step and once at the end, and
+returns a Trace. ``Execution`` is the same thing one operation at a time, for the
+hypothesis state machine and ``iomemfuzz show``.
+
+Deterministic by construction: the model has no clock or randomness, and nothing here
+depends on object identity. ``tests/unit/test_executor.py`` runs programs twice and
+compares the traces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from iomemfuzz.fuzz.finding import Violation
+from iomemfuzz.fuzz.ops import Context, Op, Outcome
+from iomemfuzz.fuzz.oracles import ORACLES, Oracle
+from iomemfuzz.fuzz.program import Program
+from iomemfuzz.model.event import Event
+from iomemfuzz.model.kernel import Kernel
+from iomemfuzz.model.machine import MACHINES
+from iomemfuzz.model.profile import KernelProfile, resolve
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One operation, what it returned, what the kernel logged, what broke."""
+
+    index: int
+    op: Op | None  # None for the end-of-program step (pending tasks, final checks)
+    outcome: Outcome | None
+    events: tuple[Event, ...]
+    violations: tuple[Violation, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    profile: str
+    steps: tuple[Step, ...]
+    # Violations the profile accepts as by design (recorded, not findings).
+    accepted: tuple[Violation, ...] = ()
+
+    @property
+    def violations(self) -> tuple[Violation, ...]:
+        return tuple(v for s in self.steps for v in s.violations)
+
+    @property
+    def signatures(self) -> tuple[str, ...]:
+        """Distinct violation signatures, in order of first occurrence."""
+        seen: dict[str, None] = {}
+        for v in self.violations:
+            seen.setdefault(v.signature, None)
+        return tuple(seen)
+
+    @property
+    def first(self) -> Violation | None:
+        vs = self.violations
+        return vs[0] if vs else None
+
+
+def needs_boot(ops: tuple[Op, ...] | list[Op]) -> bool:
+    """A Program starts on a booted kernel unless it controls boot itself."""
+    return not any(type(o).CONTROLS_BOOT for o in ops)
+
+
+def make_kernel(profile: KernelProfile, program: Program | None,
+                ops: tuple[Op, ...] | list[Op] = ()) -> Kernel:
+    machine = None
+    if program is not None and program.header("machine"):
+        machine = MACHINES[program.header("machine")]
+    return Kernel(profile, machine, booted=needs_boot(ops))
+
+
+@dataclass
+class Execution:
+    """A run in progress: feed operations one at a time, then ``finish()``."""
+
+    profile: KernelProfile
+    kernel: Kernel
+    oracles: tuple[Oracle, ...] = ORACLES
+    steps: list[Step] = field(default_factory=list)
+    accepted: list[Violation] = field(default_factory=list)
+    ctx: Context = field(init=False)
+    _seen: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.ctx = Context(self.kernel)
+
+    @classmethod
+    def start(cls, profile: KernelProfile | str | None = None, program: Program | None = None,
+              *, oracles: tuple[Oracle, ...] = ORACLES, booted: bool = True) -> Execution:
+        prof = resolve(profile)
+        kernel = make_kernel(prof, program, program.ops if program else ())
+        if program is None and not booted:
+            kernel = Kernel(prof, None, booted=False)
+        return cls(prof, kernel, oracles)
+
+    def step(self, o: Op) -> Step:
+        kernel = self.kernel
+        mark = len(kernel.log)
+        ctx = self.ctx
+        ctx.line = len(self.steps)
+        ctx._bound = None
+        outcome = o.run(ctx)
+        if type(o).BINDS:
+            ctx.handles.append(ctx._bound)
+        step = Step(len(self.steps), o, outcome, kernel.log.since(mark))
+        step = self._check(step, final=False)
+        self.steps.append(step)
+        return step
+
+    def finish(self) -> Trace:
+        """Let pending kernel paths finish, run end-of-program checks, return the Trace."""
+        kernel = self.kernel
+        mark = len(kernel.log)
+        finish = getattr(kernel, "finish", None)
+        if finish is not None:
+            finish()
+        step = Step(len(self.steps), None, None, kernel.log.since(mark))
+        step = self._check(step, final=True)
+        self.steps.append(step)
+        return Trace(self.profile.name, tuple(self.steps), tuple(self.accepted))
+
+    def _check(self, step: Step, *, final: bool) -> Step:
+        found: list[Violation] = []
+        by_design = self.profile.by_design
+        for oracle in self.oracles:
+            for v in oracle.check(self.kernel, step, final):
+                # Each signature is reported once per run: a violation that persists
+                # (a leaked busy region) would otherwise repeat on every later step.
+                if v.signature in self._seen:
+                    continue
+                self._seen.add(v.signature)
+                if v.signature in by_design or v.catalog in by_design:
+                    self.accepted.append(v)
+                else:
+                    found.append(v)
+        if not found:
+            return step
+        return Step(step.index, step.op, step.outcome, step.events, tuple(found))
+
+
+def run(program: Program, profile: KernelProfile | str | None = None, *,
+        oracles: tuple[Oracle, ...] = ORACLES) -> Trace:
+    """Run ``program`` on a fresh kernel; ``profile`` defaults to the Program's header."""
+    prof = resolve(profile if profile is not None else program.profile)
+    ex = Execution(prof, make_kernel(prof, program, program.ops), oracles)
+    for o in program.ops:
+        ex.step(o)
+    return ex.finish()
+
+
+def run_ops(ops: tuple[Op, ...] | list[Op], profile: KernelProfile | str | None = None, *,
+            oracles: tuple[Oracle, ...] = ORACLES) -> Trace:
+    """Run bare operations (no header) — the fuzz targets' fast path."""
+    prof = resolve(profile)
+    ex = Execution(prof, Kernel(prof, None, booted=needs_boot(ops)), oracles)
+    for o in ops:
+        ex.step(o)
+    return ex.finish()

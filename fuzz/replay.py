@@ -1,0 +1,111 @@
+"""Replay a corpus file and check every expectation it states.
+
+Expectations come in two layers:
+
+* per line, ``# EBUSY`` etc.: the operation's outcome on the file's own profile;
+* per Program, ``# expect: clean`` / ``# expect: finding SIG`` for the file's profile and
+  ``# expect@PROFILE: ...`` for others, which is how one file says "reproduces on v6.1,
+  clean on next-2026".
+
+A file with no program-level expectation is expected to be clean on its profile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from iomemfuzz.fuzz.executor import Trace, run
+from iomemfuzz.fuzz.program import Program
+from iomemfuzz.model.profile import DEFAULT, resolve
+
+CLEAN = "clean"
+FINDING = "finding"
+
+
+@dataclass
+class Mismatch:
+    path: str
+    line: int  # 1-based line in the file, 0 for a program-level expectation
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class Result:
+    path: str
+    profiles: list[str] = field(default_factory=list)
+    mismatches: list[Mismatch] = field(default_factory=list)
+    traces: dict[str, Trace] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches
+
+
+def _op_line_numbers(text: str) -> list[int]:
+    """1-based file line of each operation line (non-blank, non-comment)."""
+    return [i for i, raw in enumerate(text.splitlines(), start=1)
+            if raw.strip() and not raw.strip().startswith("#")]
+
+
+def _check_program_level(path: str, profile: str, expects: tuple[str, ...], trace: Trace,
+                         out: list[Mismatch]) -> None:
+    sigs = trace.signatures
+    for expect in expects or (CLEAN,):
+        word, _, sig = expect.partition(" ")
+        sig = sig.strip()
+        if word == CLEAN:
+            if sigs:
+                first = trace.first
+                out.append(Mismatch(path, 0, f"[{profile}] expected clean, found {sigs[0]}: "
+                                             f"{first.message if first else ''}"))
+        elif word == FINDING and sig:
+            if sig not in sigs:
+                found = ", ".join(sigs) or "nothing"
+                out.append(Mismatch(path, 0, f"[{profile}] expected finding {sig}, "
+                                             f"found {found}"))
+        else:
+            out.append(Mismatch(path, 0, f"bad expectation {expect!r} (use 'clean' or "
+                                         "'finding ORACLE/KIND')"))
+    if expects and all(e.split(" ", 1)[0] == FINDING for e in expects):
+        expected = {e.partition(" ")[2].strip() for e in expects}
+        extra = [s for s in sigs if s not in expected]
+        if extra:
+            out.append(Mismatch(path, 0, f"[{profile}] unexpected finding {extra[0]}"))
+
+
+def check_program(program: Program, path: str, text: str,
+                  profile_override: str | None = None) -> Result:
+    """Run ``program`` on the profiles its header names (or only ``profile_override``)."""
+    result = Result(path)
+    main = program.profile or DEFAULT.name
+    expectations = program.expectations()
+    if profile_override is not None:
+        targets = [profile_override]
+    else:
+        targets = [main] + [p for p in expectations if p is not None and p != main]
+    lines = _op_line_numbers(text)
+    for name in targets:
+        profile = resolve(name)
+        trace = run(program, profile)
+        result.profiles.append(name)
+        result.traces[name] = trace
+        if name == main:
+            for i, line in enumerate(program.lines):
+                if line.expect is None:
+                    continue
+                got = trace.steps[i].outcome
+                if got is None or got.label != line.expect:
+                    lineno = lines[i] if i < len(lines) else 0
+                    result.mismatches.append(Mismatch(
+                        path, lineno, f"[{name}] expected {line.expect}, got "
+                                      f"{got.label if got else 'nothing'}"))
+            expects = expectations.get(None, ()) or expectations.get(name, ())
+        else:
+            # A profile the file says nothing about is expected to be clean.
+            expects = expectations.get(name, ())
+        _check_program_level(path, name, expects, trace, result.mismatches)
+    return result

@@ -1,0 +1,18 @@
+"""Documentation generated from tables stays in sync with the tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from iomemfuzz.fuzz.ops import describe_ops
+
+ROOT = Path(__file__).resolve().parents[2]
+BEGIN, END = "<!-- ops:begin -->\n", "<!-- ops:end -->"
+
+
+def test_corpus_readme_operation_list_matches_the_table():
+    text = (ROOT / "corpus" / "README.md").read_text()
+    assert BEGIN in text and END in text
+    listed = text.split(BEGIN, 1)[1].split(END, 1)[0]
+    assert listed == describe_ops(), (
+        "corpus/README.md is out of date: run `python tools/update_docs.py`")
