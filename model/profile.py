@@ -75,6 +75,10 @@ class KernelProfile:
     procfs_mmap_checks_exclusive: bool = True
     # Fault injection: iomem_init_inode fails at fs_initcall (B25).
     iomem_init_inode_fails: bool = False
+    # The revocation inode is made by iomem_init_inode() in kernel/resource.c (71a1d8ed900f,
+    # v5.12). False = v5.8-5.11: chr_dev_init() makes devmem_inode and, if that fails,
+    # skips creating /dev/mem (so B25 is a missing node there, not an oops).
+    iomem_inode_in_resource: bool = True
     # Never-released v3..v5 of the 2020 series: iomem_get_mapping() returns NULL when
     # IO_STRICT_DEVMEM=n and open(/dev/mem) oopses (B24). Test profile only.
     premerge_null_mapping_without_io_strict: bool = False
@@ -99,6 +103,9 @@ class KernelProfile:
     # Static-attribute visibility is decided at device_add, before FINAL fixups set
     # ROM_SHADOW (5.13..5.16; fixed by 66d28b21fe6b). B23.
     rom_visibility_at_device_add: bool = False
+    # resourceN_resize files exist (91fa127794ac "PCI: Expose PCIe Resizable BAR support
+    # via sysfs", merged for v6.1-rc1).
+    resize_attr: bool = True
 
     # --- design alternatives (spec B15) -------------------------------------------------
     claim_policy: str = CLAIM_REVOKE
@@ -146,7 +153,8 @@ _V61 = replace(
     proc_init_locked=False,
 )
 _V515 = replace(_V61, name="v5.15", description="v5.15: f_mapping looked up at open()",
-                iomem_is_exclusive_v516=False)
+                iomem_is_exclusive_v516=False, resize_attr=False,
+                rom_visibility_at_device_add=True)
 _V513 = replace(_V515, name="v5.13",
                 description="v5.13: config/rom/... static, resourceN first dynamic file",
                 mapping_at_open=False, legacy_mem_mapping_typo=True, walkers_nested=False,
@@ -156,7 +164,8 @@ _V512 = replace(_V513, name="v5.12",
                 dynamic_config_attrs=True, rom_visibility_at_device_add=False)
 _V58 = replace(_V512, name="v5.8", description="v5.8: /dev/mem revocation only",
                revoke_pci_mmaps=False, procfs_mmap_checks_exclusive=False,
-               legacy_mem_mapping_typo=False, mapping_at_open=False)
+               legacy_mem_mapping_typo=False, mapping_at_open=False,
+               iomem_inode_in_resource=False)
 _V57 = replace(_V58, name="v5.7", description="v5.7: no revocation at all",
                revoke_devmem=False)
 _NEXT = replace(_DEB, name="next-2026",
@@ -174,13 +183,17 @@ _ROWS: tuple[KernelProfile, ...] = (
     _DEB,
     _NEXT,
     # Config axes of the default kernel (spec §3.6).
+    # These configs opt out of revocation on purpose (spec B5: revoke_iomem's "*cringe*
+    # iomem=relaxed" comment; IO_STRICT_DEVMEM=n makes it a stub), so a mapping that
+    # survives a claim there is accepted, not a finding.
     replace(_DEB, name="v6.1-deb-relaxed", description="6.1-deb booted with iomem=relaxed",
-            iomem_cmdline=IOMEM_RELAXED),
+            iomem_cmdline=IOMEM_RELAXED, by_design=frozenset({"B5"})),
     replace(_DEB, name="v6.1-deb-no-io-strict",
-            description="6.1-deb with CONFIG_IO_STRICT_DEVMEM=n", io_strict_devmem=False),
+            description="6.1-deb with CONFIG_IO_STRICT_DEVMEM=n", io_strict_devmem=False,
+            by_design=frozenset({"B5"})),
     replace(_DEB, name="v6.1-deb-no-strict",
             description="6.1-deb with CONFIG_STRICT_DEVMEM=n (and so IO_STRICT=n)",
-            strict_devmem=False, io_strict_devmem=False),
+            strict_devmem=False, io_strict_devmem=False, by_design=frozenset({"B5"})),
     replace(_DEB, name="v6.1-deb-lockdown", description="6.1-deb under lockdown=integrity",
             lockdown=LOCKDOWN_INTEGRITY),
     # The design alternative from the thread: fail the claim instead of revoking.
