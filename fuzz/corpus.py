@@ -18,6 +18,8 @@ from iomemfuzz.fuzz.finding import Finding
 from iomemfuzz.fuzz.program import format_program, parse_program
 
 SUFFIX = ".prog"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -27,6 +29,8 @@ def write_atomic(path: Path | str, data: str | bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp creates 0600; corpus files are ordinary shared data files.
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode("utf-8") if isinstance(data, str) else data)
             f.flush()

@@ -80,6 +80,9 @@ class Execution:
     profile: KernelProfile
     kernel: Kernel
     oracles: tuple[Oracle, ...] = ORACLES
+    # Check whole-state invariants after every step (True) or only at the end (False,
+    # the fuzz targets' fast mode; see fuzz/oracles/__init__.py).
+    thorough: bool = True
     steps: list[Step] = field(default_factory=list)
     accepted: list[Violation] = field(default_factory=list)
     ctx: Context = field(init=False)
@@ -90,12 +93,13 @@ class Execution:
 
     @classmethod
     def start(cls, profile: KernelProfile | str | None = None, program: Program | None = None,
-              *, oracles: tuple[Oracle, ...] = ORACLES, booted: bool = True) -> Execution:
+              *, oracles: tuple[Oracle, ...] = ORACLES, booted: bool = True,
+              thorough: bool = True) -> Execution:
         prof = resolve(profile)
         kernel = make_kernel(prof, program, program.ops if program else ())
         if program is None and not booted:
             kernel = Kernel(prof, None, booted=False)
-        return cls(prof, kernel, oracles)
+        return cls(prof, kernel, oracles, thorough)
 
     def step(self, o: Op) -> Step:
         kernel = self.kernel
@@ -126,8 +130,13 @@ class Execution:
     def _check(self, step: Step, *, final: bool) -> Step:
         found: list[Violation] = []
         by_design = self.profile.by_design
+        state = final or self.thorough
+        kernel = self.kernel
         for oracle in self.oracles:
-            for v in oracle.check(self.kernel, step, final):
+            violations = list(oracle.check_step(kernel, step))
+            if state:
+                violations.extend(oracle.check_state(kernel))
+            for v in violations:
                 # Each signature is reported once per run: a violation that persists
                 # (a leaked busy region) would otherwise repeat on every later step.
                 if v.signature in self._seen:
@@ -143,20 +152,21 @@ class Execution:
 
 
 def run(program: Program, profile: KernelProfile | str | None = None, *,
-        oracles: tuple[Oracle, ...] = ORACLES) -> Trace:
+        oracles: tuple[Oracle, ...] = ORACLES, thorough: bool = True) -> Trace:
     """Run ``program`` on a fresh kernel; ``profile`` defaults to the Program's header."""
     prof = resolve(profile if profile is not None else program.profile)
-    ex = Execution(prof, make_kernel(prof, program, program.ops), oracles)
+    ex = Execution(prof, make_kernel(prof, program, program.ops), oracles, thorough)
     for o in program.ops:
         ex.step(o)
     return ex.finish()
 
 
 def run_ops(ops: tuple[Op, ...] | list[Op], profile: KernelProfile | str | None = None, *,
-            oracles: tuple[Oracle, ...] = ORACLES) -> Trace:
-    """Run bare operations (no header) — the fuzz targets' fast path."""
+            oracles: tuple[Oracle, ...] = ORACLES, thorough: bool = False) -> Trace:
+    """Run bare operations (no header) — the fuzz targets' fast path: whole-state
+    invariants are checked at the end only unless ``thorough``."""
     prof = resolve(profile)
-    ex = Execution(prof, Kernel(prof, None, booted=needs_boot(ops)), oracles)
+    ex = Execution(prof, Kernel(prof, None, booted=needs_boot(ops)), oracles, thorough)
     for o in ops:
         ex.step(o)
     return ex.finish()

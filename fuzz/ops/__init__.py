@@ -166,7 +166,7 @@ REGISTRY: dict[str, type[Op]] = {}
 
 # Families are modules of this package, imported in this order; the order fixes the
 # decoder's numbering of operations, so append new families at the end.
-FAMILIES: tuple[str, ...] = ("tree", "mapping")
+FAMILIES: tuple[str, ...] = ("tree", "mapping", "sched", "pci")
 
 
 def op(name: str, *, binds: bool = False, family: str = "", schedule: bool = False,

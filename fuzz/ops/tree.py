@@ -242,8 +242,7 @@ class ReleaseMemRegionAdjustable(Op):
     size: int = arg(Kind.SIZE, 1)
 
     def run(self, ctx: Context) -> Outcome:
-        ctx.kernel.resources.release_mem_region_adjustable(self.start, self.size)
-        ctx.kernel.tree_changed(PROGRAM)
+        ctx.kernel.release_mem_region_adjustable(self.start, self.size, PROGRAM)
         return OK
 
 

@@ -1,9 +1,18 @@
 """Oracles: the properties users rely on, checked after every step and at the end.
 
-An oracle is a module with a ``NAME``, a docstring whose first sentence states the
-property, and ``check(kernel, step, final) -> iterable of Violation``. Oracles only read
-the kernel; they never change it. ``ORACLES`` is the one registry: the executor, the
-fuzz targets and the state machine all check exactly this list.
+An oracle is a module with a ``NAME``, a ``FAMILY``, a docstring whose first sentence
+states the property, and two checks, each returning an iterable of Violation:
+
+* ``check_step(kernel, step)``: what this one step did (its outcome and events). Cheap;
+  run after every step always.
+* ``check_state(kernel)``: whole-state invariants (tree shape, ledger vs tree, sysfs
+  contents). Run after every step in *thorough* mode (replay, show, tests, minimization
+  results) and at the end of every run; fuzz targets run it at the end only, because a
+  full walk per step would cost more than the step itself, and a state violation persists
+  to the end in practice (a broken tree or a leaked claim is not repaired by later steps).
+
+Oracles only read the kernel; they never change it. ``ORACLES`` is the one registry: the
+executor, the fuzz targets and the state machine all check exactly this list.
 """
 
 from __future__ import annotations
@@ -22,7 +31,9 @@ class Oracle(Protocol):
     NAME: str
     FAMILY: str
 
-    def check(self, kernel: Kernel, step: Step, final: bool) -> Iterable[Violation]: ...
+    def check_step(self, kernel: Kernel, step: Step) -> Iterable[Violation]: ...
+
+    def check_state(self, kernel: Kernel) -> Iterable[Violation]: ...
 
 
 # Module names under this package, in checking order (it decides which violation of a
@@ -31,6 +42,8 @@ MODULES: tuple[str, ...] = (
     "kernel_sanity",
     "busy_consistency",
     "mapping_survival",
+    "resource_file",
+    "duplicate_attributes",
 )
 
 

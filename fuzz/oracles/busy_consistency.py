@@ -7,7 +7,8 @@ holds it until it releases it, and a release gives back exactly what was claimed
 kernel keeps no owner record (``__release_region`` matches by range only), so the model's
 claim ledger supplies what callers believe, and this oracle compares the two:
 
-* ``malformed-tree`` (or the checker's own problem kind): an invariant of §1.5 broke;
+* ``i1-nesting``, ``i2-overlap``, ``i3-empty``, ...: an invariant of §1.5 broke (the
+  checker's problem kind; ``i3-empty`` is adjust_resource's by-design empty node, B29a);
 * ``release-without-claim``: a release matched no busy region ("Trying to free
   nonexistent resource"), e.g. a wrong size (B16);
 * ``busy-without-claim``: a busy region nobody believes in any more (it leaked);
@@ -21,7 +22,7 @@ from collections.abc import Iterator
 
 from iomemfuzz.fuzz.finding import Violation
 from iomemfuzz.model.event import RELEASE_NONEXISTENT
-from iomemfuzz.model.resource import IORESOURCE_BUSY, preorder, tree_problems
+from iomemfuzz.model.resource import IORESOURCE_BUSY, preorder, problem_kind, tree_problems
 
 NAME = "busy-consistency"
 FAMILY = "busy-resource consistency"
@@ -29,20 +30,22 @@ _NORMAL = re.compile(r"[^a-z0-9]+")
 
 
 def _problem_kind(problem: object) -> str:
-    kind = getattr(problem, "kind", None)
-    if not kind:
-        return "malformed-tree"
-    return _NORMAL.sub("-", str(kind).lower()).strip("-") or "malformed-tree"
+    """``I2_OVERLAP: ...`` -> ``i2-overlap``."""
+    kind = problem_kind(str(problem))
+    return _NORMAL.sub("-", kind.lower()).strip("-") or "malformed-tree"
 
 
-def check(kernel, step, final: bool) -> Iterator[Violation]:
+def check_step(kernel, step) -> Iterator[Violation]:
+    for e in step.events:
+        if e.kind == RELEASE_NONEXISTENT:
+            yield Violation(NAME, "release-without-claim", e.text, "B16")
+
+
+def check_state(kernel) -> Iterator[Violation]:
     resources = kernel.resources
     for root in (resources.iomem_resource, resources.ioport_resource):
         for problem in tree_problems(root):
             yield Violation(NAME, _problem_kind(problem), str(problem))
-    for e in step.events:
-        if e.kind == RELEASE_NONEXISTENT:
-            yield Violation(NAME, "release-without-claim", e.text, "B16")
     believed = kernel.believed_busy()
     baseline = kernel.baseline_busy
     for root in (resources.iomem_resource, resources.ioport_resource):

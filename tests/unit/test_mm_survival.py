@@ -1,0 +1,247 @@
+"""fuzz/ops/mapping.py + fuzz/oracles/mapping_survival.py: every violation kind comes out
+of a small Program on the profile where the promise breaks, and not where it holds."""
+
+from __future__ import annotations
+
+import pytest
+from iomemfuzz.fuzz.executor import run
+from iomemfuzz.fuzz.program import parse_program
+
+DEV = '"0000:00:03.0"'
+HOTADD = f'r0 = hotadd(dev={DEV}, bars="mem:0x1000")\n'
+MMIO = "0xfe000000"  # idle, inside the q35 32-bit PCI window
+
+
+def _run(text: str, profile: str):
+    return run(parse_program(text), profile)
+
+
+def _signatures(text: str, profile: str) -> tuple[str, ...]:
+    return _run(text, profile).signatures
+
+
+def _labels(text: str, profile: str) -> list[str]:
+    return [s.outcome.label for s in _run(text, profile).steps if s.outcome is not None]
+
+
+DEVMEM_CLAIM = f"""
+r0 = open_devmem()
+r1 = mmap(file=r0, offset={MMIO})
+r2 = request_mem_region(start={MMIO}, n=0x100)
+touch(vma=r1, offset=0x10)
+"""
+
+# (name, program, profile, expected signature or None for clean)
+CASES = [
+    ("revoked", DEVMEM_CLAIM, "v6.1-deb", None),
+    ("relaxed", DEVMEM_CLAIM, "v6.1-deb:iomem_cmdline=relaxed",
+     "mapping-survival/unrevoked-claim"),
+    ("relaxed-by-design", DEVMEM_CLAIM, "v6.1-deb-relaxed", None),
+    ("no-io-strict", DEVMEM_CLAIM, "v6.1-deb:io_strict_devmem=n",
+     "mapping-survival/unrevoked-claim"),
+    ("v5.7", DEVMEM_CLAIM, "v5.7", "mapping-survival/no-revocation"),
+    ("b25", DEVMEM_CLAIM, "test-iomem-inode-fails", "kernel-sanity/null-deref"),
+    ("rounding", f"""
+r0 = open_devmem()
+r1 = mmap(file=r0, offset={MMIO}, length=0x3000)
+r2 = request_mem_region(start=0xfe001800, n=0x1000)
+touch(vma=r1, offset=0x2010)
+""", "v6.1-deb", "mapping-survival/revoke-rounding"),
+    ("race", f"""
+r0 = open_devmem()
+r1 = spawn_mmap(file=r0, offset={MMIO})
+step(task=r1)
+r2 = request_mem_region(start={MMIO}, n=0x1000)
+step(task=r1)
+touch(vma=r1, offset=0x10)
+""", "v6.1-deb", "mapping-survival/revoke-race"),
+    ("race-not-interleaved", f"""
+r0 = open_devmem()
+r1 = spawn_mmap(file=r0, offset={MMIO})
+step(task=r1, n=2)
+r2 = request_mem_region(start={MMIO}, n=0x1000)
+touch(vma=r1, offset=0x10)
+""", "v6.1-deb", None),
+    ("b14", f"""
+r0 = open_devmem()
+r1 = mmap(file=r0, offset={MMIO})
+r2 = insert_resource(start={MMIO}, end=0xfe000fff, flags=MEM|BUSY)
+touch(vma=r1, offset=0x10)
+""", "v6.1-deb", "mapping-survival/claim-without-revoke"),
+    ("low-mib", """
+r0 = open_devmem()
+r1 = mmap(file=r0, offset=0xa0000, length=0x20000)
+r2 = request_mem_region(start=0xa0000, n=0x20000)
+touch(vma=r1, offset=0x10000)
+""", "v6.1-deb", "mapping-survival/unrevoked-claim"),
+    ("read-after-claim", """
+r0 = open_devmem()
+r1 = request_mem_region(start=0xa0000, n=0x1000)
+read(file=r0, offset=0xa0000)
+""", "v6.1-deb", "mapping-survival/read-after-claim"),
+    ("collateral", f"""
+r0 = open_devmem()
+r1 = mmap(file=r0, offset={MMIO})
+r2 = request_mem_region(start=0xfe000800, n=0x100)
+""", "v6.1-deb-byte-exact", "mapping-survival/collateral-revocation"),
+    ("collateral-page-ok", f"""
+r0 = open_devmem()
+r1 = mmap(file=r0, offset={MMIO})
+r2 = request_mem_region(start=0xfe000800, n=0x100)
+""", "v6.1-deb", None),
+    ("low-ram-mapped", """
+r0 = open_devmem()
+r1 = mmap(file=r0, offset=0x1000)
+touch(vma=r1)
+""", "v6.1-deb", "mapping-survival/devmem-low-ram-mapped"),
+    ("sysfs-revoked", HOTADD + f"""
+r1 = open_resource(dev={DEV})
+r2 = mmap(file=r1)
+r3 = bind(dev={DEV})
+touch(vma=r2)
+""", "v6.1-deb", None),
+    ("b10-sysfs", HOTADD + f"""
+r1 = open_resource(dev={DEV})
+r2 = mmap(file=r1)
+r3 = bind(dev={DEV})
+touch(vma=r2)
+""", "v5.8", "mapping-survival/mapping-outside-iomem"),
+    ("b10-procfs", HOTADD + f"""
+r1 = open_procfs(dev={DEV})
+procfs_ioctl(file=r1)
+r2 = bind(dev={DEV})
+r3 = mmap(file=r1, offset=0x80000000)
+touch(vma=r3)
+""", "v5.8", "mapping-survival/mapped-after-claim"),
+    ("removed-device", HOTADD + f"""
+r1 = open_resource(dev={DEV})
+r2 = mmap(file=r1)
+r3 = hotremove(dev={DEV})
+touch(vma=r2)
+""", "v6.1-deb", "mapping-survival/reaches-unbacked"),
+    ("b11b", HOTADD + f"""
+r1 = open_resource(dev={DEV})
+lseek(file=r1, whence=end)
+""", "v6.1-deb", "resource-file/seek-end-not-size"),
+    ("b11b-fixed", HOTADD + f"""
+r1 = open_resource(dev={DEV})
+lseek(file=r1, whence=end)
+""", "next-2026", None),
+    ("b13", HOTADD + f"""
+r1 = open_resource(dev={DEV})
+r2 = mmap(file=r1)
+r3 = bind(dev={DEV}, claims=no)
+touch(vma=r2)
+""", "v6.1-deb", "mapping-survival/unclaimed-driver-bar"),
+    ("b11a", """
+r0 = open_legacy()
+r1 = mmap(file=r0)
+r2 = request_mem_region(start=0x100000000000)
+touch(vma=r1)
+""", "v5.13:have_pci_legacy=y", "mapping-survival/mapping-outside-iomem"),
+    ("b11a-fixed", """
+r0 = open_legacy()
+r1 = mmap(file=r0)
+r2 = request_mem_region(start=0x100000000000)
+touch(vma=r1)
+""", "v5.15:have_pci_legacy=y", None),
+    ("b18", """
+r0 = insert_resource(start=0x200000000, end=0x20fffffff)
+r1 = __request_region(start=0x200000000, n=0x10000000, flags=SYSRAM)
+r2 = open_devmem()
+r3 = mmap(file=r2, offset=0x200000000)
+touch(vma=r3)
+""", "v6.1:io_strict_devmem=n,by_design=B5", "mapping-survival/devmem-reaches-ram"),
+    ("b18-fixed", """
+r0 = insert_resource(start=0x200000000, end=0x20fffffff)
+r1 = __request_region(start=0x200000000, n=0x10000000, flags=SYSRAM)
+r2 = open_devmem()
+r3 = mmap(file=r2, offset=0x200000000)
+touch(vma=r3)
+""", "v6.1-deb:io_strict_devmem=n,by_design=B5", None),
+    ("removed-device-pre512", HOTADD + f"""
+r1 = open_resource(dev={DEV})
+r2 = mmap(file=r1)
+r3 = hotremove(dev={DEV})
+touch(vma=r2)
+""", "v5.8", None),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "profile", "expected"), CASES,
+                         ids=[c[0] for c in CASES])
+def test_violation_kinds(name, text, profile, expected):
+    sigs = _signatures(text, profile)
+    if expected is None:
+        assert sigs == ()
+    else:
+        assert expected in sigs
+
+
+def test_violation_names_the_catalog_entry():
+    trace = _run(DEVMEM_CLAIM, "v6.1-deb:iomem_cmdline=relaxed")
+    assert trace.first.catalog == "B5"
+    assert "claimed by drv" in trace.first.message
+    accepted = _run(DEVMEM_CLAIM, "v6.1-deb-relaxed").accepted
+    assert [v.catalog for v in accepted] == ["B5"]
+
+
+def test_small_bar_reaches_neighbour():
+    text = f"""
+r0 = hotadd(dev={DEV}, bars="mem:0x100")
+r1 = hotadd(dev="0000:00:04.0", bars="mem:0x100")
+r2 = open_resource(dev={DEV})
+r3 = mmap(file=r2)
+touch(vma=r3, offset=0x0)
+touch(vma=r3, offset=0x100)
+"""
+    trace = _run(text, "v6.1-deb")
+    touched = [s.outcome.label for s in trace.steps[4:6]]
+    assert touched[0].startswith("= 0000:00:03.0/bar0")
+    assert "mapping-survival/reaches-other-device" in trace.signatures or \
+        "mapping-survival/reaches-unbacked" in trace.signatures
+
+
+def test_outcomes_of_mapping_lines():
+    text = f"""
+r0 = process(caps=no_rawio)
+r1 = open_devmem(proc=r0)
+r2 = open_devmem()
+r3 = mmap(file=r2, offset=0x1001)
+r4 = mmap(file=r2, offset={MMIO}, length=0x0)
+r5 = mmap(file=r2, offset=0x200000)
+r6 = mmap(file=r2, offset={MMIO}, flags=private)
+touch(vma=r6, access=write)
+touch(vma=r6)
+ptrace_access(vma=r6, access=write)
+read(file=r2, offset=0x200000)
+lseek(file=r2, whence=end)
+close(file=r2)
+touch(vma=r6)
+exit()
+touch(vma=r6)
+"""
+    assert _labels(text, "v6.1-deb") == [
+        "ok", "EPERM", "ok", "EINVAL", "EINVAL", "EPERM", "ok", "= anon", "= anon",
+        "= anon", "EPERM", "EINVAL", "ok", "= anon", "ok", "SIGSEGV"]
+
+
+def test_qemu_observed_sequence():
+    """6.1 in QEMU: a sysfs mapping made before the driver loads gets SIGBUS after the
+    claim and stays dead after unbind, while a fresh mmap works again."""
+    text = HOTADD + f"""
+r1 = open_resource(dev={DEV})
+r2 = mmap(file=r1)
+r3 = bind(dev={DEV}, driver="e1000")
+touch(vma=r2)
+r4 = mmap(file=r1)
+r5 = open_devmem()
+r6 = mmap(file=r5, offset=0x80000000)
+r7 = unbind(dev={DEV})
+touch(vma=r2)
+r8 = mmap(file=r1)
+touch(vma=r8)
+"""
+    assert _labels(text, "v6.1-deb") == [
+        "ok", "ok", "ok", "ok", "SIGBUS", "EINVAL", "ok", "EPERM", "ok", "SIGBUS", "ok",
+        "= 0000:00:03.0/bar0+0x0"]
