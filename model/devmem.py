@@ -47,6 +47,7 @@ from iomemfuzz.model.resource import (
     REGION_MIXED,
     Resource,
     ResourceTree,
+    descendants,
     preorder,
 )
 
@@ -462,7 +463,7 @@ def memory_resolver(resources: ResourceTree) -> Resolver:
     device decodes it."""
     firmware = [
         (node.start, node.end, node.name or "")
-        for node, _depth in preorder(resources.iomem_resource)
+        for node in descendants(resources.iomem_resource)
         if node.parent is not None
         and (node.flags & IORESOURCE_SYSTEM_RAM) != IORESOURCE_SYSTEM_RAM
         and not node.flags & IORESOURCE_WINDOW

@@ -28,6 +28,7 @@ from iomemfuzz.model.resource import (
     WOULD_BLOCK,
     Resource,
     ResourceTree,
+    descendants,
     preorder,
 )
 from iomemfuzz.model.sched import Scheduler, Task
@@ -99,7 +100,7 @@ class Kernel:
         self.baseline_busy = {
             id(node): node
             for root in (self.resources.iomem_resource, self.resources.ioport_resource)
-            for node, _depth in preorder(root)
+            for node in descendants(root)
             if node.flags & IORESOURCE_BUSY
         }
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from .event import Log
+from .pci import PciDeviceSpec, bar_specs
 from .profile import DEFAULT, KernelProfile
 from .resource import (
     IORES_DESC_ACPI_NV_STORAGE,
@@ -308,6 +309,8 @@ class Machine:
     iomem: str
     ioports: str
     pci_devices: tuple = ()
+    # boot_cpu_data.x86_phys_bits: QEMU's default for its emulated CPUs.
+    phys_bits: int = 40
 
     def iomem_shape(self) -> Shape:
         """The parsed iomem tree (cached per text)."""
@@ -430,8 +433,27 @@ _MINIMAL_IOPORTS = """\
 0d00-ffff : PCI Bus 0000:00
 """
 
+# The functions of that guest as `lspci -v` shows them, with the addresses OVMF assigned
+# (so /proc/iomem after boot matches the real guest): std VGA (bochs-drm), virtio-net,
+# the ICH9 AHCI controller and SMBus. Every driver requests its regions.
+_QEMU_Q35_PCI = (
+    PciDeviceSpec("0000:00:01.0", bar_specs({0: "mem:0x1000000:pref@0xc0000000",
+                                             2: "mem:0x1000@0xc1040000"}),
+                  rom=0x10000, vga=True, driver="bochs-drm"),
+    PciDeviceSpec("0000:00:02.0", bar_specs({1: "mem:0x1000@0xc1041000",
+                                             4: "mem:0x4000:pref:64@0x380000000000"}),
+                  rom=0x40000, driver="virtio-pci"),
+    PciDeviceSpec("0000:00:1f.2", bar_specs({4: "io:0x20@0x6040",
+                                             5: "mem:0x1000@0xc1042000"}),
+                  driver="ahci"),
+    PciDeviceSpec("0000:00:1f.3", bar_specs({4: "io:0x40@0x6000"}), driver="i801_smbus"),
+)
+
 _ROWS: tuple[Machine, ...] = (
     Machine("qemu-q35", "QEMU/KVM q35 + OVMF guest, 4 GiB, Debian 6.1 kernel",
+            _QEMU_Q35_IOMEM, _QEMU_Q35_IOPORTS, _QEMU_Q35_PCI),
+    # The same guest with an empty PCI bus: Programs that hot-add their own devices.
+    Machine("qemu-q35-bare", "the qemu-q35 guest with no PCI functions present",
             _QEMU_Q35_IOMEM, _QEMU_Q35_IOPORTS),
     Machine("minimal", "smallest realistic x86 layout (RAM, VGA hole, one PCI window)",
             _MINIMAL_IOMEM, _MINIMAL_IOPORTS),

@@ -38,7 +38,7 @@ from iomemfuzz.model.resource import (
     IORESOURCE_WINDOW,
     Resource,
     ResourceTree,
-    preorder,
+    descendants,
 )
 from iomemfuzz.model.sched import Mutex, Path, Point, Scheduler, mutex_lock, mutex_unlock
 from iomemfuzz.model.sysfs import KernfsNode, Sysfs
@@ -583,7 +583,7 @@ class Pci:
         order); without any, the whole root (as x86 does without _CRS)."""
         root = self.resources.ioport_resource if io else self.resources.iomem_resource
         name = f"PCI Bus {bus.name}"
-        found = [n for n, _depth in preorder(root) if n.name == name and n is not root]
+        found = [n for n in descendants(root) if n.name == name]
         if not found and bus.host == HOST_ASYNC:
             return []  # a DT host decodes only its own ranges
         return sorted(found, key=lambda r: r.start) or [root]
@@ -1025,7 +1025,7 @@ class Pci:
         window for the bus gets the lowest free, naturally aligned 256 MiB above 4 GiB;
         its I/O space is not modelled (I/O BARs there stay unassigned)."""
         name = f"PCI Bus {bus.name}"
-        if any(n.name == name for n, _d in preorder(self.resources.iomem_resource)):
+        if any(n.name == name for n in descendants(self.resources.iomem_resource)):
             return
         win = Resource(0, 0, name, IORESOURCE_MEM | IORESOURCE_WINDOW, 0)
         self.resources.allocate_resource(self.resources.iomem_resource, win,

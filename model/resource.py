@@ -52,7 +52,7 @@ __all__ = [  # noqa: RUF022 - grouped as the spec lists them, not alphabetically
     "resource_size", "resource_type", "resource_ext_type", "resource_contains",
     "resource_overlaps", "resource_intersection", "resource_union", "resource_set_size",
     "resource_set_range", "resource_alignment", "format_resource",
-    "TreeProblem", "tree_problems", "problem_kind", "preorder",
+    "TreeProblem", "tree_problems", "problem_kind", "preorder", "descendants",
 ]
 
 # --- Architecture (x86-64) -------------------------------------------------------------
@@ -1462,7 +1462,17 @@ class ResourceTree:
                             covered = True
                             break
                         o_start = max(o_start, (dp.end + 1) & U64_MAX)
-                    dp = _next_resource(dp, False)
+                    # next_resource(dp), inlined: this walk visits the rest of the tree.
+                    if dp.child is not None:
+                        dp = dp.child
+                        continue
+                    for _ in _WALK:
+                        if dp.sibling is not None or dp.parent is None:
+                            break
+                        dp = dp.parent
+                    else:
+                        raise _Hang
+                    dp = dp.sibling
                 else:
                     raise _Hang
                 if not covered:
@@ -1721,8 +1731,8 @@ def tree_problems(root: Resource) -> list[TreeProblem]:
     oracle may accept, while an inverted one is not. I2 compares well-formed siblings only
     (each with the previous well-formed one); malformed ones are reported under I3. The walk
     follows child/sibling pointers, visits every node once, and stops a list at a node
-    already seen (I4_SHARED), so it ends on any pointer structure. Nodes are listed in
-    pre-order of discovery."""
+    already seen (I4_SHARED), so it ends on any pointer structure. Order: each child list
+    in list order, the lists depth first."""
     problems: list[TreeProblem] = []
 
     def report(kind: str, text: str) -> None:
@@ -1781,3 +1791,30 @@ def preorder(root: Resource) -> Iterator[tuple[Resource, int]]:
         yield node, depth
         stack.append((node.sibling, depth))
         stack.append((node.child, depth + 1))
+
+
+def descendants(root: Resource) -> list[Resource]:
+    """Every descendant of ``root`` in pre-order, as a list: the same nodes and order as
+    :func:`preorder` without depths, several times faster (no generator frames).
+
+    Like preorder it never visits a node twice, so it ends on any pointer structure,
+    including the broken ones a fuzzed Program can build through a stale struct."""
+    out: list[Resource] = []
+    append = out.append
+    seen = {id(root)}
+    add = seen.add
+    stack = [root.child]
+    pop = stack.pop
+    push = stack.append
+    while stack:
+        node = pop()
+        while node is not None:
+            key = id(node)
+            if key in seen:
+                break
+            add(key)
+            append(node)
+            if node.sibling is not None:
+                push(node.sibling)
+            node = node.child
+    return out
