@@ -468,7 +468,7 @@ def test_adjust_checks_parent_bounds_and_both_siblings():
 def test_adjust_detached_node_skips_parent_checks():
     tree = ResourceTree()
     lone = mem(0x1000, 0x1FFF, "lone")
-    assert tree.adjust_resource(lone, 0, U64_MAX) == 0  # size wraps... end = U64_MAX - 1
+    assert tree.adjust_resource(lone, 0, U64_MAX) == 0  # no parent: only children checked
     assert (lone.start, lone.end) == (0, U64_MAX - 1)
 
 
@@ -872,3 +872,46 @@ def test_cyclic_list_is_a_hang_not_an_endless_loop():
     assert kinds(tree) == [event.HANG]
     assert tree.region_intersects(0x2000, 0x100, IORESOURCE_SYSTEM_RAM, 0) == 1
     assert kinds(tree) == [event.HANG, event.HANG]
+
+
+# --- [D] findings the model reproduces ---------------------------------------------------------
+
+
+def test_inverted_node_lets_a_busy_request_overlap_a_busy_sibling():
+    # adjust_resource does not check start + size - 1 for overflow: B becomes [0x7000,
+    # 0x3fff] between A and N, and the sorted-list walk then links a request for
+    # [0x6800, 0x68ff] before B, overlapping the busy N.
+    tree = ResourceTree()
+    root = tree.iomem_resource
+    tree.request_mem_region(0x1000, 0x1000, "A")
+    b = tree.request_mem_region(0x3000, 0x1000, "B")
+    n = tree.request_mem_region(0x6000, 0x1000, "N")
+    assert tree.adjust_resource(b, 0x7000, (0x3FFF - 0x7000 + 1) & U64_MAX) == 0
+    assert (b.start, b.end) == (0x7000, 0x3FFF)
+    x = tree.request_mem_region(0x6800, 0x100, "X")
+    assert x is not None and x.sibling is b and b.sibling is n
+    assert sorted(p.kind for p in tree_problems(root)) == ["I2-overlap", "I3-inverted"]
+
+
+def test_muxed_request_overrunning_a_muxed_container_waits_forever():
+    # conflict == the container itself, and it carries MUXED: the kernel sleeps, and no
+    # release can ever make the range fit.
+    tree = ResourceTree()
+    w = Resource(0x20, 0x2F, "w", IORESOURCE_IO | IORESOURCE_MUXED)
+    tree.request_resource(tree.ioport_resource, w)
+    claim = RegionClaim()
+    for _ in range(3):
+        assert tree._request_region(tree.ioport_resource, 0x2E, 4, "m", IORESOURCE_MUXED,
+                                    claim) is WOULD_BLOCK
+    assert claim.cur is w
+
+
+def test_release_mem_region_adjustable_with_wrapping_end_splits_into_overlap():
+    tree = ResourceTree()
+    root = tree.iomem_resource
+    tree.reserve_region_with_split(root, 0, 0xFF, "RAM buffer")
+    start = U64_MAX - 0xFFB  # end = start + 0xffe wraps to 2
+    tree.release_mem_region_adjustable(start, 0xFFF)
+    (node, split) = root.children()
+    assert (node.start, node.end, split.start, split.end) == (0, start - 1, 3, 0xFF)
+    assert [p.kind for p in tree_problems(root)] == ["I2-overlap"]
