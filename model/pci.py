@@ -810,14 +810,15 @@ class Pci:
     def register_builtin_drivers(self) -> Path:
         """Models the built-in PCI drivers' `module_init()` (device_initcall), v6.1, in
         name order: every driver some machine device names."""
-        names = sorted({s.spec.driver for s in self.slots.values()
-                        if s.spec is not None and s.spec.driver})
-        for name in names:
+        # The driver list is fixed when the initcall starts (the drivers are built in);
+        # a device hot-removed while an earlier driver probes must not make a later
+        # driver vanish, so read each driver's behaviour up front.
+        drivers = {s.spec.driver: s.spec.claims for s in self.slots.values()
+                   if s.spec is not None and s.spec.driver}
+        for name in sorted(drivers):
             if name in self.state.drivers:
                 continue
-            claims = next(s.spec.claims for s in self.slots.values()
-                          if s.spec is not None and s.spec.driver == name)
-            yield from self.driver_register(PciDriver(name, claims))
+            yield from self.driver_register(PciDriver(name, drivers[name]))
         return 0
 
     def bind(self, dev: PciDev, drv: PciDriver) -> Path:
