@@ -84,6 +84,12 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
 
     from iomemfuzz.fuzz.job import JobConfig, run_job
 
+    if args.merge:
+        from iomemfuzz.fuzz.artefacts import merge_work_corpus
+
+        merged = merge_work_corpus(Path(args.workdir), args.profile, args.max_len)
+        print(merged)
+        return merged.exit_code
     return run_job(JobConfig(
         engine=args.engine, profile=args.profile, max_time=args.max_time, jobs=args.jobs,
         corpus=Path(args.corpus), workdir=Path(args.workdir), seed=args.seed,
@@ -110,6 +116,40 @@ def cmd_coverage(args: argparse.Namespace) -> int:
 
     coverage_report(args.paths or ["corpus"], byte_dirs=args.bytes, profile=args.profile,
                     html=args.html)
+    return EXIT_OK
+
+
+def cmd_import_crash(args: argparse.Namespace) -> int:
+    from iomemfuzz.fuzz.artefacts import describe, import_crashes
+
+    try:
+        results = import_crashes(args.files, args.corpus, args.profile)
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not results:
+        print(f"iomemfuzz import-crash: no crash files in {' '.join(args.files)}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    for r in results:
+        print(describe(r), file=sys.stdout if r.ok else sys.stderr)
+    return EXIT_OK if all(r.ok for r in results) else EXIT_FINDING
+
+
+def cmd_export_seeds(args: argparse.Namespace) -> int:
+    from iomemfuzz.fuzz.artefacts import export_seeds
+
+    try:
+        report = export_seeds(args.dir, args.corpus, args.profile, args.known)
+    except (ProgramSyntaxError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    for path, why in report.skipped:
+        print(f"skipped {path}: {why}", file=sys.stderr)
+    print(f"{report.files} seed input(s) in {args.dir} ({len(report.written)} new, "
+          f"{len(report.skipped)} skipped)"
+          + (f"; {len(report.known)} known signature(s) in {args.known}" if args.known
+             else ""))
     return EXIT_OK
 
 
@@ -150,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-len", type=int, default=512, help="libFuzzer -max_len")
     p.add_argument("--mutator", choices=("structure", "bytes"), default="structure",
                    help="atheris: structure-aware mutator (default) or bytes only")
+    p.add_argument("--merge", action="store_true",
+                   help="do not fuzz: shrink the work corpus to a minimal set with the same "
+                        "coverage (libFuzzer -merge=1)")
     p.set_defaults(func=cmd_fuzz)
 
     p = sub.add_parser("minimize", help="shrink a Program that produces a finding")
@@ -165,6 +208,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", type=_profile_arg, default=None)
     p.add_argument("--html", default=None, help="write an HTML report to this directory")
     p.set_defaults(func=cmd_coverage)
+
+    p = sub.add_parser("import-crash",
+                       help="turn libFuzzer/ClusterFuzzLite crash files into corpus findings")
+    p.add_argument("files", nargs="+",
+                   help="crash files, or directories holding crash-*/timeout-* files")
+    p.add_argument("--corpus", default="corpus", help="text corpus (findings go here)")
+    p.add_argument("--profile", type=_profile_arg, default=None,
+                   help="the profile the fuzz target ran (default v6.1-deb)")
+    p.set_defaults(func=cmd_import_crash)
+
+    p = sub.add_parser("export-seeds", help="write the text corpus as libFuzzer byte seeds")
+    p.add_argument("dir", help="output directory (one file per Program, named by SHA-1)")
+    p.add_argument("--corpus", default="corpus", help="text corpus to export")
+    p.add_argument("--profile", type=_profile_arg, default=None,
+                   help="findings of this profile only (default: every profile's)")
+    p.add_argument("--known", default=None,
+                   help="also write the signatures the corpus records for --profile "
+                        "(a fuzz target's IOMEMFUZZ_KNOWN file)")
+    p.set_defaults(func=cmd_export_seeds)
     return parser
 
 

@@ -1,0 +1,53 @@
+#!/bin/bash -eu
+# Builds every atheris target in fuzz/targets/ for ClusterFuzzLite and OSS-Fuzz.
+#
+# Runs inside gcr.io/oss-fuzz-base/base-builder-python with the checkout as the working
+# directory and $SRC, $OUT, $WORK set by the engine. For each target NAME it leaves in $OUT:
+#   NAME, NAME.pkg         compile_python_fuzzer's wrapper and PyInstaller one-file bundle
+#   NAME_seed_corpus.zip   the text corpus encoded as libFuzzer inputs (iomemfuzz export-seeds)
+#   NAME.options           the libFuzzer flags `iomemfuzz fuzz` uses
+# No NAME.dict: the decoder reads binary records (operation number, value-mode bytes,
+# table indices), never text, so Program vocabulary tokens would not map to decoder
+# choices; the interesting values are already the decoder's own tables.
+# Without docker: tools/cflite_local_build.sh runs this script with the same variables.
+
+# The profile the packaged targets run: the harness default, named here because the
+# seed corpus and the list of known findings are per profile.
+PROFILE=v6.1-deb
+
+# Install the project and its pinned dependencies (atheris is already in the image).
+pip3 install .
+
+for fuzzer in fuzz/targets/*.py; do
+  name=$(basename -s .py "$fuzzer")
+  # Targets are the executable scripts; __init__ is the harness they share.
+  [[ -x "$fuzzer" && "$name" != _* ]] || continue
+
+  stage="$WORK/iomemfuzz/$name"
+  rm -rf "$stage"
+  mkdir -p "$stage/seeds"
+  # Seeds: the corpus' scenarios and this profile's findings, as bytes. known-signatures:
+  # what the corpus already records, so the target crashes only on new findings.
+  python3 -m iomemfuzz.fuzz.cli export-seeds "$stage/seeds" --corpus corpus \
+    --profile "$PROFILE" --known "$stage/known-signatures"
+
+  # --collect-submodules: the harness imports the model modules and operation families by
+  # name at run time, which PyInstaller's import scan cannot see.
+  # model sources: the harness compiles the oracles' observer functions from source to run
+  # them uninstrumented (and coverage builds map back to them).
+  # The runtime hook points the harness at the packed known-signatures.
+  compile_python_fuzzer "$fuzzer" \
+    --collect-submodules iomemfuzz \
+    --add-data "$PWD/model/*.py:iomemfuzz/model" \
+    --add-data "$stage/known-signatures:." \
+    --runtime-hook "$PWD/.clusterfuzzlite/pyi_rth_iomemfuzz.py"
+
+  rm -f "$OUT/${name}_seed_corpus.zip"
+  seeds=("$stage"/seeds/*)
+  if [ -e "${seeds[0]}" ]; then
+    python3 -m zipfile -c "$OUT/${name}_seed_corpus.zip" "${seeds[@]}"
+  fi
+  if [ -f ".clusterfuzzlite/$name.options" ]; then
+    cp ".clusterfuzzlite/$name.options" "$OUT/"
+  fi
+done

@@ -1,0 +1,244 @@
+"""Structure-aware mutation: change a Program by whole operations, then re-encode it.
+
+libFuzzer's byte mutations know nothing about operations: flipping a byte in a record
+often changes which operation it is, and inserting bytes rarely makes a new well-formed
+operation. This mutator decodes the input, applies one to a few of
+
+* insert a fresh operation (drawn by the decoder from random bytes in the context of the
+  lines before it, so its handles and values are the interesting ones there),
+* delete, duplicate or move an operation, or swap two,
+* re-argument: give one field of one operation a fresh value (same value tables),
+* splice (crossover): the head of one Program and the tail of another,
+
+and encodes the result with :func:`iomemfuzz.fuzz.decode.encode_ops`. Handle references
+are remapped so each still names the line it named (or nil when that line is gone or now
+comes later), exactly as deleting a line from Program text does. A share of the calls is
+handed to libFuzzer's own byte mutator, which keeps the dictionary/CMP feedback (value
+profile) that finds exact constants.
+
+Every function here is total: a mutation that cannot apply returns its input unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections import OrderedDict
+from collections.abc import Callable
+
+from iomemfuzz.fuzz import decode
+from iomemfuzz.fuzz.ops import Kind, Op
+from iomemfuzz.fuzz.program import remap_handles
+
+# Share of calls given to libFuzzer's byte mutator (when one is passed in): its CMP and
+# value-profile guided mutations find exact constants the structural ones do not.
+BYTE_SHARE = 0.4
+MAX_STACK = 2
+
+ByteMutator = Callable[[bytes, int], bytes]
+
+
+def _binders(ops: list[Op]) -> list[int]:
+    """Line index of each handle, in handle order."""
+    return [i for i, o in enumerate(ops) if type(o).BINDS]
+
+
+def reorder(ops: list[Op], order: list[int]) -> list[Op]:
+    """The lines ``order`` (indices into ``ops``, repeats allowed) with handles remapped:
+    a reference names the nearest earlier placement of the line it named, else nil."""
+    binder_line = _binders(ops)
+    placed: dict[int, int] = {}  # old line -> new handle of its latest placement so far
+    out: list[Op] = []
+    handle = 0
+    for old in order:
+        o = ops[old]
+        remap = {h: placed.get(line) for h, line in enumerate(binder_line)}
+        out.append(remap_handles(o, remap))
+        if type(o).BINDS:
+            placed[old] = handle
+            handle += 1
+    return out
+
+
+def insert(ops: list[Op], at: int, new: Op) -> list[Op]:
+    """``new`` inserted before line ``at``; ``new``'s references are already in terms of
+    the lines before ``at``."""
+    if not type(new).BINDS:
+        return [*ops[:at], new, *ops[at:]]
+    shift_from = sum(1 for o in ops[:at] if type(o).BINDS)
+    remap = {h: (h + 1 if h >= shift_from else h) for h in range(len(_binders(ops)))}
+    tail = [remap_handles(o, remap) for o in ops[at:]]
+    return [*ops[:at], new, *tail]
+
+
+def splice(head: list[Op], tail: list[Op], cut_head: int, cut_tail: int) -> list[Op]:
+    """``head[:cut_head] + tail[cut_tail:]``: references into the kept part of ``tail``
+    follow their lines; references to its dropped part name the same-numbered handle of
+    ``head`` when there is one (a Program's rN is positional), else nil."""
+    kept_head = head[:cut_head]
+    h_head = len(_binders(kept_head))
+    h_dropped = len(_binders(tail[:cut_tail]))
+    remap: dict[int, int | None] = {}
+    for h in range(len(_binders(tail))):
+        if h >= h_dropped:
+            remap[h] = h - h_dropped + h_head
+        else:
+            remap[h] = h if h < h_head else None
+    return kept_head + [remap_handles(o, remap) for o in tail[cut_tail:]]
+
+
+def _fresh_op(ops: list[Op], at: int, rng: random.Random) -> Op:
+    state = decode.state_after(ops[:at])
+    payload = rng.randbytes(rng.randrange(1, 28))
+    return decode.decode_record(payload, state)
+
+
+def _reargument(ops: list[Op], rng: random.Random) -> tuple[list[Op], int]:
+    candidates = [i for i, o in enumerate(ops) if type(o).args()]
+    if not candidates:
+        return ops, len(ops)
+    i = rng.choice(candidates)
+    o = ops[i]
+    args = type(o).args()
+    k = rng.randrange(len(args))
+    name, a = args[k]
+    if a.kind in (Kind.ADDR, Kind.SIZE) and rng.random() < 0.25:
+        # Copy the value of another numeric field of the Program (start of a claim into
+        # its release, a size into an end ...).
+        pool = [getattr(p, n) for p in ops for n, b in type(p).args()
+                if b.kind in (Kind.ADDR, Kind.SIZE)]
+        value = rng.choice(pool) if pool else a.simplest
+        if not a.lo <= value <= a.hi:
+            return ops, len(ops)
+    else:
+        state = decode.state_after(ops[:i])
+        state.begin()
+        for prior, b in args[:k]:
+            state.note_field(b, getattr(o, prior))
+        value = decode.decode_field(rng.randbytes(10), a, state)
+    try:
+        new = dataclasses.replace(o, **{name: value})
+    except (TypeError, ValueError):
+        return ops, len(ops)
+    return [*ops[:i], new, *ops[i + 1:]], i
+
+
+def mutate_ops(ops: list[Op], rng: random.Random) -> tuple[list[Op], int]:
+    """One structural mutation: the new operations, and the first index that changed.
+
+    Deleting is as likely as inserting, so Programs do not grow without bound (a longer
+    Program always reaches a few more features, and libFuzzer would keep it); a fresh
+    operation goes to the end half of the time, where resource chains grow."""
+    n = len(ops)
+    roll = rng.random()
+    if n == 0 or roll < 0.25:
+        at = n if rng.random() < 0.5 else rng.randrange(n + 1)
+        return insert(ops, at, _fresh_op(ops, at, rng)), at
+    if roll < 0.50:
+        i = rng.randrange(n)
+        return reorder(ops, [j for j in range(n) if j != i]), i
+    if roll < 0.55:
+        i = rng.randrange(n)
+        at = rng.randrange(i + 1, n + 1)
+        order = list(range(n))
+        order.insert(at, i)
+        return reorder(ops, order), at
+    if roll < 0.65 and n > 1:
+        i, j = sorted(rng.sample(range(n), 2))
+        order = list(range(n))
+        if rng.random() < 0.5:
+            order[i], order[j] = order[j], order[i]
+        else:  # move line j to just before line i
+            order.insert(i, order.pop(j))
+        return reorder(ops, order), i
+    return _reargument(ops, rng)
+
+
+class _Parsed:
+    """An input decoded once: its operations and where each complete record ends, so a
+    mutation re-encodes only from the first operation it changed."""
+
+    __slots__ = ("ends", "ops")
+
+    def __init__(self, ops: list[Op], ends: list[int]) -> None:
+        self.ops = ops
+        self.ends = ends  # byte offset after record i, for the leading complete records
+
+
+_CACHE: OrderedDict[bytes, _Parsed] = OrderedDict()
+CACHE_SIZE = 4096
+
+
+def _parse(data: bytes) -> _Parsed:
+    hit = _CACHE.get(data)
+    if hit is not None:
+        _CACHE.move_to_end(data)
+        return hit
+    spans = decode.records(data)
+    ends = [end for _, end in spans if end <= len(data)]
+    parsed = _Parsed(decode.decode_ops(data), ends[:len(spans)])
+    _remember(data, parsed)
+    return parsed
+
+
+def _remember(data: bytes, parsed: _Parsed) -> None:
+    _CACHE[data] = parsed
+    if len(_CACHE) > CACHE_SIZE:
+        _CACHE.popitem(last=False)
+
+
+def _encode(parsed: _Parsed, data: bytes, ops: list[Op], changed: int, max_size: int
+            ) -> bytes:
+    """Bytes for ``ops``: the unchanged complete records of ``data`` before ``changed``
+    copied, the rest encoded; operations dropped from the end until it fits."""
+    ops = ops[:decode.MAX_OPS]
+    keep = min(changed, len(parsed.ends), len(ops))
+    prefix = data[:parsed.ends[keep - 1]] if keep else b""
+    while len(prefix) > max_size:  # only when max_size shrank below the prefix
+        keep -= 1
+        prefix = data[:parsed.ends[keep - 1]] if keep else b""
+    state = decode.state_after(ops[:keep])
+    out = bytearray(prefix)
+    ends = list(parsed.ends[:keep])
+    for o in ops[keep:]:
+        record = decode.encode_op(o, state)
+        if len(out) + len(record) > max_size:
+            break
+        out += record
+        ends.append(len(out))
+    result = bytes(out)
+    _remember(result, _Parsed(ops[:len(ends)], ends))
+    return result
+
+
+def mutate(data: bytes, max_size: int, seed: int,
+           byte_mutator: ByteMutator | None = None) -> bytes:
+    """libFuzzer custom mutator: ``data`` -> a structurally mutated input <= max_size."""
+    rng = random.Random(seed)
+    if byte_mutator is not None and rng.random() < BYTE_SHARE:
+        return byte_mutator(data, max_size)
+    parsed = _parse(data)
+    ops = parsed.ops
+    changed = len(ops)
+    for _ in range(1 + rng.randrange(MAX_STACK)):
+        ops, at = mutate_ops(ops, rng)
+        changed = min(changed, at)
+    try:
+        return _encode(parsed, data, ops, changed, max_size)
+    except ValueError:
+        # Only reachable if an operation rejects a value the encoder cannot carry; the
+        # unmutated input is always a valid answer.
+        return data[:max_size]
+
+
+def crossover(data1: bytes, data2: bytes, max_out_size: int, seed: int) -> bytes:
+    """libFuzzer custom crossover: the head of one Program, the tail of the other."""
+    rng = random.Random(seed)
+    a = _parse(data1)
+    b = _parse(data2)
+    cut = rng.randrange(len(a.ops) + 1)
+    ops = splice(a.ops, b.ops, cut, rng.randrange(len(b.ops) + 1))
+    try:
+        return _encode(a, data1, ops, cut, max_out_size)
+    except ValueError:
+        return data1[:max_out_size]

@@ -1,0 +1,74 @@
+"""The hypothesis state machine: one rule per operation, every oracle after every step.
+
+``TestProgramMachine`` runs on the default profile and fails on any violation whose
+signature the corpus does not record for it yet (corpus/findings/<profile>/ and the
+``expect: finding`` lines of the seeds): a new kind of bug, shown as Program text. Bounded
+by the ``ci`` settings profile; ``IOMEMFUZZ_HYPOTHESIS_PROFILE=nightly`` runs it long.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import settings
+from hypothesis.stateful import run_state_machine_as_test
+from iomemfuzz.fuzz.executor import run
+from iomemfuzz.fuzz.ops.tree import ReleaseRegion, RequestRegion
+from iomemfuzz.fuzz.program import parse_program, read_program
+from iomemfuzz.fuzz.stateful import (
+    CORPUS,
+    database_path,
+    expected_findings,
+    machine_class,
+    machine_settings,
+)
+
+RELEASE = "busy-consistency/release-without-claim"
+
+TestProgramMachine = machine_class().TestCase
+TestProgramMachine.settings = machine_settings()
+
+
+def _failure(machine, **overrides) -> AssertionError:
+    options = {"max_examples": 300, "database": None, "derandomize": True,
+               "stateful_step_count": 10, "deadline": None}
+    options.update(overrides)
+    with pytest.raises(AssertionError) as info:
+        run_state_machine_as_test(machine, settings=settings(**options))
+    return info.value
+
+
+def test_a_failure_carries_replayable_program_text():
+    machine = machine_class(known=frozenset(), classes=(RequestRegion, ReleaseRegion))
+    error = _failure(machine)
+    header, _, text = str(error).partition("\n")
+    assert header.startswith("finding ")
+    sig = header.split()[1].rstrip(":")
+    program = parse_program(text)
+    assert program.profile == "v6.1-deb"
+    assert sig in run(program).signatures
+    # Shrunk by hypothesis: a release that matches no claim is one line.
+    assert len(program.lines) == 1
+
+
+def test_failures_can_be_written_to_a_corpus(tmp_path):
+    machine = machine_class(known=frozenset(), classes=(RequestRegion, ReleaseRegion),
+                            save_to=tmp_path)
+    _failure(machine)
+    files = sorted((tmp_path / "findings" / "v6.1-deb").glob("*.prog"))
+    assert files
+    for path in files:
+        assert run(read_program(str(path))).signatures
+
+
+def test_known_signatures_are_tolerated():
+    machine = machine_class(known=frozenset({RELEASE, "busy-consistency/busy-without-claim"}),
+                            classes=(ReleaseRegion,))
+    run_state_machine_as_test(machine, settings=settings(max_examples=20, database=None,
+                                                         deadline=None))
+
+
+def test_settings_profiles_and_database_location():
+    assert settings.get_profile("ci").max_examples < settings.get_profile("nightly").max_examples
+    assert machine_settings().database is not None
+    assert database_path().name == "examples"
+    assert isinstance(expected_findings(CORPUS, "v6.1-deb"), frozenset)

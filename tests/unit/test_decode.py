@@ -1,0 +1,194 @@
+"""bytes -> Program: total, deterministic, built from the op table, biased the way a kernel
+developer picks values; and the encoder that inverts it on its own outputs."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from iomemfuzz.fuzz import decode
+from iomemfuzz.fuzz import ops as ops_module
+from iomemfuzz.fuzz.ops import Kind, Op, arg, op, ordered_ops
+from iomemfuzz.fuzz.ops.tree import ReleaseResource, RequestRegion
+from iomemfuzz.fuzz.program import Program, format_program, parse_program
+
+FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _handle_refs_are_bound_earlier(program: Program) -> bool:
+    bound = 0
+    for line in program.lines:
+        for name, a in type(line.op).args():
+            value = getattr(line.op, name)
+            if a.kind in (Kind.HANDLE, Kind.NODE) and isinstance(value, int) and value >= bound:
+                return False
+        bound += type(line.op).BINDS
+    return True
+
+
+@FAST
+@given(st.binary(max_size=1024))
+def test_every_byte_string_decodes_to_a_valid_program(data):
+    program = decode.decode(data)
+    assert len(program.lines) <= min(len(data), decode.MAX_OPS)
+    assert _handle_refs_are_bound_earlier(program)
+    # Valid means: its canonical text parses back to the same Program.
+    assert parse_program(format_program(program)) == program
+    assert decode.decode(data) == program  # deterministic
+
+
+@FAST
+@given(st.binary(max_size=600), st.integers(0, 600))
+def test_truncating_input_keeps_every_complete_operation(data, cut):
+    whole = decode.decode(data).lines
+    part = decode.decode(data[:cut]).lines
+    # Records are self-delimiting: all but the possibly truncated last one are unchanged.
+    keep = max(0, len(part) - 1)
+    assert part[:keep] == whole[:keep]
+
+
+def test_short_inputs_give_short_programs():
+    assert decode.decode(b"") == Program()
+    assert len(decode.decode(b"\x00").lines) == 1
+    assert len(decode.decode(bytes(10)).lines) == 10
+
+
+@FAST
+@given(st.binary(max_size=1024))
+def test_encode_inverts_decode_on_decoder_outputs(data):
+    program = decode.decode(data)
+    assert decode.decode(decode.encode(program)) == program
+
+
+def test_every_registered_operation_is_reachable_by_its_number():
+    classes = ordered_ops()
+    assert decode.op_table()[0] == classes
+    for i, cls in enumerate(classes):
+        assert type(decode.decode(bytes([1, decode.CONSUMER_SLOTS + i])).lines[0].op) is cls
+
+
+def test_a_new_family_is_picked_up_without_touching_the_decoder(monkeypatch):
+    monkeypatch.setattr(ops_module, "REGISTRY", dict(ops_module.REGISTRY))
+    decode.op_table.cache_clear()
+    try:
+        @op("test_only_probe", family="test")
+        class Probe(Op):
+            """A probe with one field of each numeric kind."""
+
+            addr: int = arg(Kind.ADDR, 0)
+            size: int = arg(Kind.SIZE, 1)
+
+        index = decode.op_table()[1][Probe]
+        # selector, addr: table entry 7
+        program = decode.decode(bytes([4, decode.CONSUMER_SLOTS + index, 1, 7, 0]))
+        assert type(program.lines[0].op) is Probe
+        assert program.lines[0].op.addr == decode.tables()[Kind.ADDR][7]
+        assert decode.decode(decode.encode(program)) == program
+    finally:
+        decode.op_table.cache_clear()
+
+
+def test_machine_regions_are_in_the_value_tables():
+    from iomemfuzz.model.kernel import Kernel
+    from iomemfuzz.model.resource import preorder
+
+    addrs = set(decode.tables()[Kind.ADDR])
+    sizes = set(decode.tables()[Kind.SIZE])
+    for node, depth in preorder(Kernel().resources.iomem_resource):
+        if depth == 0 and node.start in decode.machine_values()[0]:
+            assert node.start in addrs or len(addrs) == 256
+    for edge in (0, 1, 0xFFF, 0x1000, 0x1001, (1 << 64) - 1):
+        assert edge in sizes
+
+
+def test_values_lean_on_tables_earlier_values_and_existing_handles():
+    rng = random.Random(7)
+    interesting = set(decode.tables()[Kind.ADDR]) | set(decode.tables()[Kind.SIZE])
+    picked = reused = total = 0
+    refs = fitting = 0
+    for _ in range(400):
+        program = decode.decode(rng.randbytes(300))
+        seen: set[int] = set()
+        binders: list[str] = []
+        for line in program.lines:
+            for name, a in type(line.op).args():
+                value = getattr(line.op, name)
+                if a.kind in (Kind.ADDR, Kind.SIZE):
+                    total += 1
+                    picked += value in interesting or value == a.simplest
+                    reused += value in seen
+                    seen.add(value)
+                elif a.kind is Kind.HANDLE and any(
+                        not a.choices or b in a.choices for b in binders):
+                    # A handle of the kind the field names exists: it should be used.
+                    refs += 1
+                    fitting += value is not None and (
+                        not a.choices or binders[value] in a.choices)
+            if type(line.op).BINDS:
+                binders.append(type(line.op).NAME)
+    assert picked / total > 0.5
+    assert reused / total > 0.1
+    assert fitting / refs > 0.6
+
+
+def test_low_selector_bytes_pick_an_operation_that_uses_the_latest_handle():
+    state = decode.State()
+    first = decode.decode_record(bytes([decode.CONSUMER_SLOTS + 0]), state)
+    assert type(first).BINDS
+    users = decode.consumers(type(first).NAME)
+    assert users
+    for b in range(decode.CONSUMER_SLOTS):
+        o = decode.decode_record(bytes([b]), state.copy())
+        assert type(o) in users
+
+
+def test_earlier_values_can_be_reused_exactly():
+    state = decode.State()
+    first = RequestRegion(start=0xFE000000, n=0x100)
+    data = decode.encode_op(first, state)
+    second = dataclasses.replace(RequestRegion(), start=0xFE000000, n=0x80)
+    record = decode.encode_op(second, state)
+    # start comes from the pool (2 bytes), n = 0x100 >> 1 is a nudge of a pool value.
+    assert len(record) < 12
+    assert decode.decode_ops(data + record) == [first, second]
+
+
+def test_handles_follow_their_lines_through_the_encoding():
+    program = Program().with_ops([RequestRegion(start=0x1000), RequestRegion(start=0x2000),
+                                  ReleaseResource(res=0), ReleaseResource(res=1),
+                                  ReleaseResource(res=None)])
+    assert decode.decode(decode.encode(program)) == program
+
+
+def test_encode_rejects_what_it_cannot_carry():
+    with pytest.raises(ValueError):
+        decode.encode(parse_program("# profile: v6.1\n\n__release_region()\n"))
+    with pytest.raises(ValueError):
+        decode.encode(Program().with_ops([RequestRegion(name="x" * 40)]))
+    with pytest.raises(ValueError):
+        decode.encode_ops([ReleaseResource()] * (decode.MAX_OPS + 1))
+
+
+def test_handle_fields_prefer_the_operations_they_name(monkeypatch):
+    from iomemfuzz.fuzz.ops.tree import RequestResource
+
+    monkeypatch.setattr(ops_module, "REGISTRY", dict(ops_module.REGISTRY))
+    decode.op_table.cache_clear()
+    try:
+        @op("test_only_user", family="test")
+        class User(Op):
+            """Uses a claim made by __request_region."""
+
+            res: int | None = arg(Kind.HANDLE, None, choices=("__request_region",))
+
+        index = {c: decode.CONSUMER_SLOTS + i for c, i in decode.op_table()[1].items()}
+        data = bytes([1, index[RequestRegion], 1, index[RequestResource], 2, index[User], 0])
+        ops = decode.decode_ops(data)
+        # The most recent handle is r1 (request_resource); the typed choice is r0.
+        assert ops[2] == User(res=0)
+        assert decode.decode_ops(decode.encode_ops(ops)) == ops
+    finally:
+        decode.op_table.cache_clear()

@@ -1,0 +1,158 @@
+"""The minimizer: same signature on the same profile, deterministic, coarse to fine,
+records (never follows) other signatures, and writes replayable corpus files."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from iomemfuzz.fuzz import decode
+from iomemfuzz.fuzz.cli import main
+from iomemfuzz.fuzz.executor import run
+from iomemfuzz.fuzz.minimize import NothingToMinimize, minimize, minimize_file
+from iomemfuzz.fuzz.ops import ordered_ops
+from iomemfuzz.fuzz.program import format_program, parse_program, read_program
+from iomemfuzz.fuzz.replay import check_program
+
+GAP = 0xFE000000
+RELEASE = "busy-consistency/release-without-claim"
+NULL_DEREF = "kernel-sanity/null-deref"
+
+NOISY_B16 = parse_program(f"""\
+# profile: v6.1-deb
+region_intersects(start=0x1000, size=0x2000)
+r0 = __request_region(start={GAP:#x}, n=0x100, name="drv")
+iomem_is_exclusive(addr={GAP:#x})
+r1 = __request_region(start=0xfd000000, n=0x100)
+page_is_ram(pfn=0x100)
+__release_region(start={GAP:#x}, n=0x80)
+release_resource(res=r1)
+region_intersects(start={GAP:#x})
+""")
+
+
+def test_noise_is_dropped_and_the_signature_kept():
+    result = minimize(NOISY_B16)
+    assert result.signature == RELEASE
+    assert result.trace.signatures[0] == RELEASE
+    # A release of a range nobody holds is enough: one line, every argument simplest
+    # except what keeps it a finding.
+    assert len(result.program.lines) == 1
+    assert type(result.program.lines[0].op).NAME == "__release_region"
+    assert result.original_length == len(NOISY_B16.lines)
+
+
+def test_minimization_is_deterministic():
+    first = minimize(NOISY_B16)
+    second = minimize(NOISY_B16)
+    assert first.program == second.program and first.runs == second.runs
+
+
+def test_other_signatures_are_recorded_not_followed():
+    program = parse_program(f"""\
+r0 = request_resource()
+release_resource(res=r0)
+__release_region(start={GAP:#x}, n=0x80)
+""")
+    assert run(program).signatures[0] == NULL_DEREF
+    result = minimize(program, signature=RELEASE)
+    assert RELEASE in result.trace.signatures
+    assert NULL_DEREF in result.others
+    assert run(result.others[NULL_DEREF]).signatures[0] == NULL_DEREF
+
+
+def test_values_shrink_together_and_towards_simplest():
+    program = parse_program(f"""\
+r0 = request_resource(start={GAP + 0x2345:#x}, end={GAP + 0x2345:#x})
+release_resource(res=r0)
+release_resource(res=r0)
+""")
+    sig = run(program).signatures[0]
+    result = minimize(program)
+    assert result.signature == sig
+    for line, original in zip(result.program.lines, program.lines, strict=False):
+        for name, a in type(line.op).args():
+            value = getattr(line.op, name)
+            if isinstance(value, int) and isinstance(getattr(original.op, name), int):
+                assert value <= getattr(original.op, name) or value == a.simplest
+
+
+def test_schedule_lines_are_dropped_when_not_needed():
+    schedule = [c for c in ordered_ops() if c.SCHEDULE and not c.CONTROLS_BOOT
+                and not c.BINDS]
+    if not schedule:
+        pytest.skip("no schedule operations registered")
+    program = NOISY_B16.with_ops([*NOISY_B16.ops[:3], schedule[0](), *NOISY_B16.ops[3:]])
+    result = minimize(program)
+    assert not any(type(o).SCHEDULE for o in result.program.ops)
+
+
+def test_clean_program_has_nothing_to_minimize():
+    with pytest.raises(NothingToMinimize):
+        minimize(parse_program(f"r0 = __request_region(start={GAP:#x}, n=0x100)\n"))
+    with pytest.raises(NothingToMinimize):
+        minimize(NOISY_B16, signature="kernel-sanity/hang")
+
+
+def _random_finding_programs(count: int) -> list:
+    rng = random.Random(11)
+    out = []
+    while len(out) < count:
+        program = decode.decode(rng.randbytes(rng.randrange(50, 300)))
+        if run(program).signatures:
+            out.append(program)
+    return out
+
+
+@pytest.mark.parametrize("program", _random_finding_programs(6))
+def test_properties_on_decoded_findings(program):
+    sig = run(program).signatures[0]
+    result = minimize(program, max_runs=600)
+    assert result.signature == sig
+    assert run(result.program).signatures[0] == sig  # same first signature
+    assert len(result.program.lines) <= len(program.lines)
+    # A second pass finds nothing more to drop (the passes run to a fixpoint).
+    again = minimize(result.program, max_runs=600)
+    assert len(again.program.lines) == len(result.program.lines)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.binary(min_size=20, max_size=200))
+def test_minimized_program_keeps_signature_and_never_grows(data):
+    program = decode.decode(data)
+    sigs = run(program).signatures
+    if not sigs:
+        return
+    result = minimize(program, max_runs=300)
+    assert run(result.program).signatures[0] == sigs[0]
+    assert len(result.program.lines) <= len(program.lines)
+
+
+def test_corpus_form_replays(tmp_path):
+    source = tmp_path / "noisy.prog"
+    source.write_text(format_program(NOISY_B16))
+    out = tmp_path / "min.prog"
+    _result, text = minimize_file(source, out)
+    assert out.read_text() == text
+    program = read_program(str(out))
+    assert program.profile == "v6.1-deb"
+    assert program.expectations()[None][0] == f"finding {RELEASE}"
+    assert program.header("replay") == f"iomemfuzz replay --profile v6.1-deb {out}"
+    assert all(line.expect is not None for line in program.lines)
+    assert check_program(program, str(out), text).ok
+
+
+def test_cli_minimize(tmp_path, capsys):
+    source = tmp_path / "noisy.prog"
+    source.write_text(format_program(NOISY_B16))
+    assert main(["minimize", str(source)]) == 0
+    out = capsys.readouterr()
+    assert f"# expect: finding {RELEASE}" in out.out
+    assert "8 -> 1 operations" in out.err
+    assert main(["minimize", str(source), "-o", str(tmp_path / "m.prog")]) == 0
+    assert main(["replay", str(tmp_path / "m.prog")]) == 0
+    clean = tmp_path / "clean.prog"
+    clean.write_text(f"r0 = __request_region(start={GAP:#x}, n=0x100)\n")
+    assert main(["minimize", str(clean)]) == 2
