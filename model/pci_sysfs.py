@@ -333,7 +333,7 @@ class PciSysfs:
         legacy_io a second time (B11a): legacy_mem's mapping stays unset."""
         if not self.profile.have_pci_legacy or self.profile.static_resource_files:
             return
-        if not self.sysfs_initialized:
+        if not self.sysfs_initialized and self.profile.legacy_files_wait_for_sysfs_init:
             return
         capture = (self.profile.revoke_pci_mmaps and not self.profile.mapping_at_open
                    and self.iomem_get_mapping is not None)

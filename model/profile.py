@@ -71,6 +71,11 @@ class KernelProfile:
     mapping_at_open: bool = True
     # 5.12..5.14-rc typo: legacy_mem's mapping assigned to legacy_io (fixed 045a9277b561).
     legacy_mem_mapping_typo: bool = False
+    # Legacy files wait for sysfs_initialized like resource files (efd532a679af, merged
+    # with v5.12). False = the linux-next state of Jan 2021, where pci_create_legacy_files
+    # ran at subsys level from host-bridge registration and called iomem_get_mapping()
+    # before fs_initcall (B11c).
+    legacy_files_wait_for_sysfs_init: bool = True
     # procfs mmap checks iomem_is_exclusive (dc217d2c5a7e, v5.12).
     procfs_mmap_checks_exclusive: bool = True
     # Fault injection: iomem_init_inode fails at fs_initcall (B25).
@@ -211,6 +216,9 @@ _ROWS: tuple[KernelProfile, ...] = (
     replace(_V512, name="test-premerge-null-mapping",
             description="TEST: never-released v3-v5 of the 2020 series, IO_STRICT=n (B24)",
             io_strict_devmem=False, premerge_null_mapping_without_io_strict=True),
+    replace(_V512, name="test-next-2021-legacy-early",
+            description="TEST: linux-next Jan 2021 on powerpc: legacy files at subsys (B11c)",
+            have_pci_legacy=True, legacy_files_wait_for_sysfs_init=False),
     replace(_DEB, name="test-early-userspace",
             description="TEST: lets userspace act before fs_initcall (B5 variant)",
             early_userspace=True),
