@@ -404,11 +404,11 @@ def _parse_expectation(cur: _Cursor) -> str:
         label = f"= {value}"
     else:
         word = cur.match(re.compile(r"\S+"))
-        if word in ("ok", "SIGBUS", "blocked") or (word and _LABEL_ERR.fullmatch(word)):
+        if word in ("ok", "SIGBUS", "SIGSEGV", "blocked") or (word and _LABEL_ERR.fullmatch(word)):
             label = word
         else:
             raise cur.error("expected an outcome: ok, = VALUE, an errno name like EBUSY, "
-                            "SIGBUS or blocked", pos)
+                            "SIGBUS, SIGSEGV or blocked", pos)
     cur.skip_ws()
     if not cur.at_end():
         raise cur.error("expected end of line after the expected outcome")

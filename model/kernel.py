@@ -29,7 +29,6 @@ from iomemfuzz.model.resource import (
     Resource,
     ResourceTree,
     descendants,
-    preorder,
 )
 from iomemfuzz.model.sched import Scheduler, Task
 from iomemfuzz.model.sysfs import Sysfs
@@ -175,28 +174,28 @@ class Kernel:
         Trimming or splitting a busy node leaves pieces the kernel allocated itself; they
         still belong to whoever held the original node (firmware or a caller), so the
         ledger hands them over instead of reporting them as held by nobody."""
-        owners: list[tuple[Resource, str | None]] = []
-        for root in (self.resources.iomem_resource,):
-            for node, _depth in preorder(root):
-                if node.flags & IORESOURCE_BUSY and node.start <= start + size - 1 \
-                        and node.end >= start:
-                    claim = self.claims.get(id(node))
-                    owner = claim.holder if claim else (
-                        None if id(node) in self.baseline_busy else "")
-                    owners.append((node, owner))
-        before = {id(n) for n, _ in owners}
-        lo = min((n.start for n, _ in owners), default=start)
-        hi = max((n.end for n, _ in owners), default=start)
+        # Record each affected node's range and owner now: the call shrinks the original
+        # node in place, so afterwards a split's high piece lies outside it.
+        owners: list[tuple[int, int, str | None]] = []
+        before: set[int] = set()
+        for node in descendants(self.resources.iomem_resource):
+            if node.flags & IORESOURCE_BUSY and node.start <= start + size - 1 \
+                    and node.end >= start:
+                claim = self.claims.get(id(node))
+                owner = claim.holder if claim else (
+                    None if id(node) in self.baseline_busy else "")
+                owners.append((node.start, node.end, owner))
+                before.add(id(node))
         self.resources.release_mem_region_adjustable(start, size)
-        for node, _depth in preorder(self.resources.iomem_resource):
-            if (node.flags & IORESOURCE_BUSY and id(node) not in before
-                    and lo <= node.start and node.end <= hi):
-                origin = next((o for n, o in owners
-                               if n.start <= node.start and node.end <= n.end), "")
-                if origin is None:
-                    self.note_baseline(node)
-                elif origin:
-                    self.note_claim(node, origin)
+        for node in descendants(self.resources.iomem_resource):
+            if not node.flags & IORESOURCE_BUSY or id(node) in before:
+                continue
+            origin = next((o for lo, hi, o in owners
+                           if lo <= node.start and node.end <= hi), "")
+            if origin is None:
+                self.note_baseline(node)
+            elif origin:
+                self.note_claim(node, origin)
         self.sync_claims(holder)
 
     def tree_changed(self, holder: str = PROGRAM) -> None:

@@ -22,13 +22,17 @@ from iomemfuzz.fuzz.ops import (
 )
 from iomemfuzz.model import errno
 from iomemfuzz.model.kernel import PROGRAM
+from iomemfuzz.model.machine import render_proc_iomem
+from iomemfuzz.model.mm import CAP_SYS_ADMIN, Process
 from iomemfuzz.model.resource import (
+    IORESOURCE_BUSY,
     IORESOURCE_MEM,
     REGION_DISJOINT,
     REGION_INTERSECTS,
     REGION_MIXED,
     WOULD_BLOCK,
     Resource,
+    descendants,
 )
 
 FAMILY = "tree"
@@ -324,3 +328,292 @@ class PageIsRam(Op):
 
     def run(self, ctx: Context) -> Outcome:
         return value_outcome(bool(ctx.kernel.resources.page_is_ram(self.pfn)))
+
+
+def _ranges(found: list[tuple[int, int]]) -> str:
+    """What a walk visited, as one value token: ``0x1000-0x1fff,0x3000-0x3fff``."""
+    return ",".join(f"{hex(a)}-{hex(b)}" for a, b in found)
+
+
+def _collect(res: Resource, found: list[tuple[int, int]]) -> int:
+    """Walker callback: remember the clipped match and keep walking (return 0)."""
+    found.append((res.start, res.end))
+    return 0
+
+
+def _walk_outcome(ret: int, found: list[tuple[int, int]]) -> Outcome:
+    # The walkers return -EINVAL when nothing matched, else the callback's last return.
+    return errno_outcome(ret) if ret < 0 else value_outcome(_ranges(found))
+
+
+@op("walk_iomem_res_desc", family=FAMILY)
+class WalkIomemResDesc(Op):
+    """`walk_iomem_res_desc()`: the iomem nodes in [start, end] with all of flags and the
+    desc (0 = any), each clipped to the range; EINVAL when none matched."""
+
+    desc: int = arg(Kind.INT, 0, hi=9)
+    flags: int = arg(Kind.FLAGS, IORESOURCE_MEM)
+    start: int = arg(Kind.ADDR, 0)
+    end: int = arg(Kind.ADDR, 0xffffffff)
+
+    def run(self, ctx: Context) -> Outcome:
+        found: list[tuple[int, int]] = []
+        ret = ctx.kernel.resources.walk_iomem_res_desc(self.desc, self.flags, self.start,
+                                                       self.end, found, _collect)
+        return _walk_outcome(ret, found)
+
+
+@op("walk_system_ram_res", family=FAMILY)
+class WalkSystemRamRes(Op):
+    """`walk_system_ram_res()`: the busy System RAM in [start, end] (kexec, kdump); top
+    level only before v5.14."""
+
+    start: int = arg(Kind.ADDR, 0)
+    end: int = arg(Kind.ADDR, 0xffffffff)
+
+    def run(self, ctx: Context) -> Outcome:
+        found: list[tuple[int, int]] = []
+        ret = ctx.kernel.resources.walk_system_ram_res(self.start, self.end, found,
+                                                       _collect)
+        return _walk_outcome(ret, found)
+
+
+@op("walk_mem_res", family=FAMILY)
+class WalkMemRes(Op):
+    """`walk_mem_res()`: the busy MEM nodes in [start, end]; top level only before
+    v5.14."""
+
+    start: int = arg(Kind.ADDR, 0)
+    end: int = arg(Kind.ADDR, 0xffffffff)
+
+    def run(self, ctx: Context) -> Outcome:
+        found: list[tuple[int, int]] = []
+        ret = ctx.kernel.resources.walk_mem_res(self.start, self.end, found, _collect)
+        return _walk_outcome(ret, found)
+
+
+def _collect_pages(pfn: int, nr_pages: int, found: list[tuple[int, int]]) -> int:
+    """walk_system_ram_range callback: remember (first pfn, page count), keep walking."""
+    found.append((pfn, nr_pages))
+    return 0
+
+
+@op("walk_system_ram_range", family=FAMILY)
+class WalkSystemRamRange(Op):
+    """`walk_system_ram_range()`: the whole pages of busy System RAM in nr_pages pages
+    from start_pfn, as PFN+COUNT runs; EINVAL when the first match holds no whole page."""
+
+    start_pfn: int = arg(Kind.ADDR, 0, hi=(1 << 52) - 1)
+    nr_pages: int = arg(Kind.SIZE, 0x100000, hi=(1 << 52) - 1)
+
+    def run(self, ctx: Context) -> Outcome:
+        found: list[tuple[int, int]] = []
+        ret = ctx.kernel.resources.walk_system_ram_range(self.start_pfn, self.nr_pages,
+                                                         found, _collect_pages)
+        if ret < 0:
+            return errno_outcome(ret)
+        return value_outcome(",".join(f"{hex(p)}+{hex(n)}" for p, n in found))
+
+
+@op("lookup_resource", family=FAMILY)
+class LookupResource(Op):
+    """`lookup_resource()`: the top-level child of root starting at start (its range), or
+    nil; nested nodes are never found."""
+
+    root: object = arg(Kind.NODE, "iomem", choices=ROOTS)
+    start: int = arg(Kind.ADDR, 0)
+
+    def run(self, ctx: Context) -> Outcome:
+        root = _parent(ctx, self.root)
+        if root is None:
+            return EBADF
+        res = ctx.kernel.resources.lookup_resource(root, self.start)
+        return value_outcome("nil" if res is None else _ranges([(res.start, res.end)]))
+
+
+@op("allocate_resource", binds=True, family=FAMILY)
+class AllocateResource(Op):
+    """Allocate a struct resource and `allocate_resource()` it: the first aligned gap of
+    size bytes under root within [lo, hi] (PCI BAR and CardBus window assignment)."""
+
+    root: object = arg(Kind.NODE, "iomem", choices=ROOTS)
+    size: int = arg(Kind.SIZE, 0x1000)
+    lo: int = arg(Kind.ADDR, 0)
+    hi: int = arg(Kind.ADDR, 0xffffffff)
+    align: int = arg(Kind.SIZE, 0x1000)
+    flags: int = arg(Kind.FLAGS, IORESOURCE_MEM)
+    name: str = arg(Kind.NAME, "")
+
+    def run(self, ctx: Context) -> Outcome:
+        root = _parent(ctx, self.root)
+        if root is None:
+            return EBADF
+        new = Resource(0, 0, self.name or None, self.flags)
+        ctx.bind(new)
+        ret = ctx.kernel.resources.allocate_resource(root, new, self.size, self.lo, self.hi,
+                                                     self.align)
+        ctx.kernel.tree_changed(PROGRAM)
+        if ret == 0:
+            ctx.kernel.note_new_resource(new, PROGRAM)
+        return errno_outcome(ret)
+
+
+@op("reallocate_resource", family=FAMILY)
+class ReallocateResource(Op):
+    """`allocate_resource()` on a struct that is already linked (reallocate_resource()):
+    grow or shrink it in place, or move it when it has no children."""
+
+    res: int | None = arg(Kind.HANDLE, None)
+    root: object = arg(Kind.NODE, "iomem", choices=ROOTS)
+    size: int = arg(Kind.SIZE, 0x1000)
+    lo: int = arg(Kind.ADDR, 0)
+    hi: int = arg(Kind.ADDR, 0xffffffff)
+    align: int = arg(Kind.SIZE, 0x1000)
+
+    def run(self, ctx: Context) -> Outcome:
+        res = _res(ctx, self.res)
+        root = _parent(ctx, self.root)
+        if res is None or root is None:
+            return EBADF
+        ret = ctx.kernel.resources.allocate_resource(root, res, self.size, self.lo, self.hi,
+                                                     self.align)
+        ctx.kernel.tree_changed(PROGRAM)
+        return errno_outcome(ret)
+
+
+@op("reserve_region_with_split", family=FAMILY)
+class ReserveRegionWithSplit(Op):
+    """`reserve_region_with_split()` (boot-time firmware reservation): fill the top-level
+    gaps of [start, end] under root with busy nodes, around whatever is there."""
+
+    root: object = arg(Kind.NODE, "iomem", choices=ROOTS)
+    start: int = arg(Kind.ADDR, 0)
+    end: int = arg(Kind.ADDR, 0)
+    name: str = arg(Kind.NAME, "")
+
+    def run(self, ctx: Context) -> Outcome:
+        root = _parent(ctx, self.root)
+        if root is None:
+            return EBADF
+        before = {id(n) for n in descendants(root)}
+        ctx.kernel.resources.reserve_region_with_split(root, self.start, self.end,
+                                                       self.name or None)
+        # The pieces are the kernel's own reservation, like firmware entries: busy nodes
+        # that no modelled caller holds but that are legitimate.
+        for node in descendants(root):
+            if id(node) not in before and node.flags & IORESOURCE_BUSY:
+                ctx.kernel.note_baseline(node)
+        ctx.kernel.tree_changed(PROGRAM)
+        return OK
+
+
+@op("devm_request_resource", binds=True, family=FAMILY)
+class DevmRequestResource(_NewResource):
+    """Allocate a struct resource [start, end] and `devm_request_resource()` it for device
+    dev: request_resource() that logs the collision on failure."""
+
+    dev: str = arg(Kind.NAME, "0000:00:02.0")
+    parent: object = arg(Kind.NODE, "iomem", choices=ROOTS)
+    start: int = arg(Kind.ADDR, 0)
+    end: int = arg(Kind.ADDR, 0)
+    flags: int = arg(Kind.FLAGS, IORESOURCE_MEM)
+    desc: int = arg(Kind.INT, 0, hi=9)
+    name: str = arg(Kind.NAME, "")
+
+    def run(self, ctx: Context) -> Outcome:
+        parent = _parent(ctx, self.parent)
+        if parent is None:
+            return EBADF
+        new = self.new()
+        ctx.bind(new)
+        ret = ctx.kernel.resources.devm_request_resource(self.dev, parent, new)
+        ctx.kernel.tree_changed(PROGRAM)
+        if ret == 0:
+            ctx.kernel.note_new_resource(new, PROGRAM)
+        return errno_outcome(ret)
+
+
+@op("merge_system_ram_resource", family=FAMILY)
+class MergeSystemRamResource(Op):
+    """`merge_system_ram_resource()` (memory hotplug): merge a busy System RAM struct with
+    identical adjacent siblings; a merged-away struct is freed."""
+
+    res: int | None = arg(Kind.HANDLE, None)
+
+    def run(self, ctx: Context) -> Outcome:
+        res = _res(ctx, self.res)
+        if res is None:
+            return EBADF
+        ctx.kernel.resources.merge_system_ram_resource(res)
+        ctx.kernel.tree_changed(PROGRAM)
+        return OK
+
+
+@op("iomem_map_sanity_check", family=FAMILY)
+class IomemMapSanityCheck(Op):
+    """`iomem_map_sanity_check()` (ioremap): 0, or -1 with a warning when [addr,
+    addr+size-1] straddles a non-busy node's page span."""
+
+    addr: int = arg(Kind.ADDR, 0)
+    size: int = arg(Kind.SIZE, 0x1000)
+
+    def run(self, ctx: Context) -> Outcome:
+        # The kernel returns a bare -1 here, not an errno.
+        return value_outcome(str(ctx.kernel.resources.iomem_map_sanity_check(self.addr,
+                                                                             self.size)))
+
+
+@op("read_proc_iomem", family=FAMILY)
+class ReadProcIomem(Op):
+    """Read /proc/iomem (or /proc/ioports) as proc (`r_show()`): the range field of line
+    ``line``, 0-0 for a reader without CAP_SYS_ADMIN, ``eof`` past the last line."""
+
+    proc: int | None = arg(Kind.HANDLE, None, choices=("process",))
+    root: object = arg(Kind.NODE, "iomem", choices=ROOTS)
+    line: int = arg(Kind.INT, 0, hi=255)
+
+    def run(self, ctx: Context) -> Outcome:
+        # nil reads as init (pid 1), like the mapping family's file operations.
+        proc = (ctx.kernel.mm.init_process() if self.proc is None
+                else ctx.resolve(self.proc))
+        root = _parent(ctx, self.root)
+        if not isinstance(proc, Process) or root is None or root.parent is not None:
+            return EBADF
+        lines = render_proc_iomem(root, privileged=proc.capable(CAP_SYS_ADMIN)).splitlines()
+        if self.line >= len(lines):
+            return value_outcome("eof")
+        return value_outcome(lines[self.line].split(" : ", 1)[0].strip())
+
+
+# The ioport.h claim macros: each is __request_region() on a fixed root with fixed flags.
+REQUEST_MACROS = {
+    "io": "request_region",
+    "io_muxed": "request_muxed_region",
+    "mem": "request_mem_region",
+    "mem_muxed": "request_mem_region_muxed",
+    "mem_exclusive": "request_mem_region_exclusive",
+}
+
+
+@op("request_region", binds=True, family=FAMILY)
+class RequestRegionMacro(Op):
+    """A driver claims [start, start+n-1] through an ioport.h macro: `request_region()`
+    (io), `request_muxed_region()` (io_muxed), `request_mem_region()` (mem),
+    `request_mem_region_muxed()` (mem_muxed) or `request_mem_region_exclusive()`
+    (mem_exclusive). A MUXED conflict reports blocked without waiting."""
+
+    macro: str = arg(Kind.CHOICE, "io", choices=tuple(REQUEST_MACROS))
+    start: int = arg(Kind.ADDR, 0)
+    n: int = arg(Kind.SIZE, 1)
+    name: str = arg(Kind.NAME, "")
+
+    def run(self, ctx: Context) -> Outcome:
+        macro = getattr(ctx.kernel.resources, REQUEST_MACROS.get(self.macro, "request_region"))
+        res = macro(self.start, self.n, self.name or None)
+        if res is WOULD_BLOCK:
+            return BLOCKED
+        if not isinstance(res, Resource):
+            return EBUSY
+        ctx.kernel.note_claim(res, PROGRAM)
+        ctx.bind(res)
+        return OK

@@ -68,3 +68,21 @@ def test_deleting_any_line_of_a_seed_still_parses_and_runs(path):
         smaller = program.delete(i)
         trace = run(smaller)
         assert len(trace.steps) == len(smaller.lines) + 1
+
+
+def test_hot_unplug_split_keeps_both_pieces_owned():
+    # Splitting a busy node leaves a high piece the kernel allocated itself; it still
+    # belongs to the original holder (regression: it was reported as held by nobody).
+    trace = run(parse_program(
+        "# machine: minimal\n\n"
+        "release_mem_region_adjustable(start=0x2000000, size=0x1000)\n"))
+    assert trace.signatures == ()
+    trace = run(parse_program(
+        f"r0 = __request_region(start={GAP:#x}, n=0x3000)\n"
+        f"release_mem_region_adjustable(start={GAP + 0x1000:#x}, size=0x1000)\n"))
+    assert trace.signatures == ()
+
+
+def test_sigsegv_is_an_expectation():
+    p = parse_program("touch()  # SIGSEGV\n")
+    assert p.lines[0].expect == "SIGSEGV"
