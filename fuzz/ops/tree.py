@@ -7,6 +7,8 @@ later line can release, remove or adjust that same object, as a driver would.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from iomemfuzz.fuzz.ops import (
     BLOCKED,
     EBADF,
@@ -176,49 +178,45 @@ class InsertResourceExpandToFit(_NewResource):
         return OK
 
 
-@op("release_resource", family=FAMILY)
-class ReleaseResource(Op):
-    """`release_resource()`: unlink the struct together with its whole subtree."""
+class _OnStruct(Op):
+    """The calls that take one linked struct and change the tree around it: the line
+    names the ResourceTree method (``CALL``); the kernel's answer is the outcome."""
 
-    res: int | None = arg(Kind.HANDLE, None)
+    __slots__ = ()
+    CALL: ClassVar[str]
 
     def run(self, ctx: Context) -> Outcome:
         res = _res(ctx, self.res)
         if res is None:
             return EBADF
-        ret = ctx.kernel.resources.release_resource(res)
+        ret = getattr(ctx.kernel.resources, self.CALL)(res)
         ctx.kernel.tree_changed(PROGRAM)
-        return errno_outcome(ret)
+        return OK if ret is None else errno_outcome(ret)
+
+
+@op("release_resource", family=FAMILY)
+class ReleaseResource(_OnStruct):
+    """`release_resource()`: unlink the struct together with its whole subtree."""
+
+    CALL = "release_resource"
+    res: int | None = arg(Kind.HANDLE, None)
 
 
 @op("remove_resource", family=FAMILY)
-class RemoveResource(Op):
+class RemoveResource(_OnStruct):
     """`remove_resource()`: unlink the struct, splicing its children into its place."""
 
+    CALL = "remove_resource"
     res: int | None = arg(Kind.HANDLE, None)
-
-    def run(self, ctx: Context) -> Outcome:
-        res = _res(ctx, self.res)
-        if res is None:
-            return EBADF
-        ret = ctx.kernel.resources.remove_resource(res)
-        ctx.kernel.tree_changed(PROGRAM)
-        return errno_outcome(ret)
 
 
 @op("release_child_resources", family=FAMILY)
-class ReleaseChildResources(Op):
-    """`release_child_resources()`: detach every descendant, rebasing each to [0, size-1]."""
+class ReleaseChildResources(_OnStruct):
+    """`release_child_resources()`: detach every descendant, rebasing each to [0, size-1]
+    (void: the line reports ok)."""
 
+    CALL = "release_child_resources"
     res: int | None = arg(Kind.HANDLE, None)
-
-    def run(self, ctx: Context) -> Outcome:
-        res = _res(ctx, self.res)
-        if res is None:
-            return EBADF
-        ctx.kernel.resources.release_child_resources(res)
-        ctx.kernel.tree_changed(PROGRAM)
-        return OK
 
 
 @op("adjust_resource", family=FAMILY)
