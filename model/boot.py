@@ -50,6 +50,14 @@ INITCALLS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+# The preemption point before each initcall (Points are immutable values, so one per
+# initcall serves every boot).
+_INITCALL_POINTS: dict[tuple[str, str], Point] = {
+    (level, name): Point(f"do_initcall_level({level})", name)
+    for level, name, _method in INITCALLS
+}
+
+
 def level_index(level: str) -> int:
     """Position of ``level`` in :data:`ALL_LEVELS`; ValueError for an unknown name."""
     try:
@@ -106,7 +114,7 @@ class Boot:
                 if lvl != level:
                     continue
                 self.current = name
-                yield Point(f"do_initcall_level({level})", name)
+                yield _INITCALL_POINTS[level, name]
                 fn: Callable[[], Any] = getattr(self, method)
                 ret = fn()
                 if hasattr(ret, "send"):
@@ -146,11 +154,17 @@ class Boot:
         work it spawned, always the lowest-numbered runnable one first (the drain order
         of the scheduler). 0, or -EAGAIN if boot cannot finish on its own."""
         task = self.start()
-        while not self.done:
-            runnable = [t for t in (task, *self.async_tasks) if t.runnable()]
-            if not runnable:
+        step = self.sched.step
+        while task.state != DONE:
+            # The boot task is the lowest-numbered; ask the async ones only when it
+            # cannot run (waiting for them), without building a list per slice.
+            if task.runnable():
+                step(task)
+                continue
+            waiting = next((t for t in self.async_tasks if t.runnable()), None)
+            if waiting is None:
                 return -errno.EAGAIN
-            self.sched.step(runnable[0])
+            step(waiting)
         return 0
 
     def async_task(self, bus_name: str) -> Task | None:

@@ -208,7 +208,7 @@ class Devmem:
         e820 and memory hotplug (``add_pages``) raises it, so the model reads it off every
         System RAM node in the tree."""
         top = 0
-        for node, _depth in preorder(self.resources.iomem_resource):
+        for node in descendants(self.resources.iomem_resource):
             if node.parent is not None and (
                     node.flags & IORESOURCE_SYSTEM_RAM) == IORESOURCE_SYSTEM_RAM:
                 top = max(top, (node.end + 1) >> PAGE_SHIFT)

@@ -62,4 +62,6 @@ class Log:
         return len(self.events)
 
     def since(self, mark: int) -> tuple[Event, ...]:
+        if mark >= len(self.events):
+            return ()  # most steps log nothing: no slice to copy
         return tuple(self.events[mark:])

@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Protocol
 
 from iomemfuzz.model import errno
@@ -73,8 +74,12 @@ REBAR_MAX_CODE = 8
 _BDF = re.compile(r"^(?:([0-9a-fA-F]{1,4}):)?([0-9a-fA-F]{1,2}):([0-1]?[0-9a-fA-F])\.([0-7])$")
 
 
+@lru_cache(maxsize=4096)
 def parse_bdf(text: str) -> tuple[int, int, int]:
-    """"0000:00:02.0" or "00:02.0" -> (domain, bus, devfn). ValueError if malformed."""
+    """"0000:00:02.0" or "00:02.0" -> (domain, bus, devfn). ValueError if malformed.
+
+    Cached: a pure function of the text that every PciDeviceSpec.address / .name /
+    .bus_key asks again (dozens of times per boot). Errors are not cached."""
     m = _BDF.match(text.strip())
     if not m:
         raise ValueError(f"bad PCI address {text!r} (want DDDD:BB:DD.F)")
@@ -588,12 +593,16 @@ class Pci:
             return []  # a DT host decodes only its own ranges
         return sorted(found, key=lambda r: r.start) or [root]
 
-    def pci_claim_resource(self, dev: PciDev, i: int) -> int:
+    def pci_claim_resource(self, dev: PciDev, i: int,
+                           windows: list[Resource] | None = None) -> int:
         """Models `pci_claim_resource()`, drivers/pci/setup-res.c, v6.1: link a
-        firmware-assigned BAR into the window containing it as a **non-busy** node."""
+        firmware-assigned BAR into the window containing it as a **non-busy** node.
+        ``windows``: the bus's windows of the BAR's type when the caller has them."""
         res = dev.resource[i]
         io = bool(res.flags & IORESOURCE_IO)
-        parent = next((w for w in self._windows(dev.bus, io)
+        if windows is None:
+            windows = self._windows(dev.bus, io)
+        parent = next((w for w in windows
                        if w.start <= res.start and res.end <= w.end), None)
         if parent is None:
             self.log.emit(INFO, f"pci {dev.name}: can't claim BAR {i} {res!r}: no "
@@ -678,13 +687,20 @@ class Pci:
             bus = self.buses[key]
             if bus.host != HOST_ACPI:
                 continue
+            # A claim only links one BAR (named after its device) under a window, and
+            # nothing else runs meanwhile, so the bus's windows stay the same through
+            # this loop: one tree walk per resource type instead of one per BAR.
+            windows: dict[bool, list[Resource]] = {}
             for dev in bus.devices:
                 for i in range(PCI_STD_NUM_BARS):
                     res = dev.resource[i]
                     if (not dev.bar_len(i) or res.parent is not None
                             or res.flags & IORESOURCE_UNSET):
                         continue
-                    if self.pci_claim_resource(dev, i):
+                    io = bool(res.flags & IORESOURCE_IO)
+                    if io not in windows:
+                        windows[io] = self._windows(bus, io)
+                    if self.pci_claim_resource(dev, i, windows[io]):
                         size = dev.bar_len(i)
                         res.flags |= IORESOURCE_UNSET
                         res.start, res.end = 0, size - 1

@@ -1733,6 +1733,8 @@ def tree_problems(root: Resource) -> list[TreeProblem]:
     follows child/sibling pointers, visits every node once, and stops a list at a node
     already seen (I4_SHARED), so it ends on any pointer structure. Order: each child list
     in list order, the lists depth first."""
+    if _well_formed(root):
+        return []
     problems: list[TreeProblem] = []
 
     def report(kind: str, text: str) -> None:
@@ -1774,6 +1776,33 @@ def tree_problems(root: Resource) -> list[TreeProblem]:
     return problems
 
 
+def _well_formed(root: Resource) -> bool:
+    """True iff tree_problems(root) finds nothing: its walk and its conditions, without
+    building any text. The busy-consistency oracle asks after every step in thorough
+    mode and the answer is almost always yes, so this is the path that has to be fast."""
+    seen = {root}
+    stack = [root]
+    while stack:
+        parent = stack.pop()
+        low, high = parent.start, parent.end
+        # Every start is >= low by the time it is compared, so this means "no previous
+        # well-formed sibling".
+        last_end = low - 1
+        c = parent.child
+        while c is not None:
+            if c in seen or c.parent is not parent:
+                return False  # I4_SHARED, I4_PARENT
+            seen.add(c)
+            start, end = c.start, c.end
+            if start < low or end > high or end < start or start <= last_end:
+                return False  # I1_NESTING, I3_*, I2_*
+            last_end = end
+            if c.child is not None:
+                stack.append(c)
+            c = c.sibling
+    return True
+
+
 def preorder(root: Resource) -> Iterator[tuple[Resource, int]]:
     """Yield ``(node, depth)`` for every descendant of ``root`` in pre-order, depth 0 for
     root's children (the /proc/iomem depth before MAX_IORES_LEVEL capping).
@@ -1801,7 +1830,9 @@ def descendants(root: Resource) -> list[Resource]:
     including the broken ones a fuzzed Program can build through a stale struct."""
     out: list[Resource] = []
     append = out.append
-    seen = {id(root)}
+    # Resources hash by identity, so the nodes themselves can go in the set: no id()
+    # call per node.
+    seen = {root}
     add = seen.add
     stack = [root.child]
     pop = stack.pop
@@ -1809,10 +1840,9 @@ def descendants(root: Resource) -> list[Resource]:
     while stack:
         node = pop()
         while node is not None:
-            key = id(node)
-            if key in seen:
+            if node in seen:
                 break
-            add(key)
+            add(node)
             append(node)
             if node.sibling is not None:
                 push(node.sibling)

@@ -164,6 +164,8 @@ class Task:
         if self.state == DONE:
             return False
         parked = self.parked
+        if parked is None or type(parked) is Point:
+            return True  # not started, or at a plain preemption point (most steps)
         return not (is_wait(parked) and not parked.ready())
 
     def describe(self) -> str:
@@ -272,12 +274,12 @@ class Scheduler:
         ``tasks`` restricts which tasks may be run (default: all)."""
         allowed = None if tasks is None else {t.id for t in tasks}
         for _ in range(DRAIN_BUDGET):
-            candidates = [t for t in self.tasks
-                          if t.state != DONE and (allowed is None or t.id in allowed)]
-            runnable = [t for t in candidates if t.runnable()]
-            if not runnable:
+            # The first runnable one, without building the candidate lists per slice.
+            first = next((t for t in self.tasks
+                          if (allowed is None or t.id in allowed) and t.runnable()), None)
+            if first is None:
                 break
-            self.step(runnable[0])
+            self.step(first)
         else:
             raise AssertionError("scheduler: a kernel path never finishes")
         self.refresh()
