@@ -77,7 +77,9 @@ class Harness:
         self.seen: set[str] = set(known or ())
         self._decode_ops = decode.decode_ops
         self._run_ops = executor.run_ops
-        decode.tables()  # build the value tables now, not inside the first input
+        # Build the value tables now, not inside the first input.
+        decode.tables()
+        decode.machine_names()
 
     def test_one_input(self, data: bytes) -> None:
         ops = self._decode_ops(data)
