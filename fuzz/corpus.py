@@ -28,6 +28,7 @@ def write_atomic(path: Path | str, data: str | bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    replaced = False
     try:
         # mkstemp creates 0600; corpus files are ordinary shared data files.
         os.fchmod(fd, 0o666 & ~_UMASK)
@@ -36,11 +37,12 @@ def write_atomic(path: Path | str, data: str | bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+        replaced = True
+    finally:
         # Never leave a temporary file behind, whatever interrupted the write (even
-        # KeyboardInterrupt); the exception itself still propagates.
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        # KeyboardInterrupt); any exception still propagates.
+        if not replaced:
+            Path(tmp).unlink(missing_ok=True)
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

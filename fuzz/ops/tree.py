@@ -99,21 +99,12 @@ class _NewResource(Op):
     """Shared fields of the calls that link a caller-allocated struct resource."""
 
     __slots__ = ()
+    # The ResourceTree method that links the new struct (0 / -EBUSY); the struct is bound
+    # to the line's handle whatever the answer, as a driver still owns its allocation.
+    CALL: ClassVar[str] = ""
 
     def new(self) -> Resource:
         return Resource(self.start, self.end, self.name or None, self.flags, self.desc)
-
-
-@op("request_resource", binds=True, family=FAMILY)
-class RequestResource(_NewResource):
-    """Allocate a struct resource [start, end] and `request_resource()` it under parent."""
-
-    parent: object = arg(Kind.NODE, "iomem", choices=ROOTS)
-    start: int = arg(Kind.ADDR, 0)
-    end: int = arg(Kind.ADDR, 0)
-    flags: int = arg(Kind.FLAGS, IORESOURCE_MEM)
-    desc: int = arg(Kind.INT, 0, hi=9)
-    name: str = arg(Kind.NAME, "")
 
     def run(self, ctx: Context) -> Outcome:
         parent = _parent(ctx, self.parent)
@@ -121,11 +112,24 @@ class RequestResource(_NewResource):
             return EBADF
         new = self.new()
         ctx.bind(new)
-        ret = ctx.kernel.resources.request_resource(parent, new)
+        ret = getattr(ctx.kernel.resources, self.CALL)(parent, new)
         ctx.kernel.tree_changed(PROGRAM)
         if ret == 0:
             ctx.kernel.note_new_resource(new, PROGRAM)
         return errno_outcome(ret)
+
+
+@op("request_resource", binds=True, family=FAMILY)
+class RequestResource(_NewResource):
+    """Allocate a struct resource [start, end] and `request_resource()` it under parent."""
+
+    CALL = "request_resource"
+    parent: object = arg(Kind.NODE, "iomem", choices=ROOTS)
+    start: int = arg(Kind.ADDR, 0)
+    end: int = arg(Kind.ADDR, 0)
+    flags: int = arg(Kind.FLAGS, IORESOURCE_MEM)
+    desc: int = arg(Kind.INT, 0, hi=9)
+    name: str = arg(Kind.NAME, "")
 
 
 @op("insert_resource", binds=True, family=FAMILY)
@@ -133,24 +137,13 @@ class InsertResource(_NewResource):
     """Allocate a struct resource [start, end] and `insert_resource()` it under parent
     (it adopts the nodes it covers)."""
 
+    CALL = "insert_resource"
     parent: object = arg(Kind.NODE, "iomem", choices=ROOTS)
     start: int = arg(Kind.ADDR, 0)
     end: int = arg(Kind.ADDR, 0)
     flags: int = arg(Kind.FLAGS, IORESOURCE_MEM)
     desc: int = arg(Kind.INT, 0, hi=9)
     name: str = arg(Kind.NAME, "")
-
-    def run(self, ctx: Context) -> Outcome:
-        parent = _parent(ctx, self.parent)
-        if parent is None:
-            return EBADF
-        new = self.new()
-        ctx.bind(new)
-        ret = ctx.kernel.resources.insert_resource(parent, new)
-        ctx.kernel.tree_changed(PROGRAM)
-        if ret == 0:
-            ctx.kernel.note_new_resource(new, PROGRAM)
-        return errno_outcome(ret)
 
 
 @op("insert_resource_expand_to_fit", binds=True, family=FAMILY)
