@@ -32,6 +32,12 @@ import sys
 from collections.abc import Sequence
 from importlib import import_module
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from iomemfuzz.fuzz.executor import Trace
+    from iomemfuzz.fuzz.ops import Op
+    from iomemfuzz.fuzz.targets.plaincode import CodeSwitch
 
 ENV_PROFILE = "IOMEMFUZZ_PROFILE"
 ENV_MUTATOR = "IOMEMFUZZ_MUTATOR"
@@ -65,25 +71,47 @@ def read_known(path: str | None) -> set[str]:
 
 
 class Harness:
-    """Decode, run with every oracle, and report a violation (queue or raise)."""
+    """Decode, run with every oracle, and report a violation (queue or raise).
+
+    With ``switch`` (an instrumented model), the booted kernel a Program starts on is
+    built on the model's plain code: boot is the same for every input, so its coverage
+    is noise, and instrumented it was most of each execution. A Program that controls
+    boot (``boot_to``) boots on instrumented code, where the interleavings are."""
 
     def __init__(self, profile: str | None = None, queue: str | None = None,
-                 known: set[str] | None = None) -> None:
+                 known: set[str] | None = None, switch: CodeSwitch | None = None) -> None:
         from iomemfuzz.fuzz import decode, executor
+        from iomemfuzz.model.kernel import Kernel
         from iomemfuzz.model.profile import resolve
 
         self.profile = resolve(profile)
         self.queue = Path(queue) if queue else None
         self.seen: set[str] = set(known or ())
+        self.switch = switch
         self._decode_ops = decode.decode_ops
-        self._run_ops = executor.run_ops
+        self._execution = executor.Execution
+        self._needs_boot = executor.needs_boot
+        self._kernel = Kernel
         # Build the value tables now, not inside the first input.
         decode.tables()
         decode.machine_names()
 
+    def run(self, ops: list[Op]) -> Trace:
+        """``executor.run_ops(ops, profile)``, with the booted kernel built plain."""
+        booted = self._needs_boot(ops)
+        if booted and self.switch is not None:
+            with self.switch.plain():
+                kernel = self._kernel(self.profile, None, booted=True)
+        else:
+            kernel = self._kernel(self.profile, None, booted=booted)
+        ex = self._execution(self.profile, kernel, thorough=False)
+        for o in ops:
+            ex.step(o)
+        return ex.finish()
+
     def test_one_input(self, data: bytes) -> None:
         ops = self._decode_ops(data)
-        trace = self._run_ops(ops, self.profile)
+        trace = self.run(ops)
         if not any(step.violations for step in trace.steps):
             return
         new = [s for s in trace.signatures if s not in self.seen]
@@ -112,45 +140,26 @@ def die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
 
 
-# Observers: functions the oracles call after every step to look at the whole state
-# (walks over every node). They model no kernel behaviour, so their coverage says nothing
-# new, yet instrumented they took about three quarters of each execution; they run as
-# plain bytecode.
-OBSERVERS: dict[str, tuple[str, ...]] = {
-    "iomemfuzz.model.resource": ("preorder", "tree_problems"),
-}
-
-
-def _plain_bytecode(module_name: str, names: tuple[str, ...]) -> None:
-    """Give module-level functions back their uninstrumented code objects."""
-    import types
-
-    module = sys.modules.get(module_name)
-    if module is None or not getattr(module, "__file__", None):
-        return
-    source = Path(module.__file__).read_text(encoding="utf-8")
-    code = compile(source, module.__file__, "exec", dont_inherit=True)
-    plain = {c.co_name: c for c in code.co_consts if isinstance(c, types.CodeType)}
-    for name in names:
-        fn = getattr(module, name, None)
-        if isinstance(fn, types.FunctionType) and name in plain:
-            fn.__code__ = plain[name]
-
-
-def instrument_model() -> None:
-    """Import every ``iomemfuzz.model`` module under atheris instrumentation (observers
-    excepted, see OBSERVERS)."""
+def instrument_model() -> CodeSwitch:
+    """Import every ``iomemfuzz.model`` module under atheris instrumentation; return the
+    switch to their plain twins (observers already plain, see plaincode.OBSERVERS)."""
     import atheris
+    from iomemfuzz.fuzz.targets.plaincode import OBSERVERS, CodeSwitch
 
     if any(name.startswith("iomemfuzz.model") for name in sys.modules):
         raise RuntimeError("iomemfuzz.model was imported before instrumentation; "
                            "import the target harness first")
+    names = []
     with atheris.instrument_imports(include=["iomemfuzz.model"]):
         package = import_module("iomemfuzz.model")
         for info in pkgutil.iter_modules(package.__path__):
-            import_module(f"iomemfuzz.model.{info.name}")
-    for module_name, names in OBSERVERS.items():
-        _plain_bytecode(module_name, names)
+            names.append(f"iomemfuzz.model.{info.name}")
+            import_module(names[-1])
+    switch = CodeSwitch(names)
+    missing = switch.make_plain(OBSERVERS)
+    if missing:
+        raise RuntimeError(f"observers not found in the model: {', '.join(missing)}")
+    return switch
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -165,11 +174,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         argv.remove(flag)
     if os.environ.get(ENV_QUEUE):
         die_with_parent()
-    instrument_model()
+    switch = instrument_model()
     from iomemfuzz.fuzz import mutate
 
     harness = Harness(os.environ.get(ENV_PROFILE), os.environ.get(ENV_QUEUE),
-                      read_known(os.environ.get(ENV_KNOWN)))
+                      read_known(os.environ.get(ENV_KNOWN)), switch)
     if os.environ.get(ENV_MUTATOR, "structure") == "bytes":
         atheris.Setup(argv, harness.test_one_input)
     else:
