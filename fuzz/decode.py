@@ -10,21 +10,32 @@ Layout. The input is a sequence of *records*, one per operation::
     payload := selector field*         selector: which operation (see below)
 
 A record's payload is read as if padded with zero bytes, and bytes past what its fields
-use are ignored. So a libFuzzer byte mutation inside one record changes one operation,
-truncation keeps every earlier operation, and a short input is a short Program.
+use are ignored; an empty record is padding (no operation). So a libFuzzer byte
+mutation inside one record changes one operation, truncation keeps every earlier
+operation, and a short input is a short Program.
 
-The selector byte ``b`` picks operation ``b - 64`` (modulo the table size) when
-``b >= 64``; below 64 it picks among the operations that take the latest handle as an
-argument (``mmap`` after ``open_devmem``, ``touch`` after ``mmap``: HANDLE fields name
-the operations whose handles they take in ``Arg.choices``), so resource chains form by
-themselves, as in syzkaller's choice table.
+A selector byte ``b >= 96`` picks a *family* (tree, mapping, pci, sched: slots in
+proportion to ``FAMILY_WEIGHTS``, so the short PCI and boot families are not drowned by
+the 28 tree operations) and the byte after it the operation within the family. Below 96
+the selector encodes the two chains a kernel developer writes by hand, so they form by
+themselves (the idea of syzkaller's choice table):
+
+* ``b < 64``: an operation that takes the latest handle as an argument (``mmap`` after
+  ``open_devmem``, ``touch`` after ``mmap``: HANDLE fields name the operations whose
+  handles they take in ``Arg.choices``);
+* ``64 <= b < 96``: an operation with an address field, whose first address field is
+  the latest address of the Program (no mode byte): claim the page just mapped, release
+  the region just claimed, map what was just hot-added. Without such slots, a claim of
+  the mapped page took three independent choices (operation, "earlier value" mode, the
+  right pool entry) and was ~2e-3 of the records appended to ``open_devmem; mmap``.
 
 Values are chosen the way a kernel developer picks test inputs. Each numeric field starts
 with a *mode* byte: the field's simplest value; an entry of a table of interesting values
 (page and BAR edges, sizes 0/1/page-1/page/page+1, values near 2^64, and every start, end
 and size of the default machine's /proc/iomem and /proc/ioports); a value already used by
-an earlier field of the same Program (most recent first, with ``start + n`` and
-``end - start + 1`` of each pair); such a value nudged (+-1, +-page, halved, page
+an earlier field of the same kind in the Program (addresses and sizes are kept apart,
+most recent first, with ``start + n`` and ``end - start + 1`` of each pair); such a
+value nudged (+-1, +-page, halved, page
 rounded); a small number; a page frame; or 8 raw bytes. Handle fields pick among the
 handles earlier lines bind, most recent first (first those of the operations a HANDLE
 field names in its ``choices``, if it does), so references almost always exist.
@@ -36,12 +47,13 @@ field's bounds; names from ``NAMES`` (or the field's own suggestions) or at most
 characters of ``NAME_ALPHABET``. ``encode`` raises ValueError outside that domain;
 :func:`encode_ops` takes bare operations (and so ignores any metadata).
 
-Stability. The encoder writes indices below the current table sizes, and operation
-numbers, value tables and mode tables only grow at the end, so bytes written today decode
-to the same Program after new families are appended (up to 192 operations, after which
-the selector takes two bytes). Two things can change what old bytes mean: a raw name
-(its escape index is the table length) once a table grows, and the machine-derived
-value tables once the default machine changes.
+Stability. The encoder writes indices below the current table sizes, and operations
+within a family, value tables and mode tables only grow at the end, so bytes written
+today decode to the same Program after operations are appended to a family. Three things
+change what old bytes mean: a new family (it re-divides the selector slots), a raw name
+(its escape index is the table length) once a table grows, and the machine-derived value
+tables once the default machine changes. The text corpus is the durable form; byte
+corpora are re-exported from it (``iomemfuzz export-seeds``).
 """
 
 from __future__ import annotations
@@ -60,9 +72,13 @@ MAX_OPS = 64
 RECORD_MASK = 0x3F
 MAX_RECORD = RECORD_MASK + 0xFF
 POOL_SIZE = 16
-POOL_HEAD = 2  # earlier values most often reused: the latest start and size
-# Selector bytes that choose among the operations using the latest handle (a quarter).
+POOL_HEAD = 2  # earlier values most often reused: the latest two of the field's kind
+# Selector bytes that choose among the operations using the latest handle (a quarter),
+# then those that choose an operation working on the latest address (an eighth), then
+# the plain operation numbers.
 CONSUMER_SLOTS = 64
+FOLLOW_SLOTS = 32
+SELECT_BASE = CONSUMER_SLOTS + FOLLOW_SLOTS
 
 # Modes of numeric (ADDR/SIZE) fields: the mode byte modulo 16 picks one. Weights are the
 # number of slots: interesting tables and earlier values dominate, raw bytes are rare.
@@ -101,6 +117,10 @@ GENERIC_FLAGS = (
 NAMES = ("", "drv", "dev", "a", "System RAM", "reserved", "PCI Bus 0000:00",
          "Kernel code", "dax", "Soft Reserved")
 NAME_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789 :._-"
+# A NAME field with suggestions (``Arg.choices``: test devices, BAR layouts, preemption
+# points) takes one of its own names (simplest or suggested) for this many of the 256
+# byte values; the rest pick uniformly among every name, or escape to a raw name.
+OWN_NAME_BYTES = 192
 MAX_NAME = 15
 
 # Nudges of an earlier value (DERIVE mode). Append only.
@@ -204,16 +224,61 @@ def op_table() -> tuple[tuple[type[Op], ...], dict[type[Op], int]]:
     return ops, {cls: i for i, cls in enumerate(ops)}
 
 
+# Share of the plain selector bytes each family gets (a family not listed: DEFAULT_WEIGHT).
+# By family rather than by operation: with one slot per operation the 28 tree operations
+# took half of all records, and the short PCI and boot chains (hot-add behind the async
+# host, then its probe) were rarer than one input in 600 of a minute's corpus.
+FAMILY_WEIGHTS = {"tree": 7, "mapping": 6, "pci": 4, "sched": 3}
+DEFAULT_WEIGHT = 4
+PLAIN_SLOTS = 256 - SELECT_BASE
+
+
+def families() -> tuple[tuple[type[Op], ...], ...]:
+    """The registered operations by family (family order, then definition order)."""
+    return _families(op_table()[0])
+
+
+def family_slots() -> tuple[int, ...]:
+    """Plain selector slot -> index into ``families()``, in proportion to the weights."""
+    return _family_slots(op_table()[0])
+
+
+# The tables derived from the operation table are cached per operation table, so a test
+# that registers an operation (and clears ``op_table``) gets fresh ones.
+@cache
+def _families(ops: tuple[type[Op], ...]) -> tuple[tuple[type[Op], ...], ...]:
+    out: dict[str, list[type[Op]]] = {}
+    for cls in ops:
+        out.setdefault(cls.FAMILY, []).append(cls)
+    return tuple(tuple(v) for v in out.values())
+
+
+@cache
+def _family_slots(ops: tuple[type[Op], ...]) -> tuple[int, ...]:
+    fams = _families(ops)
+    weights = [FAMILY_WEIGHTS.get(f[0].FAMILY, DEFAULT_WEIGHT) for f in fams]
+    total = sum(weights)
+    slots: list[int] = []
+    acc = 0
+    for i, w in enumerate(weights):
+        acc += w
+        slots += [i] * (round(PLAIN_SLOTS * acc / total) - len(slots))
+    return tuple(slots)
+
+
 class State:
     """What the decoder remembers between fields: earlier values, handles bound so far.
 
+    Addresses and sizes are remembered apart (``pool(kind)``): an address field reuses
+    addresses (starts, last bytes, the byte past a region), a size field sizes.
     Decoding and encoding both update it through ``begin``, ``note_field`` and ``end``,
     so they agree."""
 
-    __slots__ = ("binders", "first_addr", "pool")
+    __slots__ = ("addrs", "binders", "first_addr", "sizes")
 
     def __init__(self) -> None:
-        self.pool: list[int] = []
+        self.addrs: list[int] = []
+        self.sizes: list[int] = []
         self.binders: list[str] = []  # operation name of each handle's line
         self.first_addr: int | None = None
 
@@ -221,19 +286,22 @@ class State:
     def handles(self) -> int:
         return len(self.binders)
 
+    def pool(self, kind: Kind) -> list[int]:
+        return self.addrs if kind is Kind.ADDR else self.sizes
+
     def copy(self) -> State:
         s = State()
-        s.pool = list(self.pool)
-        s.binders = list(self.binders)
+        s.restore(self)
         return s
 
     def restore(self, other: State) -> None:
-        self.pool = list(other.pool)
+        self.addrs = list(other.addrs)
+        self.sizes = list(other.sizes)
         self.binders = list(other.binders)
 
-    def push(self, value: int) -> None:
+    @staticmethod
+    def _push(pool: list[int], value: int) -> None:
         value &= U64_MAX
-        pool = self.pool
         if pool and pool[0] == value:
             return
         if value in pool:
@@ -251,22 +319,21 @@ class State:
         if not isinstance(value, int):
             return
         first = self.first_addr
+        push = self._push
         if a.kind is Kind.ADDR:
             if first is None:
                 self.first_addr = value
-                self.push(value)
+                push(self.addrs, value)
             else:  # [start, end]: its size is worth reusing; start stays on top
-                self.push(value - first + 1)
-                self.push(value)
-                self.push(first)
+                push(self.sizes, value - first + 1)
+                push(self.addrs, value)
+                push(self.addrs, first)
         elif a.kind is Kind.SIZE:
+            push(self.sizes, value)
             if first is not None:  # (start, n): the last byte, the byte past it
-                self.push(first + value - 1)
-                self.push(first + value)
-                self.push(value)
-                self.push(first)  # the start is what a later line most often reuses
-            else:
-                self.push(value)
+                push(self.addrs, first + value - 1)
+                push(self.addrs, first + value)
+                push(self.addrs, first)  # the start is what a later line most reuses
 
     def end(self, cls: type[Op]) -> None:
         if cls.BINDS:
@@ -320,13 +387,13 @@ def _num(mode: int, r: _Reader, a: Arg, state: State) -> int:
         return _fit(table[r.byte() % len(table)], a)
     if mode == POOL:
         i = r.byte()
-        pool = state.pool
+        pool = state.pool(kind)
         if not pool:
             return a.simplest
         return _fit(pool[_biased(i, len(pool), POOL_HEAD)], a)
     if mode == DERIVE:
         i, t = r.byte(), r.byte()
-        pool = state.pool
+        pool = state.pool(kind)
         base = pool[_biased(i, len(pool), POOL_HEAD)] if pool else a.simplest
         return _fit(TRANSFORMS[t % len(TRANSFORMS)](base), a)
     if mode == SMALL:
@@ -361,10 +428,13 @@ def _choice_options(a: Arg) -> list[object]:
     return [a.simplest, *(c for c in a.choices if c != a.simplest)]
 
 
-def _name_options(a: Arg) -> list[str]:
-    """The field's simplest name, the names it suggests (``Arg.choices`` of a NAME field,
-    e.g. preemption points), the generic table, then the default machine's names."""
-    return list(dict.fromkeys((a.simplest, *a.choices, *NAMES, *machine_names())))
+def _name_options(a: Arg) -> tuple[list[str], int]:
+    """The field's simplest name, the names it suggests (``Arg.choices`` of a NAME field:
+    the test devices, BAR layouts, preemption points), the generic table, then the
+    default machine's names; and how many of them are the field's own (simplest and
+    suggestions), which ``OWN_NAME_BYTES`` of the byte values choose among."""
+    own = list(dict.fromkeys((a.simplest, *a.choices)))
+    return list(dict.fromkeys((*own, *NAMES, *machine_names()))), len(own)
 
 
 def _field(r: _Reader, a: Arg, state: State) -> object:
@@ -379,8 +449,15 @@ def _field(r: _Reader, a: Arg, state: State) -> object:
         options = _choice_options(a)
         return options[r.byte() % len(options)]
     if kind is Kind.NAME:
-        names = _name_options(a)
-        i = r.byte() % (len(names) + 1)
+        # Without the bias a field's own suggestions drowned among ~35 generic and
+        # machine names: the async host's device was ~6 % of the hot-adds, and a valid
+        # device and BAR layout together a third.
+        names, own = _name_options(a)
+        bias = OWN_NAME_BYTES if a.choices else 0
+        b = r.byte()
+        if b < bias:
+            return names[b % own]
+        i = (b - bias) % (len(names) + 1)
         if i < len(names):
             return names[i]
         length = r.byte() % (MAX_NAME + 1)
@@ -389,11 +466,14 @@ def _field(r: _Reader, a: Arg, state: State) -> object:
     return a.simplest
 
 
-@cache
 def consumers(binder: str) -> tuple[type[Op], ...]:
     """Operations that take a handle made by ``binder``: those whose HANDLE fields name it
     in ``choices``; if none does, those with an untyped HANDLE or NODE field."""
-    ops, _ = op_table()
+    return _consumers(op_table()[0], binder)
+
+
+@cache
+def _consumers(ops: tuple[type[Op], ...], binder: str) -> tuple[type[Op], ...]:
     typed = tuple(c for c in ops if any(
         a.kind is Kind.HANDLE and binder in a.choices for _, a in c.args()))
     if typed:
@@ -403,35 +483,54 @@ def consumers(binder: str) -> tuple[type[Op], ...]:
         for _, a in c.args()))
 
 
-def _select(r: _Reader, state: State) -> type[Op]:
-    """The operation of a record. Selector bytes below ``CONSUMER_SLOTS`` pick an
-    operation that uses the latest handle (open -> mmap -> touch), the rest any."""
+def followers() -> tuple[type[Op], ...]:
+    """Operations with an address field: what the follow slots choose from."""
+    return _followers(op_table()[0])
+
+
+@cache
+def _followers(ops: tuple[type[Op], ...]) -> tuple[type[Op], ...]:
+    return tuple(c for c in ops if any(a.kind is Kind.ADDR for _, a in c.args()))
+
+
+def _select(r: _Reader, state: State) -> tuple[type[Op], bool]:
+    """The operation of a record, and whether its first address field follows the
+    latest address. Selector bytes below ``CONSUMER_SLOTS`` pick an operation that uses
+    the latest handle (open -> mmap -> touch), the next ``FOLLOW_SLOTS`` one that works
+    on the latest address (mmap -> claim that page), the rest any."""
     ops, _ = op_table()
-    if len(ops) > 256 - CONSUMER_SLOTS:
-        return ops[r.uint(2) % len(ops)]
     b = r.byte()
     if b < CONSUMER_SLOTS:
         users = consumers(state.binders[-1]) if state.binders else ()
-        return users[b % len(users)] if users else ops[b % len(ops)]
-    return ops[(b - CONSUMER_SLOTS) % len(ops)]
+        return (users[b % len(users)] if users else ops[b % len(ops)]), False
+    if b < SELECT_BASE:
+        near = followers()
+        return near[b % len(near)], bool(state.addrs)
+    family = families()[family_slots()[b - SELECT_BASE]]
+    return family[r.byte() % len(family)], False
 
 
 def _decode_op(payload: bytes, state: State) -> Op:
     r = _Reader(payload)
-    cls = _select(r, state)
+    cls, follow = _select(r, state)
     before = state.copy()
     state.begin()
     values = {}
     for name, a in cls.args():
-        value = _field(r, a, state)
+        if follow and a.kind is Kind.ADDR:
+            # The first address field takes the latest address (no mode byte); the
+            # operation's other fields read as usual, so (start, n) pairs still form.
+            value = _fit(state.addrs[0], a)
+            follow = False
+        else:
+            value = _field(r, a, state)
         state.note_field(a, value)
         values[name] = value
     try:
         o = cls(**values)
     except (TypeError, ValueError):
-        # An operation may reject a combination of values; its simplest form never fails.
-        # The state must then be what encoding that simplest form would leave.
-        o = cls()
+        o = _closest_valid(cls, values)
+        # The state must be what encoding the operation actually built would leave.
         state.restore(before)
         state.advance(o)
         return o
@@ -439,8 +538,28 @@ def _decode_op(payload: bytes, state: State) -> Op:
     return o
 
 
+def _closest_valid(cls: type[Op], values: dict[str, object]) -> Op:
+    """An operation may reject a combination of values (a ROM size that is no power of
+    two); reset fields to their simplest values from the last one back until it accepts
+    them, keeping the leading fields that say what the line is about (the device, its
+    BARs). Its simplest form never fails."""
+    values = dict(values)
+    for name, a in reversed(cls.args()):
+        values[name] = a.simplest
+        try:
+            return cls(**values)
+        except (TypeError, ValueError):
+            continue
+    return cls()
+
+
 def records(data: bytes) -> list[tuple[int, int]]:
-    """(start, end) of each record's payload in ``data`` (the last may run past the end)."""
+    """(start, end) of each record's payload in ``data`` (the last may run past the end).
+
+    An empty record (length 0) is padding and decodes to nothing: as the first
+    operation's selector, zeros would otherwise chain ``__request_region`` (which takes
+    its own handle) once per zero byte, and runs of zeros are what libFuzzer inserts
+    most; a minute's corpus was a third such lines. The encoder never writes one."""
     out = []
     pos = 0
     n = len(data)
@@ -450,7 +569,8 @@ def records(data: bytes) -> list[tuple[int, int]]:
         if length == RECORD_MASK:
             length += data[pos] if pos < n else 0
             pos += 1
-        out.append((pos, pos + length))
+        if length:
+            out.append((pos, pos + length))
         pos += length
     return out
 
@@ -511,18 +631,19 @@ def _num_candidates(a: Arg, value: int, state: State) -> Iterable[bytes]:
         i = _table_index(kind, a.lo, a.hi).get(value)
         if i is not None:
             yield bytes([_first_mode_byte(modes, TABLE), i])
+    pool = state.pool(kind)
     if POOL in modes:
         m = _first_mode_byte(modes, POOL)
-        for i, v in enumerate(state.pool):
+        for i, v in enumerate(pool):
             if _fit(v, a) == value:
                 yield bytes([m, _unbiased(i, POOL_HEAD)])
                 break
     if SMALL in modes and value < 256:
         yield bytes([_first_mode_byte(modes, SMALL), value & 0xFF])
-    if DERIVE in modes and state.pool:
+    if DERIVE in modes and pool:
         m = _first_mode_byte(modes, DERIVE)
         found = False
-        for i, base in enumerate(state.pool):
+        for i, base in enumerate(pool):
             for t, f in enumerate(TRANSFORMS):
                 if _fit(f(base), a) == value:
                     yield bytes([m, _unbiased(i, POOL_HEAD), t])
@@ -551,9 +672,10 @@ def _encode_field(a: Arg, value: object, state: State) -> bytes:
         i = _table_index(kind, a.lo, a.hi).get(value)
         if i is not None:
             return bytes([_first_mode_byte(modes, TABLE), i])
-        if POOL in modes and a.lo == 0 and a.hi == U64_MAX and value in state.pool:
+        pool = state.pool(kind)
+        if POOL in modes and a.lo == 0 and a.hi == U64_MAX and value in pool:
             return bytes([_first_mode_byte(modes, POOL),
-                          _unbiased(state.pool.index(value), POOL_HEAD)])
+                          _unbiased(pool.index(value), POOL_HEAD)])
         for candidate in _num_candidates(a, value, state):
             # Check the candidate by decoding it: encode agrees with decode by construction.
             r = _Reader(candidate)
@@ -568,29 +690,39 @@ def _encode_field(a: Arg, value: object, state: State) -> bytes:
                 return bytes([i if choice else _unbiased(i, 1)])
         raise ValueError(f"{value!r} is not a choice here (options: {options})")
     if kind is Kind.NAME:
-        names = _name_options(a)
+        names, own = _name_options(a)
+        bias = OWN_NAME_BYTES if a.choices else 0
         if value in names:
-            return bytes([names.index(value)])
+            i = names.index(value)
+            if i < own and bias:
+                return bytes([i])
+            if bias + i < 256:
+                return bytes([bias + i])
         text = str(value)
         if len(text) > MAX_NAME or any(c not in NAME_ALPHABET for c in text):
             raise ValueError(f"name {text!r} is outside the decoder's domain")
-        return bytes([len(names), len(text), *(NAME_ALPHABET.index(c) for c in text)])
+        if bias + len(names) >= 256:
+            raise ValueError(f"name {text!r}: the name table is too long to escape")
+        return bytes([bias + len(names), len(text), *(NAME_ALPHABET.index(c) for c in text)])
     if value != a.simplest:
         raise ValueError(f"field kind {kind} carries only its simplest value")
     return b""
 
 
+def selector(cls: type[Op]) -> bytes:
+    """The plain selector bytes of ``cls``: its family's first slot, its index there."""
+    fams = families()
+    f = next(k for k, fam in enumerate(fams) if cls in fam)
+    return bytes([SELECT_BASE + family_slots().index(f), fams[f].index(cls)])
+
+
 def encode_op(o: Op, state: State) -> bytes:
     """One record (length and payload) for ``o`` in the context ``state`` (updated)."""
-    ops, index = op_table()
+    _ops, index = op_table()
     cls = type(o)
     if cls not in index:
         raise ValueError(f"{cls.__name__} is not a registered operation")
-    i = index[cls]
-    if len(ops) > 256 - CONSUMER_SLOTS:
-        payload = bytearray(i.to_bytes(2, "little"))
-    else:
-        payload = bytearray([CONSUMER_SLOTS + i])
+    payload = bytearray(selector(cls))
     state.begin()
     for name, a in cls.args():
         value = getattr(o, name)

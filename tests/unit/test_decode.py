@@ -52,8 +52,11 @@ def test_truncating_input_keeps_every_complete_operation(data, cut):
 
 def test_short_inputs_give_short_programs():
     assert decode.decode(b"") == Program()
-    assert len(decode.decode(b"\x00").lines) == 1
-    assert len(decode.decode(bytes(10)).lines) == 10
+    assert len(decode.decode(b"\x01").lines) == 1
+    assert len(decode.decode(b"\x01\x00" * 10).lines) == 10
+    # Empty records are padding: runs of zero bytes add no operations.
+    assert decode.decode(bytes(10)) == Program()
+    assert len(decode.decode(b"\x01\x00" + bytes(20) + b"\x01\x00").lines) == 2
 
 
 @FAST
@@ -66,8 +69,8 @@ def test_encode_inverts_decode_on_decoder_outputs(data):
 def test_every_registered_operation_is_reachable_by_its_number():
     classes = ordered_ops()
     assert decode.op_table()[0] == classes
-    for i, cls in enumerate(classes):
-        assert type(decode.decode(bytes([1, decode.CONSUMER_SLOTS + i])).lines[0].op) is cls
+    for cls in classes:
+        assert type(decode.decode(bytes([2, *decode.selector(cls)])).lines[0].op) is cls
 
 
 def test_a_new_family_is_picked_up_without_touching_the_decoder(monkeypatch):
@@ -81,9 +84,8 @@ def test_a_new_family_is_picked_up_without_touching_the_decoder(monkeypatch):
             addr: int = arg(Kind.ADDR, 0)
             size: int = arg(Kind.SIZE, 1)
 
-        index = decode.op_table()[1][Probe]
-        # selector, addr: table entry 7
-        program = decode.decode(bytes([4, decode.CONSUMER_SLOTS + index, 1, 7, 0]))
+        # selector (family slot, index in the family), addr: table entry 7
+        program = decode.decode(bytes([5, *decode.selector(Probe), 1, 7, 0]))
         assert type(program.lines[0].op) is Probe
         assert program.lines[0].op.addr == decode.tables()[Kind.ADDR][7]
         assert decode.decode(decode.encode(program)) == program
@@ -136,7 +138,7 @@ def test_values_lean_on_tables_earlier_values_and_existing_handles():
 
 def test_low_selector_bytes_pick_an_operation_that_uses_the_latest_handle():
     state = decode.State()
-    first = decode.decode_record(bytes([decode.CONSUMER_SLOTS + 0]), state)
+    first = decode.decode_record(decode.selector(RequestRegion), state)
     assert type(first).BINDS
     users = decode.consumers(type(first).NAME)
     assert users
@@ -184,11 +186,34 @@ def test_handle_fields_prefer_the_operations_they_name(monkeypatch):
 
             res: int | None = arg(Kind.HANDLE, None, choices=("__request_region",))
 
-        index = {c: decode.CONSUMER_SLOTS + i for c, i in decode.op_table()[1].items()}
-        data = bytes([1, index[RequestRegion], 1, index[RequestResource], 2, index[User], 0])
+        data = bytes([2, *decode.selector(RequestRegion), 2, *decode.selector(RequestResource),
+                      3, *decode.selector(User), 0])
         ops = decode.decode_ops(data)
         # The most recent handle is r1 (request_resource); the typed choice is r0.
         assert ops[2] == User(res=0)
         assert decode.decode_ops(decode.encode_ops(ops)) == ops
     finally:
         decode.op_table.cache_clear()
+
+
+def test_follow_slots_pick_an_operation_on_the_latest_address():
+    state = decode.State()
+    # parent: iomem; start: mode TABLE, the 6th table address
+    decode.decode_record(bytes([*decode.selector(RequestRegion), 0, 1, 5]), state)
+    latest = state.addrs[0]
+    assert latest == decode.tables()[Kind.ADDR][5]
+    near = decode.followers()
+    assert RequestRegion in near
+    for b in range(decode.CONSUMER_SLOTS, decode.SELECT_BASE):
+        o = decode.decode_record(bytes([b, 3, 0x10]), state.copy())
+        assert type(o) in near
+        first_addr = next(getattr(o, n) for n, a in type(o).args() if a.kind is Kind.ADDR)
+        a = next(a for _, a in type(o).args() if a.kind is Kind.ADDR)
+        assert first_addr == decode._fit(latest, a)
+
+
+def test_addresses_and_sizes_are_reused_by_kind():
+    state = decode.State()
+    decode.encode_op(RequestRegion(start=0xFE000000, n=0x100), state)
+    assert state.addrs[0] == 0xFE000000 and 0xFE0000FF in state.addrs
+    assert state.sizes == [0x100]
