@@ -6,6 +6,7 @@ operation. This mutator decodes the input, applies one to a few of
 
 * insert a fresh operation (drawn by the decoder from random bytes in the context of the
   lines before it, so its handles and values are the interesting ones there),
+* extend a chain: right after a line, an operation using that line's handle or address,
 * delete, duplicate or move an operation, or swap two,
 * re-argument: give one field of one operation a fresh value (same value tables),
 * splice (crossover): the head of one Program and the tail of another,
@@ -87,10 +88,37 @@ def splice(head: list[Op], tail: list[Op], cut_head: int, cut_tail: int) -> list
     return kept_head + [remap_handles(o, remap) for o in tail[cut_tail:]]
 
 
-def _fresh_op(ops: list[Op], at: int, rng: random.Random) -> Op:
+def _fresh_op(ops: list[Op], at: int, rng: random.Random,
+              selectors: range | None = None) -> Op:
+    """A new operation for position ``at``, drawn by the decoder in the context of the
+    lines before it; ``selectors`` restricts its selector byte (a chain slot range)."""
     state = decode.state_after(ops[:at])
-    payload = rng.randbytes(rng.randrange(1, 28))
-    return decode.decode_record(payload, state)
+    payload = bytearray(rng.randbytes(rng.randrange(1, 28)))
+    if selectors is not None:
+        payload[0] = rng.choice(selectors)
+    return decode.decode_record(bytes(payload), state)
+
+
+# Chains grown anywhere in a Program, not only after its last line: a consumer of the
+# handle a line binds, or an operation on the address a line used, inserted right after
+# that line (the decoder's chain slots read "the latest handle/address" at that point).
+# libFuzzer keeps an input with a new link (open_devmem, then a successful mmap) among
+# hundreds of others; the next link must grow from wherever that line sits.
+CONSUMER_SELECTORS = range(decode.CONSUMER_SLOTS)
+FOLLOW_SELECTORS = range(decode.CONSUMER_SLOTS, decode.SELECT_BASE)
+
+
+def _extend_chain(ops: list[Op], rng: random.Random) -> tuple[list[Op], int]:
+    binders = _binders(ops)
+    with_addr = [i for i, o in enumerate(ops)
+                 if any(a.kind is Kind.ADDR for _, a in type(o).args())]
+    if binders and (not with_addr or rng.random() < 0.5):
+        i, selectors = rng.choice(binders), CONSUMER_SELECTORS
+    elif with_addr:
+        i, selectors = rng.choice(with_addr), FOLLOW_SELECTORS
+    else:
+        return insert(ops, len(ops), _fresh_op(ops, len(ops), rng)), len(ops)
+    return insert(ops, i + 1, _fresh_op(ops, i + 1, rng, selectors)), i + 1
 
 
 def _reargument(ops: list[Op], rng: random.Random) -> tuple[list[Op], int]:
@@ -127,23 +155,26 @@ def mutate_ops(ops: list[Op], rng: random.Random) -> tuple[list[Op], int]:
     """One structural mutation: the new operations, and the first index that changed.
 
     Deleting is as likely as inserting, so Programs do not grow without bound (a longer
-    Program always reaches a few more features, and libFuzzer would keep it); a fresh
-    operation goes to the end half of the time, where resource chains grow."""
+    Program always reaches a few more features, and libFuzzer would keep it). Of the
+    inserts, a fresh operation goes to the end or anywhere; a chain link goes right
+    after the line whose handle or address it uses."""
     n = len(ops)
     roll = rng.random()
-    if n == 0 or roll < 0.25:
+    if n == 0 or roll < 0.15:
         at = n if rng.random() < 0.5 else rng.randrange(n + 1)
         return insert(ops, at, _fresh_op(ops, at, rng)), at
-    if roll < 0.50:
+    if roll < 0.35:
+        return _extend_chain(ops, rng)
+    if roll < 0.55:
         i = rng.randrange(n)
         return reorder(ops, [j for j in range(n) if j != i]), i
-    if roll < 0.55:
+    if roll < 0.60:
         i = rng.randrange(n)
         at = rng.randrange(i + 1, n + 1)
         order = list(range(n))
         order.insert(at, i)
         return reorder(ops, order), at
-    if roll < 0.65 and n > 1:
+    if roll < 0.70 and n > 1:
         i, j = sorted(rng.sample(range(n), 2))
         order = list(range(n))
         if rng.random() < 0.5:
