@@ -12,7 +12,10 @@
    and minimization.
 3. Length of the minimized finding against the known minimal length.
 
-Bugs whose operations are not registered yet are skipped with a note. Results go to
+With ``--seeded`` the atheris jobs start from the repository's hand-written seeds
+(``corpus/seeds``, minus any seed that already reproduces the bug on its profile; never
+``corpus/findings``), as ``iomemfuzz fuzz`` does in a checkout; without it, from an
+empty corpus. Bugs whose operations are not registered yet are skipped with a note. Results go to
 stdout as Markdown (``--out FILE`` writes them there too).
 
     .venv/bin/python tools/bench_engines.py --seeds 5 --budget 120 --out docs/bench.md
@@ -25,6 +28,7 @@ import io
 import multiprocessing
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -34,9 +38,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from iomemfuzz.fuzz import decode
-from iomemfuzz.fuzz.executor import run_ops
+from iomemfuzz.fuzz.executor import run, run_ops
 from iomemfuzz.fuzz.job import DEFAULT_TARGET, JobConfig, hypothesis_worker, run_job
 from iomemfuzz.fuzz.ops import REGISTRY, load_families
+from iomemfuzz.fuzz.program import parse_program
 from iomemfuzz.fuzz.targets import ENV_MUTATOR, ENV_PROFILE, ENV_QUEUE
 from iomemfuzz.model.profile import resolve
 
@@ -69,6 +74,8 @@ BUGS: tuple[Bug, ...] = (
         "boot to device level, hot-add behind an async host, host_probe as a task, step "
         "it: its bus-add races pci_sysfs_init (minimized from corpus/findings/v6.1-deb/b1-*)"),
 )
+
+SEEDS = Path(__file__).resolve().parent.parent / "corpus" / "seeds"
 
 ENGINES: tuple[tuple[str, str], ...] = (
     ("atheris", "structure"),
@@ -144,8 +151,30 @@ class Attempt:
     execs: int
 
 
-def attempt(bug: Bug, engine: str, mutator: str, seed: int, budget: float) -> Attempt:
+def usable_seeds(bug: Bug) -> tuple[list[Path], list[str]]:
+    """The repository's hand-written seeds (``corpus/seeds``, never ``corpus/findings``)
+    minus those that already reproduce the bug on its profile: (kept, dropped names).
+    With them the benchmark measures what ``iomemfuzz fuzz`` does in a checkout, where
+    the job exports the text corpus as libFuzzer's seed inputs."""
+    kept: list[Path] = []
+    dropped: list[str] = []
+    for path in sorted(SEEDS.glob("*.prog")):
+        program = parse_program(path.read_text(encoding="utf-8"), str(path))
+        if set(run(program, bug.profile).signatures) & bug.signatures:
+            dropped.append(path.name)
+        else:
+            kept.append(path)
+    return kept, dropped
+
+
+def attempt(bug: Bug, engine: str, mutator: str, seed: int, budget: float,
+            seeds: list[Path] | None = None) -> Attempt:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        if seeds:
+            folder = Path(tmp) / "corpus" / "seeds"
+            folder.mkdir(parents=True)
+            for path in seeds:
+                shutil.copy(path, folder / path.name)
         cfg = JobConfig(engine=engine, profile=bug.profile, max_time=budget,
                         corpus=Path(tmp) / "corpus", workdir=Path(tmp) / "work", seed=seed,
                         mutator=mutator if engine == "atheris" else "structure",
@@ -173,6 +202,9 @@ def main() -> None:
     parser.add_argument("--bugs", default=",".join(b.name for b in BUGS))
     parser.add_argument("--engines", default=",".join(f"{e}:{m}" for e, m in ENGINES))
     parser.add_argument("--skip-rates", action="store_true")
+    parser.add_argument("--seeded", action="store_true",
+                        help="start from corpus/seeds (minus seeds that already reproduce "
+                             "the bug) instead of an empty corpus")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     load_families()
@@ -202,9 +234,12 @@ def main() -> None:
         emit()
     wanted = set(args.bugs.split(","))
     engines = [tuple(e.split(":", 1)) for e in args.engines.split(",")]
+    start = ("corpus/seeds minus the seeds that already reproduce the bug" if args.seeded
+             else "an empty corpus")
     emit(f"Time to find (seconds, wall clock from job start; {args.seeds} seeds, budget "
-         f"{args.budget:.0f} s per attempt; `>T` = not found):")
+         f"{args.budget:.0f} s per attempt; `>T` = not found; starting from {start}):")
     emit()
+    notes: list[str] = []
     emit("| bug | profile | engine | median | runs | minimized / known minimal ops |")
     emit("|---|---|---|---|---|---|")
     for bug in BUGS:
@@ -215,8 +250,14 @@ def main() -> None:
             emit(f"| {bug.name} | {bug.profile} | - | skipped: operations "
                  f"{', '.join(missing)} not registered yet | | |")
             continue
+        seeds: list[Path] | None = None
+        if args.seeded:
+            seeds, dropped = usable_seeds(bug)
+            notes.append(f"{bug.name}: {len(seeds)} seeds; dropped (already reproduce it): "
+                         f"{', '.join(dropped) or 'none'}")
         for engine, mutator in engines:
-            attempts = [attempt(bug, engine, mutator, seed, args.budget)
+            attempts = [attempt(bug, engine, mutator, seed, args.budget,
+                                seeds if engine == "atheris" else None)
                         for seed in range(1, args.seeds + 1)]
             runs = ", ".join(f"{a.seconds:.1f}" if a.seconds is not None else "-"
                              for a in attempts)
@@ -224,6 +265,10 @@ def main() -> None:
             length = "/".join(str(n) for n in lengths) if lengths else "-"
             emit(f"| {bug.name} | `{bug.profile}` | {_label(engine, mutator)} | "
                  f"{_median(attempts, args.budget)} | {runs} | {length} / {bug.minimal} |")
+    if notes:
+        emit()
+        for note in notes:
+            emit(f"* {note}")
     if args.out:
         Path(args.out).write_text("\n".join(lines) + "\n")
 
