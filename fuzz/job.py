@@ -2,27 +2,34 @@
 
 Two engines share one finding path:
 
-* ``atheris`` (default where it imports): libFuzzer runs the executable target
-  ``fuzz/targets/kernel_ops.py`` in a child process (``-fork=N`` when ``--jobs N > 1``),
-  with ``-use_value_profile=1``, ``-max_len``, a byte corpus kept in the work directory
-  and the structure-aware mutator. The parent parses libFuzzer's status lines for
-  progress.
+* ``atheris`` (default where it imports): ``--jobs N`` independent libFuzzer processes
+  run the executable target ``fuzz/targets/kernel_ops.py``, each with its own seed and
+  artefact directory, with ``-use_value_profile=1``, ``-max_len`` and the
+  structure-aware mutator. They share one byte corpus in the work directory (the first
+  corpus argument: each writes its new inputs there and reloads the others' every
+  second, libFuzzer's default ``-reload=1``) and one queue. Not libFuzzer's ``-fork``:
+  it starts a new Python for every fork job, about three seconds of imports and
+  instrumentation each, which made two forked workers 4 to 7 times slower than one
+  plain process. The parent parses every worker's status lines, sums their executions
+  and prints one progress line and one summary.
 * ``hypothesis``: N worker processes draw Programs from
   :func:`iomemfuzz.fuzz.strategies.programs` until the time is up; a failing example is
   shrunk by hypothesis first.
 
 Why the target queues findings instead of crashing: a crash ends a libFuzzer process
-(and in fork mode throws away that child's unsaved progress), and a shallow bug such as a
+(the job has to start it again, imports and all), and a shallow bug such as a
 wrong-size release would be hit over and over, so the job would spend its time restarting
 instead of searching. In job mode the target writes each input with a signature it has
-not seen to ``WORKDIR/<profile>/queue/`` (atomically, fsynced) and keeps fuzzing. The
+not seen to ``WORKDIR/<profile>/queue/`` (atomically, fsynced, named by signature and
+input hash, so workers writing at once cannot clash) and keeps fuzzing. The
 parent takes each queued input, minimizes it for each new signature, writes the result
 to ``corpus/findings/<profile>/`` with ``corpus.write_atomic`` and only then prints it and
 deletes the queue file. So at every moment each finding is either in the corpus (and was
 reported) or still in the queue, which the next job drains first: a job killed with
 SIGKILL loses nothing it reported, nor anything the target had seen. Exceptions raised by
 the model itself (our bugs) still crash the target; libFuzzer writes them under
-``artifacts/`` and the parent keeps each as a Program in ``errors/``.
+``artifacts/worker<i>/`` and the parent keeps each as a Program in ``errors/``, then
+starts that worker again with the time left.
 """
 
 from __future__ import annotations
@@ -135,6 +142,7 @@ class Summary:
     known: list[str] = field(default_factory=list)
     errors: list[Path] = field(default_factory=list)
     interrupted: bool = False
+    workers: list[int] = field(default_factory=list)  # executions of each worker
 
     @property
     def exit_code(self) -> int:
@@ -307,27 +315,31 @@ def _safe_note(text: str) -> str:
 
 # --- engines --------------------------------------------------------------------------------
 
-_STATUS = re.compile(r"^#(\d+)")
-_FIELDS = {k: re.compile(rf"\b{k}: (\d+)") for k in ("cov", "ft", "corp")}
+# libFuzzer's status lines as atheris 3.0.0 prints them (tests/unit/test_job.py has real
+# ones): plain mode "#1570<TAB>NEW    cov: 1307 ft: 2696 corp: 188/10865b lim: 512 exec/s:
+# 174 ...", fork mode "#3652: cov: 4010 ft: 4988 corp: 404 exec/s 115 ...". Anchored on
+# the fields so that other lines starting with '#' (the recommended dictionary) never
+# count as progress.
+_STATUS = re.compile(r"^#(\d+)(?::|\t[A-Za-z]+)\s+cov: (\d+) ft: (\d+) corp: (\d+)")
+# -print_final_stats=1: the exact count when a worker stops by itself; status lines only
+# come with new coverage and at powers of two.
+_FINAL = re.compile(r"^stat::number_of_executed_units:\s+(\d+)")
 
 
-def parse_status(line: str, stats: Stats, base: int = 0) -> bool:
-    """Update ``stats`` from one libFuzzer status line (plain or fork mode)."""
+def parse_status(line: str, stats: Stats) -> bool:
+    """Update ``stats`` from one line of a libFuzzer process (plain or fork mode); False
+    when it is not a status line. libFuzzer's own exec/s is not taken: it is per process,
+    and fork mode reports 0 for long stretches; the job measures the rate of all its
+    workers together."""
     m = _STATUS.match(line)
-    if not m:
-        return False
-    stats.execs = base + int(m.group(1))
-    for key, rx in _FIELDS.items():
-        f = rx.search(line)
-        if f:
-            value = int(f.group(1))
-            if key == "cov":
-                stats.cov = value
-            elif key == "ft":
-                stats.ft = value
-            else:
-                stats.corpus = value
-    return True
+    if m:
+        stats.execs, stats.cov, stats.ft, stats.corpus = map(int, m.groups())
+        return True
+    m = _FINAL.match(line)
+    if m:
+        stats.execs = int(m.group(1))
+        return True
+    return False
 
 
 class _Stop:
@@ -364,40 +376,45 @@ class Workspace:
         self.artifacts = self.root / "artifacts"
         self.errors = self.root / "errors"
         self.known = self.root / "known-signatures"
+        self.skipped = self.root / "seeds-skipped"  # corpus files that are no seed, and why
         for d in (self.corpus, self.seeds, self.queue, self.artifacts):
             d.mkdir(parents=True, exist_ok=True)
-
-    def export_seeds(self, corpus: Path, profile: str) -> int:
-        """Encode the text corpus (seeds and this profile's findings) as libFuzzer inputs."""
-        count = 0
-        dirs = [Path(corpus) / "seeds", Path(corpus) / "findings" / safe_name(profile)]
-        for path in program_files([d for d in dirs if d.is_dir()]):
-            try:
-                data = decode.encode_ops(read_program(str(path)).ops)
-            except (ProgramSyntaxError, ValueError, OSError):
-                continue  # outside the decoder's domain (or unreadable): not a seed
-            name = hashlib.sha1(data).hexdigest()
-            target = self.seeds / name
-            if not target.exists():
-                write_atomic(target, data)
-            count += 1
-        return count
 
     def write_known(self, sigs: list[str]) -> None:
         write_atomic(self.known, "".join(s + "\n" for s in sorted(sigs)))
 
 
-def _libfuzzer_argv(cfg: JobConfig, ws: Workspace, seconds: int) -> list[str]:
+@dataclass
+class _Worker:
+    """One libFuzzer process of an atheris job, and the ones started in its place when the
+    model raised and ended it early."""
+
+    index: int
+    artifacts: Path
+    stats: Stats = field(default_factory=Stats)  # of the running process
+    base: int = 0  # executions of the processes before it
+    restarts: int = 0
+    proc: subprocess.Popen[str] | None = None
+    reader: threading.Thread | None = None
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=40))
+
+    @property
+    def execs(self) -> int:
+        return self.base + self.stats.execs
+
+
+def _libfuzzer_argv(cfg: JobConfig, ws: Workspace, seconds: int, worker: _Worker) -> list[str]:
+    # The shared work corpus comes first: libFuzzer writes its new inputs into the first
+    # directory and rereads it every -reload seconds (default 1) for the other workers'.
     argv = [str(cfg.target), str(ws.corpus), str(ws.seeds),
             f"-max_total_time={max(1, seconds)}", f"-max_len={cfg.max_len}",
-            f"-artifact_prefix={ws.artifacts}/", "-print_final_stats=1"]
+            f"-artifact_prefix={worker.artifacts}/", "-print_final_stats=1"]
     if cfg.value_profile:
         argv.append("-use_value_profile=1")
     if cfg.seed:
-        argv.append(f"-seed={cfg.seed}")
-    if cfg.jobs > 1:
-        argv += [f"-fork={cfg.jobs}", "-ignore_crashes=1", "-ignore_timeouts=1",
-                 "-ignore_ooms=1"]
+        # A distinct seed per worker and per restart, or they would walk the same path.
+        # Without --seed libFuzzer mixes the clock with its pid: distinct already.
+        argv.append(f"-seed={cfg.seed + worker.index + cfg.jobs * worker.restarts}")
     argv += list(cfg.libfuzzer_args)
     return argv
 
@@ -413,17 +430,27 @@ def _child_env(cfg: JobConfig, ws: Workspace) -> dict[str, str]:
     return env
 
 
-def _stop_child(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGINT)
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
+def _stop_children(procs: list[subprocess.Popen[str]]) -> None:
+    """SIGINT each worker's process group, all at once; SIGKILL what is left after 5 s."""
+    live = [p for p in procs if p.poll() is None]
+    for proc in live:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+            os.killpg(proc.pid, signal.SIGINT)
+    deadline = time.monotonic() + 5
+    for proc in live:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _read(proc: subprocess.Popen[str], tail: deque[str], stats: Stats) -> None:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        tail.append(line)
+        parse_status(line, stats)
 
 
 class _Job:
@@ -439,6 +466,7 @@ class _Job:
         self.sink = FindingSink(cfg.corpus, self.profile, self.engine, self.console,
                                 self.started, cfg.minimize_runs)
         self.stats = Stats()
+        self.workers: list[int] = []
         self.errors: list[Path] = []
         self._mark = (self.started, 0)
         self.stop: _Stop | None = None
@@ -450,8 +478,8 @@ class _Job:
         self.sink.drain(self.ws.queue)
         if self.cfg.until & set(self.sink.reported) and self.stop is not None:
             self.stop.requested = True
-        # Our own rate over a few seconds: libFuzzer's fork mode reports 0 for long
-        # stretches and the hypothesis workers report only counts.
+        # Our own rate over a few seconds: of all workers together, and the hypothesis
+        # workers report only counts.
         now = time.monotonic()
         if now - self._mark[0] >= 3:
             self.stats.exec_s = int((self.stats.execs - self._mark[1]) / (now - self._mark[0]))
@@ -460,8 +488,10 @@ class _Job:
                                             self.cfg.max_time, self.stats,
                                             len(self.sink.reported)), force=force)
 
-    def collect_artifacts(self, tail: list[str]) -> None:
-        for path in sorted(self.ws.artifacts.iterdir()):
+    def collect_artifacts(self, folder: Path, tail: list[str]) -> None:
+        if not folder.is_dir():
+            return
+        for path in sorted(folder.iterdir()):
             if path.is_file() and path.name.startswith(ARTIFACT_PREFIXES):
                 kept = keep_error(path, self.ws.errors, self.profile, tail)
                 self.errors.append(kept)
@@ -488,53 +518,99 @@ class _Job:
         self.console.end()
         summary = Summary(self.engine, self.profile, self.elapsed(), self.stats,
                           list(self.sink.reported.values()), sorted(self.sink.known),
-                          self.errors, interrupted)
+                          self.errors, interrupted, self.workers)
         self.console.say(format_summary(summary))
         return summary
 
     def _atheris(self, stop: _Stop) -> None:
         cfg = self.cfg
-        seeds = self.ws.export_seeds(cfg.corpus, self.profile)
-        self.console.say(f"target {cfg.target}; {seeds} seed input(s) from {cfg.corpus}")
-        base = 0
-        restarts = 0
-        while not stop.requested:
-            left = cfg.max_time - self.elapsed()
-            if left < 1:
-                break
-            self.ws.write_known(list(self.sink.known) + list(self.sink.reported))
-            proc = subprocess.Popen(
-                _libfuzzer_argv(cfg, self.ws, int(left)), stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, text=True, errors="replace",
-                env=_child_env(cfg, self.ws), start_new_session=True)
-            tail: deque[str] = deque(maxlen=40)
-            reader = threading.Thread(target=self._read, args=(proc, tail, base), daemon=True)
-            reader.start()
-            while proc.poll() is None:
+        # Imported here: artefacts builds on this module's Workspace.
+        from iomemfuzz.fuzz.artefacts import export_seeds
+
+        seeds = export_seeds(self.ws.seeds, cfg.corpus, self.profile)
+        # Files the decoder cannot express are no seeds; say which and why, out of the way.
+        write_atomic(self.ws.skipped, "".join(f"{path}: {why}\n"
+                                              for path, why in seeds.skipped))
+        self.console.say(f"target {cfg.target}; {seeds.files} seed input(s) from {cfg.corpus}"
+                         + (f", {len(seeds.skipped)} skipped (reasons in {self.ws.skipped})"
+                            if seeds.skipped else ""))
+        workers = [_Worker(i, self.ws.artifacts / f"worker{i}") for i in range(max(1, cfg.jobs))]
+        if cfg.max_time - self.elapsed() < 1:
+            return
+        try:
+            for w in workers:
+                self._launch(w)
+            while any(w.proc is not None for w in workers):
                 if stop.requested or self.elapsed() > cfg.max_time + 15:
-                    _stop_child(proc)
                     break
+                for w in workers:
+                    if w.proc is not None and w.proc.poll() is not None:
+                        self._ended(w, restart=not stop.requested)
+                self._aggregate(workers)
                 self.tick()
                 time.sleep(0.2)
-            reader.join(timeout=5)
-            self.collect_artifacts(list(tail))
-            base = self.stats.execs
-            if proc.returncode == 0 or stop.requested:
-                break
-            restarts += 1
-            if restarts > 20 or not any(_STATUS.match(t) for t in tail):
-                # The target cannot start at all: show why and give up.
-                self.console.say("libFuzzer ended with status "
-                                 f"{proc.returncode}; last lines:")
-                for line in list(tail)[-15:]:
-                    self.console.say(f"  | {line.rstrip()}")
-                break
+        finally:
+            # Whatever ended the loop (time, SIGINT, an `until` signature, an error in
+            # the parent), no worker outlives the job.
+            running = [w for w in workers if w.proc is not None]
+            _stop_children([w.proc for w in running if w.proc is not None])
+            for w in running:
+                self._ended(w, restart=False)
+            self._aggregate(workers)
+            # Left by an earlier job's workers or by `iomemfuzz fuzz --merge`.
+            self.collect_artifacts(self.ws.artifacts, [])
 
-    def _read(self, proc: subprocess.Popen[str], tail: deque[str], base: int) -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            tail.append(line)
-            parse_status(line, self.stats, base)
+    def _launch(self, w: _Worker) -> None:
+        cfg = self.cfg
+        self.ws.write_known(list(self.sink.known) + list(self.sink.reported))
+        w.artifacts.mkdir(parents=True, exist_ok=True)
+        w.tail.clear()
+        w.proc = subprocess.Popen(
+            _libfuzzer_argv(cfg, self.ws, int(cfg.max_time - self.elapsed()), w),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+            env=_child_env(cfg, self.ws), start_new_session=True)
+        w.reader = threading.Thread(target=_read, args=(w.proc, w.tail, w.stats), daemon=True)
+        w.reader.start()
+        again = f" (restart {w.restarts})" if w.restarts else ""
+        self.console.say(f"worker {w.index}: libFuzzer pid {w.proc.pid}{again}")
+
+    def _ended(self, w: _Worker, *, restart: bool) -> None:
+        """``w``'s process ended: keep its artefacts, and start it again if it ended
+        before its time (the model raised) unless it cannot start at all."""
+        assert w.proc is not None and w.reader is not None
+        w.reader.join(timeout=5)
+        status = w.proc.returncode
+        w.proc = None
+        tail = list(w.tail)
+        self.collect_artifacts(w.artifacts, tail)
+        # A fresh Stats for the next process: a reader that outlived its join writes
+        # into the old one, never into the count of its successor.
+        ran = w.stats.execs > 0  # it printed a status line: it started fuzzing
+        w.base += w.stats.execs
+        w.stats = Stats(cov=w.stats.cov, ft=w.stats.ft, corpus=w.stats.corpus)
+        if not restart or status == 0 or self.cfg.max_time - self.elapsed() < 1:
+            return
+        if w.restarts >= 20 or not ran:
+            # The target cannot start at all: show why; the other workers go on.
+            self.console.say(f"worker {w.index}: libFuzzer ended with status {status}; "
+                             "last lines:")
+            for line in tail[-15:]:
+                self.console.say(f"  | {line.rstrip()}")
+            return
+        w.restarts += 1
+        self._launch(w)
+
+    def _aggregate(self, workers: list[_Worker]) -> None:
+        """Executions add up; coverage, features and corpus size are the best worker's
+        (they share one corpus), never going down when a worker restarts."""
+        self.stats.execs = sum(w.execs for w in workers)
+        self.workers = [w.execs for w in workers]
+        for key in ("cov", "ft", "corpus"):
+            values = [v for v in [getattr(self.stats, key)] + [getattr(w.stats, key)
+                                                                for w in workers]
+                      if v is not None]
+            if values:
+                setattr(self.stats, key, max(values))
 
     def _hypothesis(self, stop: _Stop) -> None:
         cfg = self.cfg
@@ -562,7 +638,8 @@ class _Job:
             if w.is_alive():
                 w.kill()
                 w.join()
-        self.stats.execs = sum(c.value for c in counters)
+        self.workers = [c.value for c in counters]
+        self.stats.execs = sum(self.workers)
 
 
 class _Found(Exception):
@@ -639,6 +716,9 @@ def format_summary(s: Summary) -> str:
              f"engine {s.engine}, profile {s.profile}, {s.elapsed:.1f}s, "
              f"{s.stats.execs} executions ({rate}/s)"
              + (f", cov {s.stats.cov} ft {s.stats.ft}" if s.stats.cov is not None else "")]
+    if len(s.workers) > 1:
+        lines.append(f"{len(s.workers)} workers: "
+                     f"{' + '.join(str(n) for n in s.workers)} executions")
     if s.findings:
         lines.append(f"new findings: {len(s.findings)}")
         for r in s.findings:

@@ -14,8 +14,10 @@ first rule (an ``initialize`` rule) is such an operation, exactly as replaying t
 text would.
 
 Settings profiles: ``ci`` (bounded, the default for tests) and ``nightly`` (long); pick one
-with ``IOMEMFUZZ_HYPOTHESIS_PROFILE``. Failing examples are kept in a directory database:
-``$IOMEMFUZZ_HYPOTHESIS_DB``, else ``.hypothesis/examples`` at the repository root.
+with ``IOMEMFUZZ_HYPOTHESIS_PROFILE``. Failing examples are kept in the example database
+``IOMEMFUZZ_HYPOTHESIS_DB`` chooses (:mod:`iomemfuzz.fuzz.exampledb`: a directory, read-only
+and GitHub artefact sources, several at once, or none), else ``.hypothesis/examples`` at the
+repository root.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, note, settings
 from hypothesis import strategies as st
-from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 from iomemfuzz.fuzz.corpus import program_files, save_finding
+from iomemfuzz.fuzz.exampledb import example_database
 from iomemfuzz.fuzz.executor import Execution, Step
 from iomemfuzz.fuzz.finding import Finding, Violation
 from iomemfuzz.fuzz.job import known_signatures
@@ -36,21 +38,22 @@ from iomemfuzz.fuzz.program import Program, ProgramSyntaxError, format_program, 
 from iomemfuzz.fuzz.strategies import op_classes, ops_of
 from iomemfuzz.model.profile import DEFAULT, resolve
 
-ENV_DB = "IOMEMFUZZ_HYPOTHESIS_DB"
 ENV_PROFILE = "IOMEMFUZZ_HYPOTHESIS_PROFILE"
 ENV_SAVE = "IOMEMFUZZ_SAVE_FINDINGS"
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "corpus"
 
 
-def database_path() -> Path:
-    return Path(os.environ.get(ENV_DB) or REPO / ".hypothesis" / "examples")
+def register_settings() -> None:
+    """(Re-)register the ``ci`` and ``nightly`` profiles with the database
+    ``$IOMEMFUZZ_HYPOTHESIS_DB`` chooses now; done once at import."""
+    common = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow],
+              "database": example_database()}
+    settings.register_profile("ci", max_examples=60, stateful_step_count=20, **common)
+    settings.register_profile("nightly", max_examples=20000, stateful_step_count=60, **common)
 
 
-_COMMON = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow],
-           "database": DirectoryBasedExampleDatabase(str(database_path()))}
-settings.register_profile("ci", max_examples=60, stateful_step_count=20, **_COMMON)
-settings.register_profile("nightly", max_examples=20000, stateful_step_count=60, **_COMMON)
+register_settings()
 
 
 def machine_settings() -> settings:

@@ -10,16 +10,23 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import settings
+from hypothesis.database import (
+    DirectoryBasedExampleDatabase,
+    MultiplexedDatabase,
+    ReadOnlyDatabase,
+)
 from hypothesis.stateful import run_state_machine_as_test
+from iomemfuzz.fuzz.exampledb import DEFAULT_PATH, ENV_DB
 from iomemfuzz.fuzz.executor import run
 from iomemfuzz.fuzz.ops.tree import ReleaseRegion, RequestRegion
 from iomemfuzz.fuzz.program import parse_program, read_program
 from iomemfuzz.fuzz.stateful import (
     CORPUS,
-    database_path,
+    ENV_PROFILE,
     expected_findings,
     machine_class,
     machine_settings,
+    register_settings,
 )
 
 RELEASE = "busy-consistency/release-without-claim"
@@ -70,5 +77,34 @@ def test_known_signatures_are_tolerated():
 def test_settings_profiles_and_database_location():
     assert settings.get_profile("ci").max_examples < settings.get_profile("nightly").max_examples
     assert machine_settings().database is not None
-    assert database_path().name == "examples"
     assert isinstance(expected_findings(CORPUS, "v6.1-deb"), frozenset)
+
+
+@pytest.fixture
+def reregister(monkeypatch):
+    """Register the settings profiles under a test's environment, then as they were."""
+    monkeypatch.delenv(ENV_DB, raising=False)
+    monkeypatch.delenv(ENV_PROFILE, raising=False)
+    yield monkeypatch
+    monkeypatch.undo()
+    register_settings()
+
+
+def test_unset_database_is_the_repository_directory(reregister):
+    register_settings()
+    db = machine_settings().database
+    assert isinstance(db, DirectoryBasedExampleDatabase)
+    assert db.path == DEFAULT_PATH
+
+
+def test_the_database_setting_of_scale_out_applies_to_the_machine(reregister, tmp_path):
+    # docs/SCALE-OUT.md: CI replays the fleet's directory and writes only its own.
+    reregister.setenv(ENV_DB, f"{tmp_path / 'local'},ro:{tmp_path / 'shared'}")
+    register_settings()
+    for name in ("ci", "nightly"):
+        db = settings.get_profile(name).database
+        assert isinstance(db, MultiplexedDatabase)
+        assert any(isinstance(d, ReadOnlyDatabase) for d in db._wrapped)
+    reregister.setenv(ENV_DB, "none")
+    register_settings()
+    assert machine_settings().database is None

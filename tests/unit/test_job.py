@@ -18,6 +18,7 @@ import pytest
 from iomemfuzz.fuzz import decode
 from iomemfuzz.fuzz.corpus import program_files
 from iomemfuzz.fuzz.job import (
+    DEFAULT_TARGET,
     Console,
     FindingSink,
     JobConfig,
@@ -27,7 +28,7 @@ from iomemfuzz.fuzz.job import (
     parse_status,
     run_job,
 )
-from iomemfuzz.fuzz.program import parse_program, read_program
+from iomemfuzz.fuzz.program import format_program, parse_program, read_program
 from iomemfuzz.fuzz.replay import check_program
 
 GAP = 0xFE000000
@@ -46,15 +47,47 @@ def _replays(corpus: Path) -> list[Path]:
     return files
 
 
-def test_parse_status_reads_plain_and_fork_lines():
+# Captured from atheris 3.0.0 running fuzz/targets/kernel_ops.py (plain mode, two
+# processes sharing a corpus, then -fork=2), tabs and spacing as printed.
+PLAIN = [
+    "#2\tINITED cov: 662 ft: 759 corp: 1/1b exec/s: 0 rss: 52Mb",
+    "#1567\tREDUCE cov: 1306 ft: 2695 corp: 187/10846b lim: 512 exec/s: 195 rss: 53Mb "
+    "L: 101/179 MS: 3 CustomCrossOver-Custom-CustomCrossOver-",
+    "#2048\tpulse  cov: 1607 ft: 4268 corp: 380/34Kb lim: 512 exec/s: 146 rss: 53Mb",
+    "#4218\tDONE   cov: 1676 ft: 4701 corp: 462/44Kb lim: 512 exec/s: 136 rss: 55Mb",
+    # Inputs another worker wrote to the shared corpus, read back (-reload).
+    "#190\tRELOAD cov: 574 ft: 1325 corp: 68/2411b lim: 512 exec/s: 190 rss: 53Mb",
+]
+FORK = "#3652: cov: 4010 ft: 4988 corp: 404 exec/s 115 oom/timeout/crash: 0/0/0 time: 25s " \
+       "job: 6 dft_time: 0"
+NOT_STATUS = ["INFO: Seed: 1", "###### Recommended dictionary. ######",
+              '"\\377\\377\\377\\377" # Uses: 3', "KeyboardInterrupt: stopping.",
+              "INFO: seed corpus: files: 495 min: 2b max: 473b total: 47283b rss: 52Mb"]
+
+
+@pytest.mark.parametrize("line, expected", [
+    (PLAIN[0], (2, 662, 759, 1)),
+    (PLAIN[1], (1567, 1306, 2695, 187)),
+    (PLAIN[2], (2048, 1607, 4268, 380)),
+    (PLAIN[3], (4218, 1676, 4701, 462)),
+    (PLAIN[4], (190, 574, 1325, 68)),
+    (FORK, (3652, 4010, 4988, 404)),
+])
+def test_parse_status_reads_real_plain_and_fork_lines(line, expected):
     stats = Stats()
-    assert parse_status("#4096\tpulse  cov: 637 ft: 1746 corp: 142/5712b lim: 512 "
-                        "exec/s: 256 rss: 52Mb", stats)
-    assert (stats.execs, stats.cov, stats.ft, stats.corpus) == (4096, 637, 1746, 142)
-    assert parse_status("#52000: cov: 700 ft: 2000 corp: 300 exec/s: 0 oom/timeout/crash: "
-                        "0/0/0 time: 12s job: 4 dft_time: 0", stats, base=100)
-    assert (stats.execs, stats.cov, stats.corpus) == (52100, 700, 300)
-    assert not parse_status("INFO: Seed: 1", stats)
+    assert parse_status(line + "\n", stats)
+    assert (stats.execs, stats.cov, stats.ft, stats.corpus) == expected
+
+
+def test_parse_status_ignores_other_lines_and_takes_the_final_count():
+    stats = Stats()
+    parse_status(PLAIN[3], stats)
+    for line in NOT_STATUS:
+        assert not parse_status(line, stats)
+    assert stats.execs == 4218
+    # -print_final_stats=1: exact, where the last status line may lag behind.
+    assert parse_status("stat::number_of_executed_units: 4230", stats)
+    assert (stats.execs, stats.cov) == (4230, 1676)
 
 
 def test_sink_minimizes_writes_then_dedups(tmp_path):
@@ -87,6 +120,20 @@ def test_leftover_queue_is_drained_first(tmp_path):
     _replays(tmp_path / "corpus")
 
 
+def test_seeds_are_the_exported_corpus_and_the_skipped_files_are_listed(tmp_path):
+    seeds = tmp_path / "corpus" / "seeds"
+    seeds.mkdir(parents=True)
+    (seeds / "b16.prog").write_text(format_program(B16))
+    (seeds / "other-machine.prog").write_text("# machine: empty\n\n" + format_program(B16))
+    out = io.StringIO()
+    run_job(JobConfig(engine="atheris", max_time=0, corpus=tmp_path / "corpus",
+                      workdir=tmp_path / "work"), out)
+    ws = Workspace(tmp_path / "work", "v6.1-deb")
+    assert [decode.decode_ops(p.read_bytes()) for p in ws.seeds.iterdir()] == [list(B16.ops)]
+    assert f"1 seed input(s) from {tmp_path / 'corpus'}, 1 skipped" in out.getvalue()
+    assert ws.skipped.read_text().startswith(f"{seeds / 'other-machine.prog'}: machine empty")
+
+
 def test_console_prints_plain_lines_when_not_a_terminal():
     out = io.StringIO()
     console = Console(out, every=1000.0)
@@ -111,6 +158,49 @@ def test_fuzz_job_finds_and_stores_b16(tmp_path, engine):
     files = _replays(tmp_path / "corpus")
     assert len(files) == len(sigs)
     assert "summary" in out.getvalue()
+
+
+@pytest.mark.slow
+def test_jobs_2_runs_two_libfuzzer_workers_with_one_summary(tmp_path):
+    pytest.importorskip("atheris")
+    out = io.StringIO()
+    summary = run_job(JobConfig(engine="atheris", jobs=2, max_time=8,
+                                corpus=tmp_path / "corpus", workdir=tmp_path / "work",
+                                seed=1), out)
+    text = out.getvalue()
+    pids = {ln.split()[4] for ln in text.splitlines()
+            if ln.startswith(("worker 0: libFuzzer pid", "worker 1: libFuzzer pid"))}
+    assert len(pids) == 2, text
+    # Both fuzzed, each counted once, into one summary.
+    assert len(summary.workers) == 2 and all(n > 0 for n in summary.workers), text
+    assert summary.stats.execs == sum(summary.workers)
+    assert text.count("summary: engine atheris") == 1
+    assert f"2 workers: {summary.workers[0]} + {summary.workers[1]} executions" in text
+    ws = Workspace(tmp_path / "work", "v6.1-deb")
+    assert any(ws.corpus.iterdir())  # the one shared work corpus
+    assert {p.name for p in ws.artifacts.iterdir()} == {"worker0", "worker1"}
+    assert RELEASE in {r.signature for r in summary.findings}, text
+    _replays(tmp_path / "corpus")
+
+
+@pytest.mark.slow
+def test_a_worker_that_cannot_start_does_not_stop_the_others(tmp_path):
+    pytest.importorskip("atheris")
+    # Worker 0 (seed 1) fails at once; worker 1 (seed 2) is the real target.
+    target = tmp_path / "flaky.sh"
+    target.write_text("#!/bin/sh\n"
+                      'case " $* " in *" -seed=1 "*) echo "cannot start"; exit 3;; esac\n'
+                      f'exec "{DEFAULT_TARGET}" "$@"\n')
+    target.chmod(0o755)
+    out = io.StringIO()
+    started = time.monotonic()
+    summary = run_job(JobConfig(engine="atheris", jobs=2, max_time=5, seed=1, target=target,
+                                corpus=tmp_path / "corpus", workdir=tmp_path / "work"), out)
+    text = out.getvalue()
+    assert "worker 0: libFuzzer ended with status 3; last lines:\n  | cannot start" in text
+    assert "worker 1: libFuzzer ended" not in text
+    assert summary.workers[0] == 0 < summary.workers[1], text
+    assert time.monotonic() - started < 30
 
 
 def _start(tmp_path: Path, seconds: int) -> subprocess.Popen[str]:
