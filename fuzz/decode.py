@@ -424,17 +424,19 @@ def _handle_options(a: Arg, state: State) -> list[object]:
     return options
 
 
-def _choice_options(a: Arg) -> list[object]:
-    return [a.simplest, *(c for c in a.choices if c != a.simplest)]
+@cache
+def _choice_options(a: Arg) -> tuple[object, ...]:
+    return (a.simplest, *(c for c in a.choices if c != a.simplest))
 
 
-def _name_options(a: Arg) -> tuple[list[str], int]:
+@cache
+def _name_options(a: Arg) -> tuple[tuple[str, ...], int]:
     """The field's simplest name, the names it suggests (``Arg.choices`` of a NAME field:
     the test devices, BAR layouts, preemption points), the generic table, then the
     default machine's names; and how many of them are the field's own (simplest and
     suggestions), which ``OWN_NAME_BYTES`` of the byte values choose among."""
-    own = list(dict.fromkeys((a.simplest, *a.choices)))
-    return list(dict.fromkeys((*own, *NAMES, *machine_names()))), len(own)
+    own = tuple(dict.fromkeys((a.simplest, *a.choices)))
+    return tuple(dict.fromkeys((*own, *NAMES, *machine_names()))), len(own)
 
 
 def _field(r: _Reader, a: Arg, state: State) -> object:
@@ -711,9 +713,14 @@ def _encode_field(a: Arg, value: object, state: State) -> bytes:
 
 def selector(cls: type[Op]) -> bytes:
     """The plain selector bytes of ``cls``: its family's first slot, its index there."""
-    fams = families()
+    return _selector(op_table()[0], cls)
+
+
+@cache
+def _selector(ops: tuple[type[Op], ...], cls: type[Op]) -> bytes:
+    fams = _families(ops)
     f = next(k for k, fam in enumerate(fams) if cls in fam)
-    return bytes([SELECT_BASE + family_slots().index(f), fams[f].index(cls)])
+    return bytes([SELECT_BASE + _family_slots(ops).index(f), fams[f].index(cls)])
 
 
 def encode_op(o: Op, state: State) -> bytes:
