@@ -12,6 +12,7 @@ compares the traces.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from iomemfuzz.fuzz.finding import Violation
@@ -87,9 +88,13 @@ class Execution:
     accepted: list[Violation] = field(default_factory=list)
     ctx: Context = field(init=False)
     _seen: set[str] = field(default_factory=set)
+    # The checks to run after a step, in oracle order (which decides the first
+    # violation), by (the step logged events, whole-state checks are due).
+    _plans: dict[tuple[bool, bool], tuple[_Check, ...]] = field(init=False)
 
     def __post_init__(self) -> None:
         self.ctx = Context(self.kernel)
+        self._plans = _plans(tuple(self.oracles))
 
     @classmethod
     def start(cls, profile: KernelProfile | str | None = None, program: Program | None = None,
@@ -102,15 +107,16 @@ class Execution:
         return cls(prof, kernel, oracles, thorough)
 
     def step(self, o: Op) -> Step:
-        kernel = self.kernel
-        mark = len(kernel.log)
+        # Log.since() on the list itself: most steps log nothing.
+        events = self.kernel.log.events
+        mark = len(events)
         ctx = self.ctx
         ctx.line = len(self.steps)
         ctx._bound = None
         outcome = o.run(ctx)
         if type(o).BINDS:
             ctx.handles.append(ctx._bound)
-        step = Step(len(self.steps), o, outcome, kernel.log.since(mark))
+        step = Step(len(self.steps), o, outcome, tuple(events[mark:]) if len(events) > mark else ())
         step = self._check(step, final=False)
         self.steps.append(step)
         return step
@@ -128,15 +134,15 @@ class Execution:
         return Trace(self.profile.name, tuple(self.steps), tuple(self.accepted))
 
     def _check(self, step: Step, *, final: bool) -> Step:
-        state = final or self.thorough
+        plan = self._plans[bool(step.events), final or self.thorough]
+        if not plan:
+            return step  # a quiet step in fast mode: nothing can be found
         kernel = self.kernel
-        # One list for every oracle, in oracle order (which decides the first violation);
-        # almost every step finds nothing and returns right after the loop.
+        # One list for every oracle, in oracle order; almost every step finds nothing
+        # and returns right after the loop.
         violations: list[Violation] = []
-        for oracle in self.oracles:
-            violations.extend(oracle.check_step(kernel, step))
-            if state:
-                violations.extend(oracle.check_state(kernel))
+        for check in plan:
+            violations.extend(check(kernel, step))
         if not violations:
             return step
         found: list[Violation] = []
@@ -154,6 +160,45 @@ class Execution:
         if not found:
             return step
         return Step(step.index, step.op, step.outcome, step.events, tuple(found))
+
+
+# One oracle check after a step: (kernel, step) -> violations.
+_Check = Callable[[Kernel, Step], Iterable[Violation]]
+
+
+# Plans by oracle tuple: built once per process, not once per run.
+_PLANS: dict[tuple[Oracle, ...], dict[tuple[bool, bool], tuple[_Check, ...]]] = {}
+
+
+def _plans(oracles: tuple[Oracle, ...]) -> dict[tuple[bool, bool], tuple[_Check, ...]]:
+    plans = _PLANS.get(oracles)
+    if plans is None:
+        plans = _PLANS[oracles] = {(events, state): _plan(oracles, events, state)
+                                   for events in (False, True) for state in (False, True)}
+    return plans
+
+
+def _plan(oracles: tuple[Oracle, ...], events: bool, state: bool) -> tuple[_Check, ...]:
+    """The checks a step needs, in oracle order, each oracle's check_step before its
+    check_state: a step without events skips EVENTS_ONLY check_steps, whole-state checks
+    run only when due and only for oracles that have any (not STATELESS)."""
+    plan: list[_Check] = []
+    for oracle in oracles:
+        if events or not getattr(oracle, "EVENTS_ONLY", False):
+            plan.append(_step_check(oracle))
+        if state and not getattr(oracle, "STATELESS", False):
+            plan.append(_state_check(oracle))
+    return tuple(plan)
+
+
+# The checks look the oracle's function up at each call, as the loop over the oracles
+# did: a plan outlives any one run.
+def _step_check(oracle: Oracle) -> _Check:
+    return lambda kernel, step: oracle.check_step(kernel, step)
+
+
+def _state_check(oracle: Oracle) -> _Check:
+    return lambda kernel, _step: oracle.check_state(kernel)
 
 
 def run(program: Program, profile: KernelProfile | str | None = None, *,

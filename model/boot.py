@@ -56,6 +56,13 @@ _INITCALL_POINTS: dict[tuple[str, str], Point] = {
     (level, name): Point(f"do_initcall_level({level})", name)
     for level, name, _method in INITCALLS
 }
+# INITCALLS grouped by level, in LEVELS order: (level index, level, ((name, method,
+# preemption point), ...)).
+_BY_LEVEL: tuple[tuple[int, str, tuple[tuple[str, str, Point], ...]], ...] = tuple(
+    (i, level, tuple((name, method, _INITCALL_POINTS[level, name])
+                     for lvl, name, method in INITCALLS if lvl == level))
+    for i, level in enumerate(LEVELS)
+)
 
 
 def level_index(level: str) -> int:
@@ -109,19 +116,17 @@ class Boot:
     def path(self) -> Path:
         """Models `kernel_init()` → `do_initcalls()` (init/main.c, v6.1), then
         `async_synchronize_full()`. Yields before every initcall."""
-        for level in LEVELS:
-            for lvl, name, method in INITCALLS:
-                if lvl != level:
-                    continue
+        for index, level, initcalls in _BY_LEVEL:
+            for name, method, point in initcalls:
                 self.current = name
-                yield _INITCALL_POINTS[level, name]
+                yield point
                 fn: Callable[[], Any] = getattr(self, method)
                 ret = fn()
                 if hasattr(ret, "send"):
                     ret = yield from ret
                 self.log.emit(INITCALL, f"initcall {name} returned {ret}", level=level,
                               name=name, ret=ret)
-            self.completed = LEVELS.index(level)
+            self.completed = index
         self.current = "async_synchronize_full"
         yield Point("kernel_init", "async_synchronize_full")
         pending = tuple(t for t in self.async_tasks if t.state != DONE)

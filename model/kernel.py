@@ -29,6 +29,7 @@ from iomemfuzz.model.resource import (
     Resource,
     ResourceTree,
     descendants,
+    generation,
 )
 from iomemfuzz.model.sched import Scheduler, Task
 from iomemfuzz.model.sysfs import Sysfs
@@ -70,6 +71,15 @@ class Kernel:
         if self.profile.claim_policy == CLAIM_FAIL:
             self.resources.claim_veto_hook = self.devmem.claim_veto
         self.claims: dict[int, Claim] = {}
+        # Bumped by every change to the ledger (claims, their lost_by, baseline_busy): the
+        # busy-consistency oracle re-checks only when this or the trees moved.
+        self.ledger_generation = 0
+        # (generation(), ledger_generation) after the last sync_claims pass.
+        self._synced: tuple[int, int] | None = None
+        # Answers derived from this kernel's state that a reader keeps for next time (the
+        # whole-state oracles' last checks, by oracle name). Not kernel state: nothing in
+        # the model reads it, and it goes away with the kernel.
+        self.memo: dict[str, object] = {}
         # Releases that matched nothing, and which caller asked (for the oracle).
         self.unmatched_releases: list[tuple[str, int, int]] = []
         # Kernel paths as tasks (boot, hot-add, pci_sysfs_init, MUXED waits), sysfs, and
@@ -96,6 +106,7 @@ class Kernel:
 
     def snapshot_baseline(self) -> None:
         """Busy nodes that exist now belong to firmware/boot, not to a modelled caller."""
+        self.ledger_generation += 1
         self.baseline_busy = {
             id(node): node
             for root in (self.resources.iomem_resource, self.resources.ioport_resource)
@@ -106,6 +117,7 @@ class Kernel:
     def note_baseline(self, node: Resource) -> None:
         """A busy node the kernel itself made (boot, firmware): held by no modelled caller
         but legitimate."""
+        self.ledger_generation += 1
         self.baseline_busy[id(node)] = node
 
     def in_tree(self, node: Resource) -> bool:
@@ -122,6 +134,7 @@ class Kernel:
         return node in roots
 
     def note_claim(self, node: Resource, holder: str) -> None:
+        self.ledger_generation += 1
         self.claims[id(node)] = Claim(node, holder, at=self.mm.tick())
 
     def note_new_resource(self, node: Resource, holder: str) -> None:
@@ -132,13 +145,20 @@ class Kernel:
     def sync_claims(self, actor: str) -> None:
         """After ``actor`` changed the tree: drop the claims it gave up, mark the ones it
         took away from someone else as lost."""
+        # After a pass every claim is lost or in the tree; while no tree link and no
+        # claim changed since (only the tree code writes links), that still holds and a
+        # pass would change nothing.
+        if self._synced == (generation(), self.ledger_generation):
+            return
         for key, claim in list(self.claims.items()):
             if claim.lost_by is not None or self.in_tree(claim.node):
                 continue
+            self.ledger_generation += 1
             if claim.holder == actor:
                 del self.claims[key]
             else:
                 claim.lost_by = actor
+        self._synced = (generation(), self.ledger_generation)
 
     # --- resource-tree entry points ---------------------------------------------------
 
@@ -163,6 +183,7 @@ class Kernel:
             for key, claim in list(self.claims.items()):
                 if (claim.holder == holder and claim.node.start == start
                         and self._root_of_claim(claim) is self._root(parent)):
+                    self.ledger_generation += 1
                     del self.claims[key]
                     break
         self.sync_claims(holder)

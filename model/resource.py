@@ -53,6 +53,7 @@ __all__ = [  # noqa: RUF022 - grouped as the spec lists them, not alphabetically
     "resource_overlaps", "resource_intersection", "resource_union", "resource_set_size",
     "resource_set_range", "resource_alignment", "format_resource",
     "TreeProblem", "tree_problems", "problem_kind", "preorder", "descendants",
+    "generation",
 ]
 
 # --- Architecture (x86-64) -------------------------------------------------------------
@@ -190,6 +191,27 @@ _WALK_LIMIT = 1 << 14
 # costs no allocation in the hot loops (a range would create an int per step).
 _WALK = (None,) * _WALK_LIMIT
 
+# How many times this module changed a field of a Resource someone else may already see
+# (a node linked in a tree, a struct the caller passed in), over all trees: the
+# whole-state oracles re-walk the trees only when it moved since their last look. Writes
+# to a struct this module allocated and has not handed out yet are not counted (nobody
+# can have seen it). Outside this module only model/machine.py (building a new tree) and
+# model/pci.py (a device's BAR resources) write Resource fields, and, as in the kernel,
+# only to a node that is not linked or in the same call as a tree function that linked
+# or unlinked it: nothing but this module changes a linked node behind its back.
+_generation = 0
+
+
+def _changed() -> None:
+    global _generation
+    _generation += 1
+
+
+def generation() -> int:
+    """Changes this module made to published Resource fields so far, in any tree (see
+    ``_generation``): equal numbers mean no tree operation changed a node in between."""
+    return _generation
+
 
 class _WouldBlock:
     """Type of :data:`WOULD_BLOCK`; it has no truth value so ``if res:`` cannot mistake a
@@ -312,6 +334,7 @@ def resource_intersection(r1: Resource, r2: Resource, out: Resource) -> bool:
     On no overlap returns False and leaves ``out`` untouched; only start/end are written."""
     if not (r1.start <= r2.end and r1.end >= r2.start):
         return False
+    _changed()
     out.start = max(r1.start, r2.start)
     out.end = min(r1.end, r2.end)
     return True
@@ -323,6 +346,7 @@ def resource_union(r1: Resource, r2: Resource, out: Resource) -> bool:
     Adjacent but disjoint ranges are not merged; on False ``out`` is untouched."""
     if not (r1.start <= r2.end and r1.end >= r2.start):
         return False
+    _changed()
     out.start = min(r1.start, r2.start)
     out.end = max(r1.end, r2.end)
     return True
@@ -330,11 +354,13 @@ def resource_union(r1: Resource, r2: Resource, out: Resource) -> bool:
 
 def resource_set_size(res: Resource, size: int) -> None:
     """Models `resource_set_size()`, include/linux/ioport.h, v6.1 (6.1-deb backport)."""
+    _changed()
     res.end = (res.start + size - 1) & U64_MAX
 
 
 def resource_set_range(res: Resource, start: int, size: int) -> None:
     """Models `resource_set_range()`, include/linux/ioport.h, v6.1 (6.1-deb backport)."""
+    _changed()
     res.start = start
     res.end = (start + size - 1) & U64_MAX
 
@@ -503,6 +529,7 @@ class ResourceTree:
         """free_resource(): only kmalloc'ed structs are really freed (memblock and static
         ones are leaked or kept), so only those can later be used after free."""
         if res is not None and res.slab:
+            _changed()
             res.freed = True
 
     @staticmethod
@@ -528,6 +555,7 @@ class ResourceTree:
         tmp = root.child
         for _ in _WALK:
             if tmp is None or tmp.start > end:
+                _changed()
                 new.sibling = tmp
                 if prev is None:
                     root.child = new
@@ -591,6 +619,7 @@ class ResourceTree:
         else:
             self._hang("__release_resource", "child list of " + _s(parent.name) + " is cyclic")
             return -EINVAL
+        _changed()
         if release_child or old.child is None:
             if prev is None:
                 parent.child = old.sibling
@@ -642,6 +671,8 @@ class ResourceTree:
         Detaches every descendant (post-order, like the C recursion): each loses parent,
         sibling and children, is logged, and is rebased to [0, size - 1] with its flags.
         Every pointer is cleared as it is followed, so this ends even on cyclic lists."""
+        if r.child is not None:
+            _changed()
         frames: list[list[Resource | None]] = [[r.child]]
         owners = [r]
         r.child = None
@@ -708,6 +739,7 @@ class ResourceTree:
         else:
             self._hang("__insert_resource", "child list of " + _s(parent.name) + " is cyclic")
             return parent
+        _changed()
         new.parent = parent
         new.sibling = nxt.sibling
         new.child = first
@@ -753,8 +785,10 @@ class ResourceTree:
                 return
             before = (new.start, new.end)
             if conflict.start < new.start:
+                _changed()
                 new.start = conflict.start
             if conflict.end > new.end:
+                _changed()
                 new.end = conflict.end
             self.log.emit(EXPANDED_RESOURCE,
                           f"resource: Expanded resource {_s(new.name)} due to conflict with "
@@ -810,6 +844,7 @@ class ResourceTree:
         else:
             self._hang("__adjust_resource", "child list of " + _s(res.name) + " is cyclic")
             return -EBUSY
+        _changed()
         res.start = start
         res.end = end
         return 0
@@ -827,6 +862,7 @@ class ResourceTree:
 
         Only the BIOS ROM clip; the e820 clip is off (pci_use_e820 is false on firmware
         from 2023 on, and the model keeps no e820 table)."""
+        # ``avail`` is __find_resource's scratch range: its writes are not counted.
         if not avail.flags & IORESOURCE_MEM:
             return
         if avail.end < _BIOS_ROM_BASE or avail.start > _BIOS_ROM_END:
@@ -869,6 +905,7 @@ class ResourceTree:
                     alloc = Resource(alloc_start, (alloc_start + size - 1) & U64_MAX,
                                      flags=avail.flags)
                     if alloc.start <= alloc.end and resource_contains(avail, alloc):
+                        _changed()
                         new.start = alloc.start
                         new.end = alloc.end
                         return 0
@@ -909,18 +946,21 @@ class ResourceTree:
         if err:
             return err
         if resource_contains(new, old):
+            _changed()
             old.start = new.start
             old.end = new.end
             return 0
         if old.child is not None:
             return -EBUSY
         if resource_contains(old, new):
+            _changed()
             old.start = new.start
             old.end = new.end
             return 0
         # The C code releases old, copies the candidate over it (its parent/sibling copied
         # from old before the release) and requests it again; BUG_ON if that conflicts.
         self._release_resource(old, True)
+        _changed()
         old.start = new.start
         old.end = new.end
         if self._request_resource(root, old) is not None:
@@ -990,6 +1030,7 @@ class ResourceTree:
                 conflict = cur.child
                 for _ in _WALK:
                     if conflict is None or conflict.start > r_end:
+                        _changed()
                         res.sibling = conflict
                         if prev is None:
                             cur.child = res
@@ -1086,6 +1127,7 @@ class ResourceTree:
                     continue
                 if res.start != start or res.end != end:
                     break
+                _changed()
                 if prev is None:
                     owner.child = res.sibling
                 else:
@@ -1181,6 +1223,7 @@ class ResourceTree:
         text = ("WARNING: kernel/resource.c: release_mem_region_adjustable: "
                 "__adjust_resource failed")
         if res.start == start and res.end == end:
+            _changed()
             if via_child:
                 holder.child = res.sibling
             else:
@@ -1204,6 +1247,7 @@ class ResourceTree:
             if self._adjust_resource(res, res.start, (start - res.start) & U64_MAX):
                 self._warn_once(site, text)
                 return
+            _changed()
             res.sibling = new_res
 
     def merge_system_ram_resource(self, res: Resource) -> None:
@@ -1219,6 +1263,7 @@ class ResourceTree:
                             "WARNING: kernel/resource.c: merge_system_ram_resource: "
                             "not busy System RAM")
             return
+        _changed()
         res.flags |= IORESOURCE_SYSRAM_MERGEABLE
         cur = res.sibling
         if cur is not None and _mergeable(res, cur):
@@ -1310,29 +1355,46 @@ class ResourceTree:
         first overlapping node. ``out`` gets the match clipped to [start, end] with its
         flags, desc and parent. 0, -ENODEV, or -EINVAL (no ``out``, or start >= end).
         ``first_lvl``: the pre-v5.14 top-level-only search (profile ``walkers_nested``)."""
+        ret = self._find_next_iomem_res(start, end, flags, desc, out, first_lvl)
+        if ret == 0:
+            _changed()
+        return ret
+
+    def _find_next_iomem_res(self, start: int, end: int, flags: int, desc: int,
+                             out: Resource | None, first_lvl: bool = False) -> int:
+        """find_next_iomem_res() for the walkers below, whose ``out`` is their own
+        on-stack struct (as in C) that nothing links: its writes are not counted."""
         if out is None or start >= end:
             return -EINVAL
         skip_children = True
         p = self.iomem_resource.child
-        try:
+        for _ in _WALK:
+            if p is None:
+                return -ENODEV
+            if p.start > end:
+                return -ENODEV
+            if p.end >= start:
+                skip_children = first_lvl
+                if p.flags & flags == flags and (desc == IORES_DESC_NONE
+                                                 or desc == p.desc):
+                    out.start = max(start, p.start)
+                    out.end = min(end, p.end)
+                    out.flags = p.flags
+                    out.desc = p.desc
+                    out.parent = p.parent
+                    return 0
+            # p = _next_resource(p, skip_children), inlined (page_is_ram and the walkers
+            # call this once per match).
+            if not skip_children and p.child is not None:
+                p = p.child
+                continue
             for _ in _WALK:
-                if p is None:
-                    return -ENODEV
-                if p.start > end:
-                    return -ENODEV
-                if p.end >= start:
-                    skip_children = first_lvl
-                    if p.flags & flags == flags and (desc == IORES_DESC_NONE
-                                                     or desc == p.desc):
-                        out.start = max(start, p.start)
-                        out.end = min(end, p.end)
-                        out.flags = p.flags
-                        out.desc = p.desc
-                        out.parent = p.parent
-                        return 0
-                p = _next_resource(p, skip_children)
-        except _Hang:
-            pass
+                if p.sibling is not None or p.parent is None:
+                    break
+                p = p.parent
+            else:
+                break
+            p = p.sibling
         self._hang("find_next_iomem_res", "iomem walk does not terminate")
         return -ENODEV
 
@@ -1348,7 +1410,8 @@ class ResourceTree:
         res = Resource()
         for _ in _WALK:
             if not (start < end
-                    and self.find_next_iomem_res(start, end, flags, desc, res, first_lvl) == 0):
+                    and self._find_next_iomem_res(start, end, flags, desc, res,
+                                                  first_lvl) == 0):
                 return ret
             ret = func(res, arg)
             if ret:
@@ -1394,7 +1457,7 @@ class ResourceTree:
         ret = -EINVAL
         res = Resource()
         for _ in _WALK:
-            if not (start < end and self.find_next_iomem_res(
+            if not (start < end and self._find_next_iomem_res(
                     start, end, _SYSTEM_RAM_BUSY, IORES_DESC_NONE, res) == 0):
                 return ret
             pfn = ((res.start + PAGE_SIZE - 1) & U64_MAX) >> PAGE_SHIFT
@@ -1510,28 +1573,35 @@ class ResourceTree:
         io_strict = self._io_strict
         if not self._v516 and not strict:
             return False
+        v516 = self._v516
         p = root.child
-        skip_children = False
-        try:
-            for _ in _WALK:
-                if p is None or p.start >= limit:
-                    return False
-                if p.end < addr:
-                    # 5.16+ skips the subtree of a node that ends before addr; the old walk
-                    # visited it (same answer: those children end before addr too).
-                    skip_children = self._v516
-                    p = _next_resource(p, skip_children)
-                    continue
+        for _ in _WALK:
+            if p is None or p.start >= limit:
+                return False
+            if p.end < addr:
+                # 5.16+ skips the subtree of a node that ends before addr; the old walk
+                # visited it (same answer: those children end before addr too).
+                skip_children = v516
+            else:
                 skip_children = False
                 pflags = p.flags
-                if self._v516 and pflags & _EXCLUSIVE_SYSTEM_RAM == _EXCLUSIVE_SYSTEM_RAM:
+                if v516 and pflags & _EXCLUSIVE_SYSTEM_RAM == _EXCLUSIVE_SYSTEM_RAM:
                     return True
                 if (strict and pflags & IORESOURCE_BUSY
                         and (io_strict or pflags & IORESOURCE_EXCLUSIVE)):
                     return True
-                p = _next_resource(p, False)
-        except _Hang:
-            pass
+            # p = _next_resource(p, skip_children), inlined: devmem_is_allowed asks this
+            # for every page an mmap or read() touches.
+            if not skip_children and p.child is not None:
+                p = p.child
+                continue
+            for _ in _WALK:
+                if p.sibling is not None or p.parent is None:
+                    break
+                p = p.parent
+            else:
+                break
+            p = p.sibling
         self._hang("resource_is_exclusive", "walk does not terminate")
         return False
 
@@ -1637,6 +1707,7 @@ class ResourceTree:
                 res = self.request_region_locked(self.iomem_resource, addr, size, name, 0)
                 if res is None or res is WOULD_BLOCK:
                     return -ERANGE
+                _changed()
                 res.desc = desc
                 if self.revoke_hook is not None:
                     self.revoke_hook(res)

@@ -192,6 +192,12 @@ class Scheduler:
         self.current: Task | None = None
         # Bumped by every MUXED release (the resource tree's muxed_wake_hook).
         self.muxed_generation = 0
+        # Slices run so far, all tasks together. Kernel paths (PCI enumeration, removal,
+        # sysfs file creation, boot) change the state they own only inside a slice, so
+        # the whole-state oracles look at that state again only when this moved.
+        self.slices_run = 0
+        # Tasks that have finished (state DONE, which is final).
+        self.finished = 0
 
     # --- tasks -------------------------------------------------------------------------
 
@@ -223,6 +229,7 @@ class Scheduler:
         previous = self.current
         self.current = task
         task.slices += 1
+        self.slices_run += 1
         try:
             parked = next(task.gen)
             if parked is WOULD_BLOCK:
@@ -231,12 +238,14 @@ class Scheduler:
             task.parked = parked
         except StopIteration as stop:
             task.state = DONE
+            self.finished += 1
             task.parked = None
             task.result = stop.value
         finally:
             self.current = previous
         if task.state != DONE:
-            task.state = READY if task.runnable() else BLOCKED
+            # runnable(), with its commonest case first: parked at a plain preemption point.
+            task.state = READY if type(task.parked) is Point or task.runnable() else BLOCKED
         return task.state
 
     def run(self, task: Task, *, until: Any = None) -> str:

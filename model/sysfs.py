@@ -128,6 +128,10 @@ class Sysfs:
         self.log = log
         self.root = KernfsNode("", None, is_dir=True)
         self._next_alloc = 1
+        # Bumped by every change to the tree (a node linked or unlinked, a directory
+        # marked removing) and by every kfree: the duplicate-attributes oracle re-reads
+        # sysfs only when this moved. Nodes and attributes are written nowhere else.
+        self.generation = 0
         # Called for each file node removed (kernfs_drain_open_files); the Kernel wires
         # it to the mm model, which zaps mmaps hanging off the node's own inode.
         self.drain_hook: Callable[[KernfsNode], None] | None = None
@@ -151,6 +155,7 @@ class Sysfs:
             self.log.emit(DOUBLE_FREE, f"BUG: KASAN: double-free in {where}: {obj.label()}",
                           where=where, object=obj.kind, alloc=obj.alloc_id)
             return
+        self.generation += 1
         obj.freed = True
 
     def use(self, obj: Allocation, where: str) -> None:
@@ -171,6 +176,7 @@ class Sysfs:
                 continue
             child = node.children.get(part)
             if child is None:
+                self.generation += 1
                 child = KernfsNode(part, node, is_dir=True)
                 node.children[part] = child
             node = child
@@ -195,6 +201,7 @@ class Sysfs:
                 name=node.name,
             )
             return -errno.EEXIST
+        self.generation += 1
         parent.children[node.name] = node
         return 0
 
@@ -244,6 +251,7 @@ class Sysfs:
         below it, draining each file's open files (children first, as kernfs does)."""
         if node.removed:
             return
+        self.generation += 1
         node.removing = True
         for child in list(node.children.values()):
             self.kernfs_remove(child)

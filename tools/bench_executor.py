@@ -2,17 +2,22 @@
 """Executions per second of ``run()`` on 32-operation Programs with every oracle on.
 
 Programs are decoded from seeded random bytes (so they use every registered operation
-with the decoder's value choices), each exactly 32 operations long. With ``--breakdown``
-one extra pass runs under cProfile and attributes the time to the executor, the oracles,
-the model (split into kernel construction/boot and the rest) and the decoder.
+with the decoder's value choices), each exactly 32 operations long. By default every
+run is thorough (whole-state checks after every step); ``--fast`` measures what the fuzz
+targets run (``thorough=False``: whole-state checks at the end only). With
+``--breakdown`` one extra pass runs under cProfile and attributes the time to the
+oracles, kernel construction and boot, and the operations. The machine's load average
+is printed with the result: on a shared machine compare numbers taken at similar load.
 
-    .venv/bin/python tools/bench_executor.py [--programs 200] [--seconds 10] [--breakdown]
+    .venv/bin/python tools/bench_executor.py [--programs 200] [--seconds 10] [--fast]
+                                             [--breakdown]
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import pstats
 import random
 import time
@@ -37,33 +42,37 @@ def programs(count: int, seed: int) -> list[Program]:
     return out
 
 
-def measure(progs: list[Program], profile: str, seconds: float) -> tuple[int, float]:
+def measure(progs: list[Program], profile: str, seconds: float,
+            thorough: bool = True) -> tuple[int, float]:
     prof = resolve(profile)
     runs = 0
     start = time.perf_counter()
     while True:
         for p in progs:
-            run(p, prof)
+            run(p, prof, thorough=thorough)
             runs += 1
         elapsed = time.perf_counter() - start
         if elapsed >= seconds:
             return runs, elapsed
 
 
-def breakdown(progs: list[Program], profile: str) -> dict[str, float]:
+def breakdown(progs: list[Program], profile: str, thorough: bool = True
+              ) -> dict[str, float]:
     """Share of the time (cumulative, cProfile) spent in the oracle checks (with the tree
-    walks they call), in building and booting the Kernel, and in the operations."""
+    walks they call), in building and booting the Kernel, in the operations, and in the
+    kernel paths still pending at the end (a Program that controls boot finishes it
+    there)."""
     prof = resolve(profile)
     profiler = cProfile.Profile()
     start = time.perf_counter()
     profiler.enable()
     for p in progs:
-        run(p, prof)
+        run(p, prof, thorough=thorough)
     profiler.disable()
     total = time.perf_counter() - start
     stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
     shares = {"oracles (executor._check)": 0.0, "Kernel() construction + boot": 0.0,
-              "operations (Op.run)": 0.0}
+              "operations (Op.run)": 0.0, "paths left at the end (Kernel.finish)": 0.0}
     for (filename, _line, func), (_cc, _nc, _tt, cumtime, _callers) in stats.items():
         if filename.endswith("fuzz/executor.py") and func == "_check":
             shares["oracles (executor._check)"] += cumtime
@@ -71,6 +80,8 @@ def breakdown(progs: list[Program], profile: str) -> dict[str, float]:
             shares["Kernel() construction + boot"] += cumtime
         elif "/fuzz/ops/" in filename and func == "run":
             shares["operations (Op.run)"] += cumtime
+        elif filename.endswith("model/kernel.py") and func == "finish":
+            shares["paths left at the end (Kernel.finish)"] += cumtime
     out = {k: 100.0 * v / total for k, v in shares.items()}
     out["rest (decode-free executor loop, profiler)"] = max(0.0, 100.0 - sum(out.values()))
     return out
@@ -82,17 +93,22 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--profile", default="v6.1-deb")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--fast", action="store_true",
+                        help="thorough=False, as the fuzz targets run")
     parser.add_argument("--breakdown", action="store_true")
     args = parser.parse_args()
     progs = programs(args.programs, args.seed)
     decode.tables()
-    runs, elapsed = measure(progs, args.profile, args.seconds)
+    thorough = not args.fast
+    runs, elapsed = measure(progs, args.profile, args.seconds, thorough)
     rate = runs / elapsed
-    print(f"run(): {rate:.0f} executions/s of {LENGTH}-operation Programs "
+    mode = "thorough" if thorough else "fast"
+    print(f"run(): {rate:.0f} executions/s of {LENGTH}-operation Programs, {mode} "
           f"({1e6 / rate / LENGTH:.1f} us per operation incl. oracles), profile "
-          f"{args.profile}, {runs} runs in {elapsed:.1f}s")
+          f"{args.profile}, {runs} runs in {elapsed:.1f}s, load average "
+          f"{os.getloadavg()[0]:.2f}")
     if args.breakdown:
-        for name, share in breakdown(progs[:50], args.profile).items():
+        for name, share in breakdown(progs[:50], args.profile, thorough).items():
             print(f"  {name:44s} {share:5.1f}% of the time")
 
 

@@ -11,6 +11,11 @@ states the property, and two checks, each returning an iterable of Violation:
   full walk per step would cost more than the step itself, and a state violation persists
   to the end in practice (a broken tree or a leaked claim is not repaired by later steps).
 
+Two optional module flags let the executor skip calls that cannot find anything:
+``EVENTS_ONLY = True`` says ``check_step`` judges only the step's events (it is not
+called for a step that logged none, which is most steps), ``STATELESS = True`` that
+the oracle has no whole-state invariant (``check_state`` is never called).
+
 Oracles only read the kernel; they never change it. ``ORACLES`` is the one registry: the
 executor, the fuzz targets and the state machine all check exactly this list.
 """

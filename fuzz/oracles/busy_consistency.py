@@ -24,13 +24,16 @@ from iomemfuzz.fuzz.finding import Violation
 from iomemfuzz.model.event import RELEASE_NONEXISTENT
 from iomemfuzz.model.resource import (
     IORESOURCE_BUSY,
+    Resource,
     descendants,
+    generation,
     problem_kind,
     tree_problems,
 )
 
 NAME = "busy-consistency"
 FAMILY = "busy-resource consistency"
+EVENTS_ONLY = True
 _NORMAL = re.compile(r"[^a-z0-9]+")
 
 
@@ -52,22 +55,96 @@ def _step_events(kernel, step) -> Iterator[Violation]:
             yield Violation(NAME, "release-without-claim", e.text, "B16")
 
 
-def check_state(kernel) -> Iterator[Violation]:
+def check_state(kernel) -> tuple[Violation, ...]:
+    """state_violations(), answered from the last check on this kernel while nothing it
+    reads has changed since: thorough mode asks after every step, and most steps change
+    neither the trees nor the ledger. The memo lives on the kernel (``kernel.memo``), so
+    it dies with it."""
+    # The tree code counts every change it makes to a node (generation()), the Kernel
+    # every change to its ledger. Other model code writes a node in place only while it
+    # is unlinked or right after a tree call that linked or unlinked it (as the kernel
+    # does: model/pci.py sets a BAR's range and flags before claiming or assigning it);
+    # in a well-formed tree every linked node has its parent, so with both counts
+    # unchanged such a write reached no node this walks. A malformed tree can reach a
+    # node whose parent is NULL, so such an answer is not kept.
+    counts = (generation(), kernel.ledger_generation)
+    memo = kernel.memo.get(NAME)
+    if memo is not None and memo[0] == counts:
+        return memo[1]
+    busy = _busy_nodes(kernel)
+    found = tuple(_violations(kernel, busy))
+    kernel.memo[NAME] = (counts, found) if None not in busy else None
+    return found
+
+
+def state_violations(kernel) -> Iterator[Violation]:
+    """The whole-state check itself, without the memo."""
+    return _violations(kernel, _busy_nodes(kernel))
+
+
+def _busy_nodes(kernel) -> list[list[Resource] | None]:
+    """Per root, its busy nodes in pre-order if the tree is well formed, else None: one
+    walk answers both questions (almost always)."""
     resources = kernel.resources
-    for root in (resources.iomem_resource, resources.ioport_resource):
-        for problem in tree_problems(root):
-            yield Violation(NAME, _problem_kind(problem), str(problem))
+    return [_well_formed_busy(root)
+            for root in (resources.iomem_resource, resources.ioport_resource)]
+
+
+def _well_formed_busy(root: Resource) -> list[Resource] | None:
+    """The busy descendants of ``root`` in pre-order if tree_problems(root) finds
+    nothing; None if it would find something.
+
+    One walk instead of model/resource.py's ``_well_formed`` and then
+    :func:`descendants`: the same conditions on the same (node, list owner, previous
+    sibling) triples, visited in pre-order. Either walk covers every reachable node
+    unless it stops at a problem, so both give the same verdict, and on a well-formed
+    tree pre-order is descendants()'s order. (It lives here, not in the model, because
+    it models nothing: the fuzz targets instrument only the model.)"""
+    out: list[Resource] = []
+    seen = {root}
+    # (next node of a child list, the list's owner, end of the node before it).
+    stack: list[tuple[Resource | None, Resource, int]] = [(root.child, root, root.start - 1)]
+    while stack:
+        c, parent, last_end = stack.pop()
+        low, high = parent.start, parent.end
+        while c is not None:
+            if c in seen or c.parent is not parent:
+                return None  # I4-shared, I4-parent
+            seen.add(c)
+            start, end = c.start, c.end
+            if start < low or end > high or end < start or start <= last_end:
+                return None  # I1-nesting, I3-*, I2-*
+            if c.flags & IORESOURCE_BUSY:
+                out.append(c)
+            if c.child is not None:
+                # The rest of this list after c's subtree (pre-order).
+                stack.append((c.sibling, parent, end))
+                parent, low, high, last_end = c, start, end, start - 1
+                c = c.child
+                continue
+            last_end = end
+            c = c.sibling
+    return out
+
+
+def _violations(kernel, busy: list[list[Resource] | None]) -> Iterator[Violation]:
+    resources = kernel.resources
+    roots = (resources.iomem_resource, resources.ioport_resource)
+    for root, nodes in zip(roots, busy, strict=True):
+        if nodes is None:
+            for problem in tree_problems(root):
+                yield Violation(NAME, _problem_kind(problem), str(problem))
     believed = kernel.believed_busy()
     baseline = kernel.baseline_busy
-    for root in (resources.iomem_resource, resources.ioport_resource):
-        # descendants(): preorder()'s nodes in its order, without a generator frame per
-        # node (thorough mode runs this after every step).
-        for node in descendants(root):
-            if node.flags & IORESOURCE_BUSY:
-                key = id(node)
-                if key not in believed and key not in baseline:
-                    yield Violation(NAME, "busy-without-claim",
-                                    f"busy region {node!r} is held by no caller")
+    for root, nodes in zip(roots, busy, strict=True):
+        if nodes is None:
+            # descendants(): preorder()'s nodes in its order.
+            nodes = [node for node in descendants(root) if node.flags & IORESOURCE_BUSY]
+        for node in nodes:
+            key = id(node)
+            if key not in believed and key not in baseline:
+                yield Violation(NAME, "busy-without-claim",
+                                f"busy region {node!r} is held by no caller")
     for claim in kernel.claims.values():
         if claim.lost_by is not None:
             yield Violation(NAME, "claim-lost",

@@ -27,17 +27,20 @@ from collections.abc import Iterable, Iterator
 from iomemfuzz.fuzz.finding import Violation
 from iomemfuzz.model.event import DUP_FILENAME
 from iomemfuzz.model.pci_sysfs import PCI_ROM_RESOURCE, resource_file_names
-from iomemfuzz.model.sched import DONE
+from iomemfuzz.model.resource import generation
 from iomemfuzz.model.sysfs import BinAttribute
 
 NAME = "duplicate-attributes"
 FAMILY = "duplicate attributes"
+EVENTS_ONLY = True
 
 
 def _quiet(kernel) -> bool:
     """No kernel path is in flight (a parked task may be mid-way through creating or
     removing files, which is not an inconsistency yet)."""
-    return all(t.state == DONE for t in kernel.sched.tasks)
+    # Every task has finished (DONE), counted by the scheduler.
+    sched = kernel.sched
+    return sched.finished == len(sched.tasks)
 
 
 def check_step(kernel, step) -> Iterable[Violation]:
@@ -55,9 +58,59 @@ def _step_events(kernel, step) -> Iterator[Violation]:
                 yield Violation(NAME, "duplicate-filename", e.text, "B1")
 
 
-def check_state(kernel) -> Iterator[Violation]:
+def check_state(kernel) -> tuple[Violation, ...]:
+    """state_violations(), answered from the last check on this kernel when none of its
+    inputs changed since: thorough mode asks after every step, and most steps create or
+    remove no file and change no device. The memo lives on the kernel
+    (``kernel.memo``), so it dies with it."""
     if not _quiet(kernel):
-        return
+        return ()
+    sysfs = kernel.sysfs
+    # Counters that move whenever an input may have changed: sysfs counts every change
+    # to its tree and every kfree, the tree code every change to a node (a BAR's range);
+    # the PCI model changes its devices only from kernel paths, inside a task's slice.
+    counts = (sysfs.generation, kernel.sched.slices_run, generation())
+    memo = kernel.memo.get(NAME)
+    if memo is None:
+        # [counts, sysfs generation of owners, owners, inputs, violations]
+        memo = kernel.memo[NAME] = [None, None, (), None, ()]
+    elif memo[0] == counts:
+        return memo[4]
+    memo[0] = counts
+    if memo[1] != sysfs.generation:
+        memo[1] = sysfs.generation
+        memo[2] = _file_owners(sysfs.root)
+    inputs = _inputs(kernel, memo[2])
+    if memo[3] != inputs:
+        memo[3] = inputs
+        memo[4] = tuple(_violations(kernel, memo[2]))
+    return memo[4]
+
+
+def _inputs(kernel, owners: tuple) -> tuple:
+    """Everything state_violations() reads that can change, comparing equal only if none
+    of it changed: the sysfs tree and attribute lifetimes (Sysfs.generation), whether
+    pci_sysfs_init ran, each present device's state, attribute slots and resource
+    ranges, and whether each device that owns a file is still registered."""
+    return (
+        kernel.sysfs.generation,
+        kernel.pci.files.sysfs_initialized,
+        [(dev, dev.registered, dev.added, dev.sd, *dev.res_attr, *dev.res_attr_wc,
+          *[(r.start, r.end, r.flags) for r in dev.resource])
+         for dev in kernel.pci.devices()],
+        [getattr(dev, "registered", True) for dev in owners],
+    )
+
+
+def state_violations(kernel) -> Iterator[Violation]:
+    """The whole-state check itself, without the memo."""
+    if not _quiet(kernel):
+        return iter(())
+    return _violations(kernel, _file_owners(kernel.sysfs.root))
+
+
+def _violations(kernel, owners: tuple) -> Iterator[Violation]:
+    """The check of a quiet kernel; ``owners`` is _file_owners() of its sysfs."""
     profile = kernel.profile
     pci = kernel.pci
     files_due = profile.static_resource_files or pci.files.sysfs_initialized
@@ -87,10 +140,10 @@ def check_state(kernel) -> Iterator[Violation]:
             if rom_due and dev.bar_len(PCI_ROM_RESOURCE) and "rom" not in present:
                 yield Violation(NAME, "missing-rom-file", f"{dev.name} has a ROM but no rom",
                                 "B23")
-    if not _any_file_of_removed_device(kernel.sysfs.root):
+    # A file of a removed device is rare: ask the owners first, then walk in order (which
+    # file is reported first must not depend on the order _file_owners visited).
+    if all(getattr(dev, "registered", True) for dev in owners):
         return
-    # Only now the ordered walk: which file is reported first must not depend on the
-    # order the quick scan happened to visit.
     for node in kernel.sysfs.walk():
         if _of_removed_device(node):
             yield Violation(NAME, "files-after-removal",
@@ -103,18 +156,15 @@ def _of_removed_device(node) -> bool:
             and not getattr(attr.dev, "registered", True))
 
 
-def _any_file_of_removed_device(root) -> bool:
-    """Does any node reachable from ``root`` belong to a removed device? The nodes of
-    ``Sysfs.walk`` in no particular order: no sorting and no generator per directory,
-    which matters because thorough mode asks after every step and the answer is almost
-    always no."""
+def _file_owners(root) -> tuple:
+    """The distinct owners (``attr.dev``) of the attributes of the nodes reachable from
+    ``root``, the objects whose ``registered`` decides files-after-removal."""
+    owners: dict[int, object] = {}
     stack = [root]
     while stack:
         node = stack.pop()
-        # _of_removed_device(), inlined: directories (no priv) cost one test.
         attr = node.priv
-        if (attr is not None and isinstance(attr, BinAttribute) and attr.dev is not None
-                and not getattr(attr.dev, "registered", True)):
-            return True
+        if attr is not None and isinstance(attr, BinAttribute) and attr.dev is not None:
+            owners[id(attr.dev)] = attr.dev
         stack.extend(node.children.values())
-    return False
+    return tuple(owners.values())

@@ -18,6 +18,8 @@ from iomemfuzz.model.event import CRASH_KINDS
 
 NAME = "kernel-sanity"
 FAMILY = "kernel sanity"
+EVENTS_ONLY = True
+STATELESS = True
 _NORMAL = re.compile(r"[^a-z0-9]+")
 
 

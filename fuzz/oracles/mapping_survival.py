@@ -74,6 +74,8 @@ from iomemfuzz.model.resource import IORESOURCE_BUSY, IORESOURCE_EXCLUSIVE
 
 NAME = "mapping-survival"
 FAMILY = "mapping survival"
+EVENTS_ONLY = True
+STATELESS = True
 
 
 def check_state(kernel) -> Iterator[Violation]:

@@ -15,6 +15,8 @@ from iomemfuzz.fuzz.finding import Violation
 
 NAME = "resource-file"
 FAMILY = "mapping survival"
+EVENTS_ONLY = True
+STATELESS = True
 
 
 def check_state(kernel) -> Iterator[Violation]:

@@ -32,7 +32,7 @@ from pathlib import Path
 # model no kernel behaviour. Qualified names, per module.
 OBSERVERS: dict[str, tuple[str, ...]] = {
     "iomemfuzz.model.resource": ("preorder", "tree_problems", "_well_formed",
-                                 "descendants"),
+                                 "descendants", "generation"),
     "iomemfuzz.model.kernel": ("Kernel.believed_busy",),
     "iomemfuzz.model.sysfs": ("Sysfs.walk", "Sysfs.files"),
 }
