@@ -452,10 +452,12 @@ class Mm:
         return 0
 
     def munmap(self, vma: Vma) -> int:
-        """Models `munmap(2)` → `do_munmap()`, mm/mmap.c, v6.1, of a whole VMA: unlink it
-        from i_mmap and the mm."""
+        """Models `munmap(2)` → `do_mas_munmap()`, mm/mmap.c, v6.1, of a whole VMA: unlink
+        it from i_mmap and the mm."""
         if vma.unmapped:
-            return -errno.EINVAL
+            # Its range is page-aligned and non-empty, so the argument checks pass; no VMA
+            # overlaps it any more, and unmapping nothing succeeds.
+            return 0
         vma.unmapped = True
         if vma.linked and vma.mapping is not None and vma in vma.mapping.i_mmap:
             vma.mapping.i_mmap.remove(vma)
