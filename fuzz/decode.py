@@ -47,13 +47,19 @@ field's bounds; names from ``NAMES`` (or the field's own suggestions) or at most
 characters of ``NAME_ALPHABET``. ``encode`` raises ValueError outside that domain;
 :func:`encode_ops` takes bare operations (and so ignores any metadata).
 
-Stability. The encoder writes indices below the current table sizes, and operations
-within a family, value tables and mode tables only grow at the end, so bytes written
-today decode to the same Program after operations are appended to a family. Three things
-change what old bytes mean: a new family (it re-divides the selector slots), a raw name
-(its escape index is the table length) once a table grows, and the machine-derived value
-tables once the default machine changes. The text corpus is the durable form; byte
-corpora are re-exported from it (``iomemfuzz export-seeds``).
+Stability. The encoder writes indices below the current table sizes, and value tables
+and mode tables only grow at the end. What old bytes mean changes with:
+
+* any new operation or a change to ``FAMILY_WEIGHTS``: family slots are re-divided, and
+  the chain slots (selector < 96) index the operations that consume a handle or take
+  an address, a list that grows in the middle;
+* a change to ``OWN_NAME_BYTES`` or to a NAME field's own suggestions;
+* a raw name (its escape index is the table length) once a table grows;
+* the default machine: the value tables and the name domain (``machine_names()``)
+  come from it.
+
+The text corpus is the durable form; byte corpora are re-exported from it
+(``iomemfuzz export-seeds``, which ``iomemfuzz fuzz`` runs at every start).
 """
 
 from __future__ import annotations
@@ -531,28 +537,16 @@ def _decode_op(payload: bytes, state: State) -> Op:
     try:
         o = cls(**values)
     except (TypeError, ValueError):
-        o = _closest_valid(cls, values)
-        # The state must be what encoding the operation actually built would leave.
+        # No operation's constructor rejects values today (a bad combination, such as a
+        # ROM size that is no power of two, is an errno at run time). Should one ever,
+        # its simplest form never fails, and the state must be what encoding that
+        # form would leave.
+        o = cls()
         state.restore(before)
         state.advance(o)
         return o
     state.end(cls)
     return o
-
-
-def _closest_valid(cls: type[Op], values: dict[str, object]) -> Op:
-    """An operation may reject a combination of values (a ROM size that is no power of
-    two); reset fields to their simplest values from the last one back until it accepts
-    them, keeping the leading fields that say what the line is about (the device, its
-    BARs). Its simplest form never fails."""
-    values = dict(values)
-    for name, a in reversed(cls.args()):
-        values[name] = a.simplest
-        try:
-            return cls(**values)
-        except (TypeError, ValueError):
-            continue
-    return cls()
 
 
 def records(data: bytes) -> list[tuple[int, int]]:

@@ -564,7 +564,9 @@ class _Job:
         cfg = self.cfg
         self.ws.write_known(list(self.sink.known) + list(self.sink.reported))
         w.artifacts.mkdir(parents=True, exist_ok=True)
-        w.tail.clear()
+        # A fresh deque, as for Stats below: a reader that outlived its join must not
+        # append the old process's last lines to the new one's.
+        w.tail = deque(maxlen=40)
         w.proc = subprocess.Popen(
             _libfuzzer_argv(cfg, self.ws, int(cfg.max_time - self.elapsed()), w),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",

@@ -32,7 +32,6 @@ from iomemfuzz.model.mm import (
     FileOps,
     Mm,
     Process,
-    Resolver,
     Target,
     Vma,
 )
@@ -452,7 +451,7 @@ class Devmem:
         return True
 
 
-def memory_resolver(resources: ResourceTree) -> Resolver:
+class MemoryResolver:
     """A physical-address decoder for Mm (register it after the PCI model's BARs).
 
     System RAM at any depth, looked up at access time (hot-added memory is RAM too),
@@ -460,27 +459,32 @@ def memory_resolver(resources: ResourceTree) -> Resolver:
     resolver was made and is neither RAM nor a bridge window ("Reserved", "ACPI Tables",
     "Video ROM", "IOAPIC 0") is memory or registers the platform decodes. Anything else,
     including a region some driver claimed inside a window, reaches nothing unless a
-    device decodes it."""
-    firmware = [
-        (node.start, node.end, node.name or "")
-        for node in descendants(resources.iomem_resource)
-        if node.parent is not None
-        and (node.flags & IORESOURCE_SYSTEM_RAM) != IORESOURCE_SYSTEM_RAM
-        and not node.flags & IORESOURCE_WINDOW
-        and not (node.name or "").startswith("PCI Bus")
-    ]
+    device decodes it.
 
-    def resolve(addr: int) -> Target | None:
-        for node, _depth in preorder(resources.iomem_resource):
+    A class, not a closure: the kernel is often built on the model's uninstrumented code
+    (fuzz/targets/plaincode.py), and a closure made then would keep that code for every
+    later lookup; a method follows the code switch."""
+
+    def __init__(self, resources: ResourceTree) -> None:
+        self.resources = resources
+        self.firmware = [
+            (node.start, node.end, node.name or "")
+            for node in descendants(resources.iomem_resource)
+            if node.parent is not None
+            and (node.flags & IORESOURCE_SYSTEM_RAM) != IORESOURCE_SYSTEM_RAM
+            and not node.flags & IORESOURCE_WINDOW
+            and not (node.name or "").startswith("PCI Bus")
+        ]
+
+    def __call__(self, addr: int) -> Target | None:
+        for node, _depth in preorder(self.resources.iomem_resource):
             if (node.parent is not None and node.start <= addr <= node.end
                     and (node.flags & IORESOURCE_SYSTEM_RAM) == IORESOURCE_SYSTEM_RAM):
                 return Target(TARGET_RAM, node.name or "System RAM")
         best: tuple[int, int, str] | None = None
-        for start, end, name in firmware:
+        for start, end, name in self.firmware:
             if start <= addr <= end and (best is None or end - start < best[1] - best[0]):
                 best = (start, end, name)
         if best is not None:
             return Target(TARGET_FIRMWARE, best[2])
         return None
-
-    return resolve

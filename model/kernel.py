@@ -16,12 +16,12 @@ from dataclasses import dataclass
 
 from iomemfuzz.model import event
 from iomemfuzz.model.boot import Boot
-from iomemfuzz.model.devmem import DEFAULT_PHYS_BITS, Devmem, memory_resolver
+from iomemfuzz.model.devmem import DEFAULT_PHYS_BITS, Devmem, MemoryResolver
 from iomemfuzz.model.event import Log
 from iomemfuzz.model.machine import DEFAULT_MACHINE, Machine, build_tree
 from iomemfuzz.model.mm import Mm
 from iomemfuzz.model.pci import Pci
-from iomemfuzz.model.pci_mmap import PciMmap, bar_resolver
+from iomemfuzz.model.pci_mmap import BarResolver, PciMmap
 from iomemfuzz.model.profile import CLAIM_FAIL, DEFAULT, KernelProfile
 from iomemfuzz.model.resource import (
     IORESOURCE_BUSY,
@@ -92,8 +92,8 @@ class Kernel:
         self.pci = Pci(self.profile, self.log, self.resources, self.sysfs, self.sched,
                        tuple(self.machine.pci_devices), broker=self)
         self.pci.files.iomem_get_mapping = self.devmem.iomem_get_mapping
-        self.mm.add_resolver(bar_resolver(self.pci.present_devices))
-        self.mm.add_resolver(memory_resolver(self.resources))
+        self.mm.add_resolver(BarResolver(self.pci.present_devices))
+        self.mm.add_resolver(MemoryResolver(self.resources))
         self.boot = Boot(self.profile, self.log, self.sched, self.pci, self.devmem)
         self.booted = booted
         if booted:

@@ -35,7 +35,6 @@ from iomemfuzz.model.mm import (
     FileOps,
     Mm,
     Process,
-    Resolver,
     Target,
     Vma,
 )
@@ -410,13 +409,20 @@ def _proc_name(pdev: object) -> str:
     return name
 
 
-def bar_resolver(devices: Callable[[], Iterable[object]]) -> Resolver:
+class BarResolver:
     """A physical-address decoder for Mm: the memory BARs of every device ``devices()``
     yields (the devices present on the bus, which decode their BARs), as
-    (device, BAR, offset). Register it before the memory map's resolver."""
+    (device, BAR, offset). Register it before the memory map's resolver.
 
-    def resolve(addr: int) -> Target | None:
-        for pdev in devices():
+    A class, not a closure: the kernel is often built on the model's uninstrumented code
+    (see fuzz/targets/plaincode.py), and a closure made then would keep that code for
+    every later lookup; a method follows the code switch."""
+
+    def __init__(self, devices: Callable[[], Iterable[object]]) -> None:
+        self.devices = devices
+
+    def __call__(self, addr: int) -> Target | None:
+        for pdev in self.devices():
             for bar in range(PCI_STD_NUM_BARS):
                 res = pdev.resource[bar]  # type: ignore[attr-defined]
                 if (res.flags & IORESOURCE_MEM and not res.flags & IORESOURCE_UNSET
@@ -424,5 +430,3 @@ def bar_resolver(devices: Callable[[], Iterable[object]]) -> Resolver:
                         and res.start <= addr <= res.end):
                     return Target(TARGET_BAR, _dev_name(pdev), bar, addr - res.start)
         return None
-
-    return resolve

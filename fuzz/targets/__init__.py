@@ -102,6 +102,12 @@ class Harness:
         if booted and self.switch is not None:
             with self.switch.plain():
                 kernel = self._kernel(self.profile, None, booted=True)
+            # A generator started on plain code stays plain for its whole life. Boot
+            # finishes every task it starts today; should a profile or machine ever
+            # leave one parked, build that kernel instrumented rather than lose its
+            # coverage for the rest of the Program.
+            if kernel.sched.finished != len(kernel.sched.tasks):
+                kernel = self._kernel(self.profile, None, booted=True)
         else:
             kernel = self._kernel(self.profile, None, booted=booted)
         ex = self._execution(self.profile, kernel, thorough=False)

@@ -7,17 +7,23 @@ execution gain nothing from that instrumentation:
 * **Building the booted kernel.** A Program without ``boot_to`` starts on a kernel booted
   the same way every time (boot is deterministic), so its coverage is the same for every
   input. Instrumented, it was 70 % of an execution (3.1 ms of 4.5 ms).
-* **Observers**: model functions only the oracles call to look at the whole state (tree
-  walks, the sysfs walk, the claim ledger). They model no kernel path.
+* **Observers**: whole-state walks (tree walks, the sysfs walk, the claim ledger) that
+  the oracles and ``show`` call after every step. Some model paths call them too
+  (``descendants``, ``preorder`` and ``generation`` are ordinary helpers), so those
+  paths lose the walk's line coverage; the walks are simple loops whose coverage says
+  nothing about the kernel's state.
 
 A function's code is an attribute (``fn.__code__``), so the same function object, and
 every object the model has already built, can run either version: :class:`CodeSwitch`
 compiles each model module's source a second time without instrumentation and pairs the
 code objects by qualified name and first line. ``plain()`` puts the twins in for the
-duration of a ``with`` block; ``observers_plain()`` does it for good for the named
-functions. Nested functions and generators follow the code of the function that creates
-them, so a kernel path started while the plain code is in keeps running plain; boot
-leaves no such path behind (every boot task has finished when ``Kernel()`` returns).
+duration of a ``with`` block; ``make_plain()`` does it for good for the named functions.
+
+What the switch cannot reach: a function object or generator *created* while the plain
+code is in gets its code from the plain twin of its creator, and keeps it. So the model
+keeps nothing of that kind past boot: address resolvers are objects with a ``__call__``
+method, not closures, and the harness checks that every boot task has finished (a test
+scans the heap for plain code left behind).
 """
 
 from __future__ import annotations
@@ -28,8 +34,9 @@ import types
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-# Model functions that only the oracles (and ``show``) call: whole-state walks that
-# model no kernel behaviour. Qualified names, per module.
+# Whole-state walks the oracles (and ``show``) call after every step; they model no
+# kernel path, though some model paths use the first three as helpers. Qualified names,
+# per module.
 OBSERVERS: dict[str, tuple[str, ...]] = {
     "iomemfuzz.model.resource": ("preorder", "tree_problems", "_well_formed",
                                  "descendants", "generation"),
@@ -82,6 +89,11 @@ class CodeSwitch:
                 twin = plain.get((code.co_qualname, code.co_firstlineno))
                 # Dataclass-generated methods and the like come from elsewhere.
                 if twin is None or twin is code:
+                    continue
+                # A twin with other cells or locals is not the same function (a stale
+                # source file, or a compiler difference); leave that one instrumented.
+                if (twin.co_freevars, twin.co_cellvars, twin.co_varnames) != (
+                        code.co_freevars, code.co_cellvars, code.co_varnames):
                     continue
                 self.by_name[(name, code.co_qualname)] = len(self.pairs)
                 self.pairs.append((fn, code, twin))

@@ -13,7 +13,7 @@ from iomemfuzz.model.devmem import (
     DEVMEM_DENY,
     DEVMEM_ZERO,
     Devmem,
-    memory_resolver,
+    MemoryResolver,
 )
 from iomemfuzz.model.event import NULL_DEREF, REVOKE_SKIPPED, UNMAP, WARN, Log
 from iomemfuzz.model.mm import (
@@ -73,7 +73,7 @@ class System:
         self.tree.revoke_hook = self.devmem.revoke_iomem
         if profile.claim_policy == CLAIM_FAIL:
             self.tree.claim_veto_hook = self.devmem.claim_veto
-        self.mm.add_resolver(memory_resolver(self.tree))
+        self.mm.add_resolver(MemoryResolver(self.tree))
         if boot:
             self.devmem.iomem_init_inode()
             self.devmem.chr_dev_init()

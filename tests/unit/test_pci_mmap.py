@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 from iomemfuzz.model import errno
-from iomemfuzz.model.devmem import Devmem, memory_resolver
+from iomemfuzz.model.devmem import Devmem, MemoryResolver
 from iomemfuzz.model.event import NULL_DEREF, UNMAP, Log
 from iomemfuzz.model.mm import (
     ACCESS_KEY,
@@ -27,8 +27,8 @@ from iomemfuzz.model.pci_mmap import (
     SEEK_CUR,
     SEEK_END,
     SEEK_SET,
+    BarResolver,
     PciMmap,
-    bar_resolver,
 )
 from iomemfuzz.model.profile import DEFAULT, LOCKDOWN_INTEGRITY, PROFILES
 from iomemfuzz.model.resource import (
@@ -95,8 +95,8 @@ class System:
         self.pci = PciMmap(profile, self.log, self.tree, self.mm, self.devmem)
         self.tree.revoke_hook = self.devmem.revoke_iomem
         self.sysfs.drain_hook = self.mm.kernfs_drain_open_files
-        self.mm.add_resolver(memory_resolver(self.tree))
-        self.mm.add_resolver(bar_resolver(lambda: (self.dev, self.other)), first=True)
+        self.mm.add_resolver(MemoryResolver(self.tree))
+        self.mm.add_resolver(BarResolver(lambda: (self.dev, self.other)), first=True)
         self.devmem.iomem_init_inode()
         self.devmem.chr_dev_init()
         self.sd = self.sysfs.mkdir_p("/devices/pci0000:00/0000:00:03.0")

@@ -37,6 +37,34 @@ SCRIPT = textwrap.dedent("""
         assert render(harness.run(ops)) == render(run_ops(ops, "v6.1-deb")), ops
         checked += 1
     print("checked", checked)
+
+    # Nothing the kernel keeps from a plain boot still runs plain code: every function
+    # object alive now (closures, bound callbacks) and unfinished generator carries
+    # instrumented code, apart from the observers made plain for good.
+    import gc
+    import types
+    from iomemfuzz.fuzz.targets.plaincode import OBSERVERS, _code_objects
+
+    def nested(code):
+        yield code
+        yield from _code_objects(code)
+
+    plain_codes = {id(c) for _fn, _i, twin in switch.pairs for c in nested(twin)}
+    kernel_keep = harness._kernel(harness.profile, None, booted=True)  # instrumented
+    with switch.plain():
+        kept = harness._kernel(harness.profile, None, booted=True)
+    assert kept.sched.finished == len(kept.sched.tasks)
+    leaks = [o for o in gc.get_objects()
+             if isinstance(o, types.FunctionType) and id(o.__code__) in plain_codes]
+    gens = [o for o in gc.get_objects()
+            if isinstance(o, types.GeneratorType) and o.gi_frame is not None
+            and id(o.gi_code) in plain_codes]
+    assert not leaks, [f.__qualname__ for f in leaks]
+    assert not gens, [g.__qualname__ for g in gens]
+    # And a plain-booted kernel resolves addresses on instrumented code.
+    assert type(kept.mm.resolvers[0]).__call__.__code__ is instrumented[
+        type(kept.mm.resolvers[0]).__call__]
+    print("no plain leftovers")
 """)
 
 
@@ -45,3 +73,4 @@ def test_plain_boot_changes_no_trace_and_restores_instrumentation() -> None:
                           timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "checked 150" in done.stdout
+    assert "no plain leftovers" in done.stdout
