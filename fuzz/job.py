@@ -26,7 +26,14 @@ parent takes each queued input, minimizes it for each new signature, writes the 
 to ``corpus/findings/<profile>/`` with ``corpus.write_atomic`` and only then prints it and
 deletes the queue file. So at every moment each finding is either in the corpus (and was
 reported) or still in the queue, which the next job drains first: a job killed with
-SIGKILL loses nothing it reported, nor anything the target had seen. Exceptions raised by
+SIGKILL loses nothing it reported, nor anything the target had seen.
+
+A finding is kept as the shortest reproducer met so far, not the first: the target also
+queues some later inputs with a reported signature (``refind.*`` files, chosen by
+:class:`iomemfuzz.fuzz.targets.Refinds`), and the parent minimizes each and replaces the
+stored file when the result is shorter. That is how another route to the same bug (B5
+through /dev/mem in 4 lines, after sysfs in 5) reaches the corpus. Only files a job
+wrote are replaced, never a hand-written one. Exceptions raised by
 the model itself (our bugs) still crash the target; libFuzzer writes them under
 ``artifacts/worker<i>/`` and the parent keeps each as a Program in ``errors/``, then
 starts that worker again with the time left.
@@ -72,6 +79,8 @@ from iomemfuzz.fuzz.targets import (
     ENV_MUTATOR,
     ENV_PROFILE,
     ENV_QUEUE,
+    REFIND_PREFIX,
+    SHORTEN,
     die_with_parent,
     queue_name,
 )
@@ -82,6 +91,8 @@ TARGETS_DIR = Path(__file__).resolve().parent / "targets"
 DEFAULT_TARGET = TARGETS_DIR / "kernel_ops.py"
 ARTIFACT_PREFIXES = ("crash-", "timeout-", "oom-", "leak-", "slow-unit-")
 EXIT_OK, EXIT_FINDING = 0, 1
+# The note of a finding this job wrote: only such a file may be replaced by a shorter one.
+MACHINE_NOTE = "found by iomemfuzz fuzz"
 
 
 def default_engine() -> str:
@@ -130,6 +141,9 @@ class Reported:
     original_length: int
     elapsed: float
     replay: str
+    # When a shorter reproducer (another route) last replaced it, and the length first stored.
+    shortened: float | None = None
+    first_length: int | None = None
 
 
 @dataclass
@@ -242,6 +256,26 @@ class FindingSink:
     def is_new(self, sig: str) -> bool:
         return sig not in self.known and sig not in self.reported
 
+    def shortenable(self, sig: str) -> bool:
+        """May a shorter reproducer replace the stored one? Yes for what this job
+        reported, and for a finding an earlier job wrote under the signature's own name;
+        never for a hand-written file (it has a name of its own and comments)."""
+        if sig in self.reported:
+            return True
+        path = self.known.get(sig)
+        if path is None or path != finding_path(self.corpus, self.profile, sig):
+            return False
+        try:
+            return MACHINE_NOTE in path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return False
+
+    def known_lines(self) -> list[str]:
+        """The target's IOMEMFUZZ_KNOWN file: every signature, marked where a shorter
+        reproducer is wanted."""
+        sigs = set(self.known) | set(self.reported)
+        return [f"{sig}\t{SHORTEN}" if self.shortenable(sig) else sig for sig in sigs]
+
     def handle(self, program: Program, depth: int = 0) -> None:
         trace = run(program, self.profile)
         for sig in trace.signatures:
@@ -255,7 +289,7 @@ class FindingSink:
             return
         path = finding_path(self.corpus, self.profile, sig)
         replay = Finding(sig, self.profile, "", path=str(path)).replay_command()
-        note = (f"found by iomemfuzz fuzz --engine {self.engine}; minimized from "
+        note = (f"{MACHINE_NOTE} --engine {self.engine}; minimized from "
                 f"{m.original_length} to {len(m.program.lines)} operations")
         text = m.text(replay, note)
         saved, _ = save_finding(self.corpus, Finding(sig, self.profile, text, m.message,
@@ -271,6 +305,41 @@ class FindingSink:
             for other, smaller in sorted(m.others.items()):
                 if self.is_new(other):
                     self._store(smaller, other, depth + 1)
+
+    def shorten(self, program: Program, sig: str) -> None:
+        """``program`` reproduces ``sig`` again: store its minimized form if it is
+        shorter than the stored reproducer (another route to the same bug)."""
+        self.handle(program)  # it may carry new signatures too
+        if not self.shortenable(sig):
+            return
+        path = finding_path(self.corpus, self.profile, sig)
+        rep = self.reported.get(sig)
+        try:
+            stored = rep.length if rep else len(read_program(str(path)).lines)
+        except (ProgramSyntaxError, OSError, UnicodeDecodeError):
+            return
+        try:
+            m = minimize(program, self.profile, sig, max_runs=self.minimize_runs)
+        except NothingToMinimize:
+            return
+        length = len(m.program.lines)
+        if length >= stored:
+            return
+        replay = Finding(sig, self.profile, "", path=str(path)).replay_command()
+        note = (f"{MACHINE_NOTE} --engine {self.engine}; minimized from "
+                f"{m.original_length} to {length} operations (replacing a "
+                f"{stored}-operation reproducer)")
+        saved, written = save_finding(self.corpus, Finding(
+            sig, self.profile, m.text(replay, note), m.message, str(path)))
+        if not written:
+            return
+        elapsed = time.monotonic() - self.started
+        if rep is not None:
+            if rep.first_length is None:
+                rep.first_length = rep.length
+            rep.length, rep.original_length, rep.shortened = length, m.original_length, elapsed
+        self.console.say(f"shorter reproducer for {sig}: {stored} -> {length} ops at "
+                         f"{elapsed:.1f}s -> {saved}")
 
     def drain(self, queue: Path) -> None:
         """Process every queued candidate, oldest name first, deleting each when done."""
@@ -288,8 +357,17 @@ class FindingSink:
                     (k, v) for k, v in program.headers if k == "machine"))
             else:
                 program = decode.decode(path.read_bytes())
-            self.handle(program)
+            if path.name.startswith(REFIND_PREFIX):
+                self.shorten(program, refind_signature(path.name))
+            else:
+                self.handle(program)
             path.unlink(missing_ok=True)
+
+
+def refind_signature(name: str) -> str:
+    """The signature of a queued re-find, from its file name (see ``queue_name``)."""
+    safe = name[len(REFIND_PREFIX):].rsplit("-", 1)[0]
+    return safe.replace("__", "/")
 
 
 def keep_error(artifact: Path, errors: Path, profile: str, tail: list[str]) -> Path:
@@ -380,8 +458,8 @@ class Workspace:
         for d in (self.corpus, self.seeds, self.queue, self.artifacts):
             d.mkdir(parents=True, exist_ok=True)
 
-    def write_known(self, sigs: list[str]) -> None:
-        write_atomic(self.known, "".join(s + "\n" for s in sorted(sigs)))
+    def write_known(self, lines: list[str]) -> None:
+        write_atomic(self.known, "".join(s + "\n" for s in sorted(lines)))
 
 
 @dataclass
@@ -506,7 +584,7 @@ class _Job:
                          f"workdir {self.ws.root}")
         # Leftovers of an earlier job (killed before it could store them) come first.
         self.sink.drain(self.ws.queue)
-        self.ws.write_known(list(self.sink.known) + list(self.sink.reported))
+        self.ws.write_known(self.sink.known_lines())
         with _Stop() as stop:
             self.stop = stop
             if self.engine == "atheris":
@@ -562,7 +640,7 @@ class _Job:
 
     def _launch(self, w: _Worker) -> None:
         cfg = self.cfg
-        self.ws.write_known(list(self.sink.known) + list(self.sink.reported))
+        self.ws.write_known(self.sink.known_lines())
         w.artifacts.mkdir(parents=True, exist_ok=True)
         # A fresh deque, as for Stats below: a reader that outlived its join must not
         # append the old process's last lines to the new one's.
@@ -724,7 +802,10 @@ def format_summary(s: Summary) -> str:
     if s.findings:
         lines.append(f"new findings: {len(s.findings)}")
         for r in s.findings:
-            lines.append(f"  {r.signature}  {r.length} ops  at {r.elapsed:.1f}s  {r.path}")
+            shorter = (f" (first {r.first_length} ops; shorter route at {r.shortened:.1f}s)"
+                       if r.shortened is not None else "")
+            lines.append(f"  {r.signature}  {r.length} ops  at {r.elapsed:.1f}s{shorter}  "
+                         f"{r.path}")
             lines.append(f"    replay: {r.replay}")
     else:
         lines.append("new findings: none")

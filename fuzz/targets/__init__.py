@@ -20,6 +20,8 @@ re-launches the script in -fork/-merge modes):
   ``iomemfuzz fuzz`` minimizes and stores it. Without it (standalone libFuzzer use) a
   violation raises :class:`FindingError`, so libFuzzer writes the crash input;
 * ``IOMEMFUZZ_KNOWN``: a file of signatures (one a line) that need not be reported again.
+  A line ``SIGNATURE<TAB>shorten`` asks for shorter reproducers of that one (see
+  :class:`Refinds`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import hashlib
 import os
 import pkgutil
 import sys
+import time
 from collections.abc import Sequence
 from importlib import import_module
 from pathlib import Path
@@ -63,11 +66,67 @@ def queue_name(signature: str, data: bytes, suffix: str = ".bin") -> str:
     return f"{safe}-{hashlib.sha1(data).hexdigest()[:16]}{suffix}"
 
 
-def read_known(path: str | None) -> set[str]:
+SHORTEN = "shorten"
+REFIND_PREFIX = "refind."
+
+
+def read_known(path: str | None) -> tuple[set[str], set[str]]:
+    """(signatures not to report again, those of them to find shorter reproducers of)."""
+    known: set[str] = set()
+    shorten: set[str] = set()
     if not path or not Path(path).is_file():
-        return set()
-    return {ln.strip() for ln in Path(path).read_text(encoding="utf-8").splitlines()
-            if ln.strip()}
+        return known, shorten
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        sig, _, mark = line.strip().partition("\t")
+        if sig:
+            known.add(sig)
+            if mark == SHORTEN:
+                shorten.add(sig)
+    return known, shorten
+
+
+class Refinds:
+    """Which inputs with an already-reported signature to queue again, so the job can
+    look for a shorter reproducer.
+
+    Why: deleting lines cannot turn one route to a bug into another. B5 (a mapping that
+    survives a claim) is usually met first through sysfs (hot-add, open resource0, mmap,
+    bind, touch: 5 lines) and later through /dev/mem (4 lines); keeping only the first
+    find would store the longer one for good. syzkaller likewise keeps reproducing a
+    crash it knows. Minimizing every hit would swamp the job, so per signature an input
+    is queued when it has fewer operations than every input queued for it so far (short
+    inputs tend to minimize short), or when a back-off has passed (1 s, doubling: a
+    sample of the other routes, about a dozen per signature in an hour).
+    """
+
+    FIRST_GAP = 1.0
+
+    def __init__(self, wanted: set[str]) -> None:
+        self.wanted = set(wanted)
+        # signature -> [fewest operations queued, next time a sample is due, gap]
+        self.state: dict[str, list[float]] = {}
+
+    def found(self, sig: str, length: int) -> None:
+        """``sig`` was just queued as new, from an input of ``length`` operations."""
+        self.wanted.add(sig)
+        self.state[sig] = [length, time.monotonic() + self.FIRST_GAP, self.FIRST_GAP]
+
+    def pick(self, sigs: Sequence[str], length: int) -> str | None:
+        """The signature to queue this input for, if any (updates the state)."""
+        now = time.monotonic()
+        for sig in sigs:
+            if sig not in self.wanted:
+                continue
+            st = self.state.setdefault(sig, [float("inf"), now, self.FIRST_GAP])
+            if length < st[0]:
+                st[0] = length
+            elif now >= st[1]:
+                st[2] *= 2
+            else:
+                continue
+            st[1] = now + st[2]
+            return sig
+        return None
 
 
 class Harness:
@@ -79,7 +138,8 @@ class Harness:
     boot (``boot_to``) boots on instrumented code, where the interleavings are."""
 
     def __init__(self, profile: str | None = None, queue: str | None = None,
-                 known: set[str] | None = None, switch: CodeSwitch | None = None) -> None:
+                 known: set[str] | None = None, switch: CodeSwitch | None = None,
+                 shorten: set[str] | None = None) -> None:
         from iomemfuzz.fuzz import decode, executor
         from iomemfuzz.model.kernel import Kernel
         from iomemfuzz.model.profile import resolve
@@ -87,6 +147,7 @@ class Harness:
         self.profile = resolve(profile)
         self.queue = Path(queue) if queue else None
         self.seen: set[str] = set(known or ())
+        self.refinds = Refinds(shorten or set())
         self.switch = switch
         self._decode_ops = decode.decode_ops
         self._execution = executor.Execution
@@ -122,6 +183,11 @@ class Harness:
             return
         new = [s for s in trace.signatures if s not in self.seen]
         if not new:
+            again = self.refinds.pick(trace.signatures, len(ops)) if self.queue else None
+            if again is not None:
+                from iomemfuzz.fuzz.corpus import write_atomic
+
+                write_atomic(self.queue / (REFIND_PREFIX + queue_name(again, data)), data)
             return
         if self.queue is None:
             from iomemfuzz.fuzz.program import Program, format_program
@@ -133,6 +199,8 @@ class Harness:
         from iomemfuzz.fuzz.corpus import write_atomic
 
         self.seen.update(new)
+        for sig in new:
+            self.refinds.found(sig, len(ops))
         write_atomic(self.queue / queue_name(new[0], data), data)
 
 
@@ -183,8 +251,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     switch = instrument_model()
     from iomemfuzz.fuzz import mutate
 
-    harness = Harness(os.environ.get(ENV_PROFILE), os.environ.get(ENV_QUEUE),
-                      read_known(os.environ.get(ENV_KNOWN)), switch)
+    known, shorten = read_known(os.environ.get(ENV_KNOWN))
+    harness = Harness(os.environ.get(ENV_PROFILE), os.environ.get(ENV_QUEUE), known,
+                      switch, shorten)
     if os.environ.get(ENV_MUTATOR, "structure") == "bytes":
         atheris.Setup(argv, harness.test_one_input)
     else:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from iomemfuzz.fuzz import decode
-from iomemfuzz.fuzz.corpus import program_files
+from iomemfuzz.fuzz.corpus import program_files, safe_name
 from iomemfuzz.fuzz.job import (
     DEFAULT_TARGET,
     Console,
@@ -30,6 +30,7 @@ from iomemfuzz.fuzz.job import (
 )
 from iomemfuzz.fuzz.program import format_program, parse_program, read_program
 from iomemfuzz.fuzz.replay import check_program
+from iomemfuzz.fuzz.targets import REFIND_PREFIX, SHORTEN, Refinds, queue_name, read_known
 
 GAP = 0xFE000000
 RELEASE = "busy-consistency/release-without-claim"
@@ -108,6 +109,91 @@ def test_sink_minimizes_writes_then_dedups(tmp_path):
                         time.monotonic(), 500)
     again.handle(B16)
     assert RELEASE not in again.reported
+
+
+B5_PROFILE = "v6.1-deb-no-io-strict:by_design="
+UNREVOKED = "mapping-survival/unrevoked-claim"
+# Two routes to B5: through sysfs (5 lines, the one a job usually meets first) and
+# through /dev/mem (4 lines). Deleting lines cannot turn one into the other.
+B5_SYSFS = parse_program(
+    'r0 = hotadd(dev="0000:00:03.0")\nr1 = open_resource(dev="0000:00:03.0")\n'
+    'r2 = mmap(file=r1)\nr3 = bind(dev="0000:00:03.0")\ntouch(vma=r2)\n')
+B5_DEVMEM = parse_program(
+    "r0 = open_devmem()\nr1 = mmap(file=r0, offset=0x80000000)\n"
+    "r2 = __request_region(start=0x80000000)\ntouch(vma=r1)\n"
+    # Padding the minimizer removes.
+    "r3 = request_mem_region(start=0xfe000000, n=0x10)\n")
+
+
+def _b5_sink(corpus: Path, out: io.StringIO) -> FindingSink:
+    return FindingSink(corpus, B5_PROFILE, "test", Console(out, 1.0), time.monotonic(), 500)
+
+
+def test_a_shorter_route_replaces_the_stored_reproducer(tmp_path):
+    out = io.StringIO()
+    sink = _b5_sink(tmp_path, out)
+    sink.handle(B5_SYSFS)
+    rep = sink.reported[UNREVOKED]
+    assert rep.length == 5
+    # What the target queues: the signature is read back from the file name.
+    ws = Workspace(tmp_path / "work", B5_PROFILE)
+    (ws.queue / (REFIND_PREFIX + queue_name(UNREVOKED, b"x"))).write_bytes(
+        decode.encode(B5_DEVMEM))
+    sink.drain(ws.queue)
+    assert not list(ws.queue.iterdir())
+    assert (rep.length, rep.first_length) == (4, 5)
+    stored = read_program(str(rep.path))
+    assert [type(o).NAME for o in stored.ops] == [
+        "open_devmem", "mmap", "__request_region", "touch"]
+    assert f"shorter reproducer for {UNREVOKED}: 5 -> 4 ops" in out.getvalue()
+    assert "replacing a 5-operation reproducer" in rep.path.read_text()
+    _replays(tmp_path)
+    # A longer route never replaces a shorter one.
+    sink.shorten(B5_SYSFS, UNREVOKED)
+    assert read_program(str(rep.path)).ops == stored.ops
+    # A later job may shorten what an earlier job wrote, and tells its target so.
+    later = _b5_sink(tmp_path, io.StringIO())
+    assert f"{UNREVOKED}\t{SHORTEN}" in later.known_lines()
+    known, shorten = read_known_file(later.known_lines(), tmp_path / "known")
+    assert UNREVOKED in known and UNREVOKED in shorten
+
+
+def read_known_file(lines: list[str], path: Path) -> tuple[set[str], set[str]]:
+    path.write_text("".join(ln + "\n" for ln in lines))
+    return read_known(str(path))
+
+
+def test_a_hand_written_finding_is_never_replaced(tmp_path):
+    folder = tmp_path / "findings" / safe_name(B5_PROFILE)
+    folder.mkdir(parents=True)
+    hand = folder / "b5-by-hand.prog"
+    hand.write_text(f"# expect: finding {UNREVOKED}\n# why this matters\n\n"
+                    + format_program(B5_SYSFS))
+    before = hand.read_text()
+    sink = _b5_sink(tmp_path, io.StringIO())
+    assert not sink.shortenable(UNREVOKED)
+    assert UNREVOKED in sink.known_lines()  # known, not marked for shortening
+    sink.shorten(B5_DEVMEM, UNREVOKED)
+    assert hand.read_text() == before
+    assert sorted(p.name for p in folder.iterdir()) == ["b5-by-hand.prog"]
+
+
+def test_refinds_queue_shorter_inputs_and_samples_with_back_off(monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr("iomemfuzz.fuzz.targets.time.monotonic", lambda: now[0])
+    r = Refinds({"known/one"})
+    assert r.pick(["other/sig"], 3) is None  # not asked for
+    assert r.pick(["known/one"], 9) == "known/one"  # the first re-find of a known one
+    assert r.pick(["known/one"], 9) is None  # neither shorter nor due
+    assert r.pick(["known/one"], 8) == "known/one"  # shorter
+    r.found("new/sig", 6)
+    assert r.pick(["new/sig"], 6) is None
+    now[0] += 1.0
+    assert r.pick(["new/sig"], 7) == "new/sig"  # sampled after 1 s
+    now[0] += 1.0
+    assert r.pick(["new/sig"], 7) is None  # the gap doubled
+    now[0] += 1.0
+    assert r.pick(["new/sig"], 7) == "new/sig"
 
 
 def test_leftover_queue_is_drained_first(tmp_path):
