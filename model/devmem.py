@@ -396,27 +396,41 @@ class Devmem:
         ends are allowed is never revoked even if its middle is off limits (B6)."""
         if not self.profile.revoke_devmem:
             return
-        what = f"[{res.start:#x}-{res.end:#x}]"
         if not self.profile.io_strict_devmem:
-            self._skipped(res, "io_strict_devmem=n", f"revoke_iomem {what}: stub")
+            self._skipped(res, "io_strict_devmem=n", "stub")
             return
         inode = self.iomem_inode
         if inode is None:
-            self._skipped(res, "no-inode", f"revoke_iomem {what}: iomem inode not ready")
+            self._skipped(res, "no-inode", "iomem inode not ready")
             return
-        if (self.devmem_is_allowed(res.start >> PAGE_SHIFT)
-                and self.devmem_is_allowed(res.end >> PAGE_SHIFT)):
-            self._skipped(res, "ends-allowed",
-                          f"revoke_iomem {what}: first and last page still allowed")
+        if self._both_ends_allowed(res):
+            self._skipped(res, "ends-allowed", "first and last page still allowed")
             return
         size = (res.end - res.start + 1) & U64_MAX
         self.revocations.append(Revocation(res, self.mm.tick(), REVOKE_UNMAPPED))
         self.mm.unmap_mapping_range(inode, res.start, size, True, cause=CAUSE_REVOKE,
                                     claim_start=res.start, claim_end=res.end)
 
-    def _skipped(self, res: Resource, reason: str, text: str) -> None:
+    def _both_ends_allowed(self, res: Resource) -> bool:
+        """revoke_iomem()'s test: devmem_is_allowed() of the first pfn, then of the last.
+
+        A claim within one page (most BARs and single-page requests) asks twice about the
+        same page with nothing in between: the second answer is the first unless the
+        first logged something (a walk that hung reports each time), so it is asked
+        again only then."""
+        first = res.start >> PAGE_SHIFT
+        last = res.end >> PAGE_SHIFT
+        mark = len(self.log)
+        if not self.devmem_is_allowed(first):
+            return False
+        if last == first and len(self.log) == mark:
+            return True
+        return bool(self.devmem_is_allowed(last))
+
+    def _skipped(self, res: Resource, reason: str, why: str) -> None:
         self.revocations.append(Revocation(res, self.mm.tick(), reason))
-        self.log.emit(REVOKE_SKIPPED, text, reason=reason, start=res.start, end=res.end)
+        self.log.emit(REVOKE_SKIPPED, f"revoke_iomem [{res.start:#x}-{res.end:#x}]: {why}",
+                      reason=reason, start=res.start, end=res.end)
 
     def revocation_of(self, res: Resource) -> Revocation | None:
         """The last revoke_iomem() run for the claim ``res`` (None: it never ran, B14)."""
@@ -451,6 +465,20 @@ class Devmem:
         return True
 
 
+def firmware_map(resources: ResourceTree) -> tuple[tuple[int, int, str], ...]:
+    """(start, end, name) of every iomem node that is neither System RAM nor a bridge
+    window, in pre-order: the platform's own decoders as :class:`MemoryResolver` sees
+    them."""
+    return tuple(
+        (node.start, node.end, node.name or "")
+        for node in descendants(resources.iomem_resource)
+        if node.parent is not None
+        and (node.flags & IORESOURCE_SYSTEM_RAM) != IORESOURCE_SYSTEM_RAM
+        and not node.flags & IORESOURCE_WINDOW
+        and not (node.name or "").startswith("PCI Bus")
+    )
+
+
 class MemoryResolver:
     """A physical-address decoder for Mm (register it after the PCI model's BARs).
 
@@ -465,16 +493,12 @@ class MemoryResolver:
     (fuzz/targets/plaincode.py), and a closure made then would keep that code for every
     later lookup; a method follows the code switch."""
 
-    def __init__(self, resources: ResourceTree) -> None:
+    def __init__(self, resources: ResourceTree,
+                 firmware: tuple[tuple[int, int, str], ...] | None = None) -> None:
         self.resources = resources
-        self.firmware = [
-            (node.start, node.end, node.name or "")
-            for node in descendants(resources.iomem_resource)
-            if node.parent is not None
-            and (node.flags & IORESOURCE_SYSTEM_RAM) != IORESOURCE_SYSTEM_RAM
-            and not node.flags & IORESOURCE_WINDOW
-            and not (node.name or "").startswith("PCI Bus")
-        ]
+        # ``firmware``: firmware_map(resources) already computed for an identical tree
+        # (the Kernel keeps one per machine: a fresh tree is a function of the machine).
+        self.firmware = firmware if firmware is not None else firmware_map(resources)
 
     def __call__(self, addr: int) -> Target | None:
         for node, _depth in preorder(self.resources.iomem_resource):

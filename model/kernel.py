@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from iomemfuzz.model import event
 from iomemfuzz.model.boot import Boot
-from iomemfuzz.model.devmem import DEFAULT_PHYS_BITS, Devmem, MemoryResolver
+from iomemfuzz.model.devmem import DEFAULT_PHYS_BITS, Devmem, MemoryResolver, firmware_map
 from iomemfuzz.model.event import Log
 from iomemfuzz.model.machine import DEFAULT_MACHINE, Machine, build_tree
 from iomemfuzz.model.mm import Mm
@@ -35,6 +35,9 @@ from iomemfuzz.model.sched import Scheduler, Task
 from iomemfuzz.model.sysfs import Sysfs
 
 PROGRAM = "program"  # the holder name of claims made directly by Program lines
+
+# firmware_map() of a freshly built tree, by machine iomem text (Kernel._firmware_map).
+_FIRMWARE_MAPS: dict[str, tuple[tuple[int, int, str], ...]] = {}
 
 
 @dataclass(slots=True)
@@ -93,7 +96,7 @@ class Kernel:
                        tuple(self.machine.pci_devices), broker=self)
         self.pci.files.iomem_get_mapping = self.devmem.iomem_get_mapping
         self.mm.add_resolver(BarResolver(self.pci.present_devices))
-        self.mm.add_resolver(MemoryResolver(self.resources))
+        self.mm.add_resolver(MemoryResolver(self.resources, self._firmware_map()))
         self.boot = Boot(self.profile, self.log, self.sched, self.pci, self.devmem)
         self.booted = booted
         if booted:
@@ -101,6 +104,16 @@ class Kernel:
         # id -> node; the node is kept so its id cannot be reused by a later object.
         self.baseline_busy: dict[int, Resource] = {}
         self.snapshot_baseline()
+
+    def _firmware_map(self) -> tuple[tuple[int, int, str], ...]:
+        """firmware_map() of the tree build_tree() just made: it depends only on the
+        machine's iomem text, so it is computed once per text and shared (it is a tuple
+        of tuples: nothing can change it)."""
+        text = self.machine.iomem
+        firmware = _FIRMWARE_MAPS.get(text)
+        if firmware is None:
+            firmware = _FIRMWARE_MAPS[text] = firmware_map(self.resources)
+        return firmware
 
     # --- claim ledger -----------------------------------------------------------------
 

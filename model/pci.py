@@ -96,6 +96,13 @@ def pci_name(domain: int, bus: int, devfn: int) -> str:
     return f"{domain:04x}:{bus:02x}:{devfn >> 3:02x}.{devfn & 7:x}"
 
 
+@lru_cache(maxsize=4096)
+def _bdf_name(text: str) -> str:
+    """pci_name() of the address ``text`` names. Cached like parse_bdf: every boot asks
+    for the name of each machine device a dozen times (scan, device_add, sysfs, procfs)."""
+    return pci_name(*parse_bdf(text))
+
+
 @dataclass(frozen=True, slots=True)
 class BarSpec:
     """One implemented BAR as the hardware decodes it.
@@ -189,7 +196,7 @@ class PciDeviceSpec:
 
     @property
     def name(self) -> str:
-        return pci_name(*self.address)
+        return _bdf_name(self.bdf)
 
     @property
     def bus_key(self) -> tuple[int, int]:
