@@ -99,18 +99,25 @@ def _well_formed_busy(root: Resource) -> list[Resource] | None:
     sibling) triples, visited in pre-order. Either walk covers every reachable node
     unless it stops at a problem, so both give the same verdict, and on a well-formed
     tree pre-order is descendants()'s order. (It lives here, not in the model, because
-    it models nothing: the fuzz targets instrument only the model.)"""
+    it models nothing: the fuzz targets instrument only the model.)
+
+    Unlike those walks it keeps no set of visited nodes, because the other conditions
+    already fail at the first node reached twice: within one walk of a child list the
+    ends strictly increase (start > previous end, end >= start), so a node met again
+    there fails the order check; a node met in the lists of two different owners has
+    the wrong parent in one of them; and a list walked twice means its owner was
+    reached twice before it, which leads back to the root, the only list walked
+    without reaching its owner: hence the one identity check, on the root. Every node
+    is thus visited at most once and the verdict is the same."""
     out: list[Resource] = []
-    seen = {root}
     # (next node of a child list, the list's owner, end of the node before it).
     stack: list[tuple[Resource | None, Resource, int]] = [(root.child, root, root.start - 1)]
     while stack:
         c, parent, last_end = stack.pop()
         low, high = parent.start, parent.end
         while c is not None:
-            if c in seen or c.parent is not parent:
-                return None  # I4-shared, I4-parent
-            seen.add(c)
+            if c.parent is not parent or c is root:
+                return None  # I4-parent, I4-shared
             start, end = c.start, c.end
             if start < low or end > high or end < start or start <= last_end:
                 return None  # I1-nesting, I3-*, I2-*
