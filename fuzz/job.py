@@ -120,8 +120,10 @@ class JobConfig:
     progress_every: float = 10.0  # seconds between plain progress lines (not a terminal)
     target: Path = DEFAULT_TARGET
     libfuzzer_args: tuple[str, ...] = ()
-    # Stop as soon as one of these signatures is stored (benchmarks, CI smoke runs).
+    # Stop as soon as one of these signatures is stored (benchmarks, CI smoke runs), and
+    # with until_length only once its stored reproducer is at most that many lines.
     until: frozenset[str] = frozenset()
+    until_length: int | None = None
 
 
 @dataclass
@@ -554,7 +556,9 @@ class _Job:
 
     def tick(self, *, force: bool = False) -> None:
         self.sink.drain(self.ws.queue)
-        if self.cfg.until & set(self.sink.reported) and self.stop is not None:
+        hits = [r.length for sig, r in self.sink.reported.items() if sig in self.cfg.until]
+        if hits and self.stop is not None and (self.cfg.until_length is None
+                                               or min(hits) <= self.cfg.until_length):
             self.stop.requested = True
         # Our own rate over a few seconds: of all workers together, and the hypothesis
         # workers report only counts.

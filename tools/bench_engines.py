@@ -11,8 +11,9 @@
    directories, stopping at the first matching finding), so the times include start-up
    and minimization.
 3. Length of the minimized finding against the known minimal length: of the first
-   reproducer, or with ``--keep-going`` (each job runs its whole budget) of the shortest
-   one the job stored by the end (a job replaces a finding by a shorter route).
+   reproducer, or with ``--keep-going`` of the one stored when the job ends (a job
+   replaces a finding by a shorter route; with this flag it runs on after the first find
+   until the stored one is as short as the known minimal or the budget is spent).
 
 With ``--seeded`` the atheris jobs start from the repository's hand-written seeds
 (``corpus/seeds``, minus any seed that already reproduces the bug on its profile; never
@@ -180,14 +181,15 @@ def attempt(bug: Bug, engine: str, mutator: str, seed: int, budget: float,
         cfg = JobConfig(engine=engine, profile=bug.profile, max_time=budget,
                         corpus=Path(tmp) / "corpus", workdir=Path(tmp) / "work", seed=seed,
                         mutator=mutator if engine == "atheris" else "structure",
-                        until=frozenset() if keep_going else bug.signatures,
+                        until=bug.signatures,
+                        until_length=bug.minimal if keep_going else None,
                         progress_every=1e9)
         summary = run_job(cfg, io.StringIO())
     hits = [r for r in summary.findings if r.signature in bug.signatures]
     if not hits:
         return Attempt(None, None, summary.stats.execs)
     first = min(hits, key=lambda r: r.elapsed)
-    # With keep_going the job ran its whole budget and may have replaced the first
+    # With keep_going the job went on after the first find and may have replaced its
     # reproducer by a shorter route: the length is what the corpus holds at the end.
     return Attempt(first.elapsed, min(r.length for r in hits), summary.stats.execs)
 
@@ -211,9 +213,9 @@ def main() -> None:
                         help="start from corpus/seeds (minus seeds that already reproduce "
                              "the bug) instead of an empty corpus")
     parser.add_argument("--keep-going", action="store_true",
-                        help="run each job for the whole budget instead of stopping at the "
-                             "first finding of the bug; the minimized length is then the "
-                             "shortest reproducer stored by the end")
+                        help="after the first finding of the bug, keep each job running "
+                             "until its stored reproducer is as short as the known minimal "
+                             "one or the budget ends; the length is then what it stored")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     load_families()
