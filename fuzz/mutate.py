@@ -7,7 +7,7 @@ operation. This mutator decodes the input, applies one to a few of
 * insert a fresh operation (drawn by the decoder from random bytes in the context of the
   lines before it, so its handles and values are the interesting ones there),
 * extend a chain: right after a line, an operation using that line's handle or address,
-* delete, duplicate or move an operation, or swap two,
+* delete, duplicate or move an operation, or swap two; truncate (keep a prefix),
 * re-argument: give one field of one operation a fresh value (same value tables),
 * splice (crossover): the head of one Program and the tail of another,
 
@@ -165,16 +165,25 @@ def mutate_ops(ops: list[Op], rng: random.Random) -> tuple[list[Op], int]:
         return insert(ops, at, _fresh_op(ops, at, rng)), at
     if roll < 0.35:
         return _extend_chain(ops, rng)
-    if roll < 0.55:
+    if roll < 0.50:
         i = rng.randrange(n)
         return reorder(ops, [j for j in range(n) if j != i]), i
-    if roll < 0.60:
+    if roll < 0.58 and n > 1:
+        # Truncate: where a Program ends matters here, not only what it does. At the end
+        # the executor runs every path still parked (the rest of boot, tasks stopped
+        # mid-way) to completion, interleaved, so a prefix that stops with a task parked
+        # is a new race (B1: a seed that steps a host probe to just before it creates
+        # sysfs files, cut there, meets pci_sysfs_init). One deletion at a time would
+        # need every later line removed first.
+        cut = rng.randrange(1, n)
+        return ops[:cut], cut
+    if roll < 0.63:
         i = rng.randrange(n)
         at = rng.randrange(i + 1, n + 1)
         order = list(range(n))
         order.insert(at, i)
         return reorder(ops, order), at
-    if roll < 0.70 and n > 1:
+    if roll < 0.73 and n > 1:
         i, j = sorted(rng.sample(range(n), 2))
         order = list(range(n))
         if rng.random() < 0.5:

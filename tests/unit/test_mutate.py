@@ -4,13 +4,15 @@ the line they named (or become nil) through every structural change."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from iomemfuzz.fuzz import decode, mutate
+from iomemfuzz.fuzz.executor import run
 from iomemfuzz.fuzz.ops import Kind
 from iomemfuzz.fuzz.ops.tree import ReleaseResource, RemoveResource, RequestRegion
-from iomemfuzz.fuzz.program import Program
+from iomemfuzz.fuzz.program import Program, parse_program
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
 
@@ -104,3 +106,20 @@ def test_byte_mutator_gets_a_share():
     for seed in range(200):
         mutate.mutate(b"\x02\x00\x01", 64, seed, bytes_only)
     assert 40 < len(calls) < 120  # BYTE_SHARE of 200 calls
+
+
+def test_truncation_keeps_prefixes_that_stop_with_a_task_parked():
+    """B1 is a prefix of a seed: stepping a host probe to just before it creates sysfs
+    files and stopping there lets the rest of boot (pci_sysfs_init) meet it."""
+    text = (Path(__file__).resolve().parents[2] / "corpus" / "seeds"
+            / "pci-boot-async-host-static.prog").read_text()
+    ops = list(parse_program(text).ops)
+    prefixes = set()
+    for seed in range(400):
+        out, at = mutate.mutate_ops(ops, random.Random(seed))
+        if len(out) < len(ops) - 1 and out == ops[:len(out)]:
+            prefixes.add(len(out))
+            assert at == len(out)
+    assert prefixes >= {1, 2, 3, 4, 5}
+    assert "duplicate-attributes/duplicate-filename" in run(
+        Program().with_ops(ops[:4]), "v6.1-deb").signatures
