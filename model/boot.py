@@ -162,8 +162,9 @@ class Boot:
         step = self.sched.step
         while task.state != DONE:
             # The boot task is the lowest-numbered; ask the async ones only when it
-            # cannot run (waiting for them), without building a list per slice.
-            if task.runnable():
+            # cannot run (waiting for them), without building a list per slice. (It is
+            # not DONE here, so parked at a plain preemption point means runnable.)
+            if type(task.parked) is Point or task.runnable():
                 step(task)
                 continue
             waiting = next((t for t in self.async_tasks if t.runnable()), None)

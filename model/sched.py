@@ -222,7 +222,8 @@ class Scheduler:
 
         Returns the task's state afterwards. A finished task or one blocked at an unmet
         wait is not resumed (its state is returned unchanged)."""
-        if not task.runnable():
+        # runnable(), with its commonest case (parked at a plain preemption point) first.
+        if task.state == DONE or not (type(task.parked) is Point or task.runnable()):
             if task.state != DONE:
                 task.state = BLOCKED
             return task.state
@@ -272,7 +273,9 @@ class Scheduler:
         """Re-evaluate BLOCKED/READY after other tasks changed shared state."""
         for task in self.tasks:
             if task.state in (READY, BLOCKED):
-                task.state = READY if task.runnable() else BLOCKED
+                # Not DONE: parked at a plain preemption point means runnable.
+                task.state = (READY if type(task.parked) is Point or task.runnable()
+                              else BLOCKED)
 
     def drain(self, tasks: Iterable[Task] | None = None) -> list[Task]:
         """Run pending tasks to completion in the fixed end-of-Program order.
@@ -287,7 +290,8 @@ class Scheduler:
             # The first runnable one, without building the candidate lists (or a
             # generator) per slice: a drained boot is some forty slices.
             for first in self.tasks:
-                if (allowed is None or first.id in allowed) and first.runnable():
+                if ((allowed is None or first.id in allowed) and first.state != DONE
+                        and (type(first.parked) is Point or first.runnable())):
                     step(first)
                     break
             else:
