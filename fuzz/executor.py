@@ -205,8 +205,9 @@ def run(program: Program, profile: KernelProfile | str | None = None, *,
         oracles: tuple[Oracle, ...] = ORACLES, thorough: bool = True) -> Trace:
     """Run ``program`` on a fresh kernel; ``profile`` defaults to the Program's header."""
     prof = resolve(profile if profile is not None else program.profile)
-    ex = Execution(prof, make_kernel(prof, program, program.ops), oracles, thorough)
-    for o in program.ops:
+    ops = program.ops  # a tuple built from the lines on each access: once per run
+    ex = Execution(prof, make_kernel(prof, program, ops), oracles, thorough)
+    for o in ops:
         ex.step(o)
     return ex.finish()
 
