@@ -124,7 +124,9 @@ def _violations(kernel, owners: tuple) -> Iterator[Violation]:
                                     f"{dev.name}: {attr.name} points at a freed attribute",
                                     "B1")
                     break
-        present = set(kernel.sysfs.files(dev.sd))
+        sd = dev.sd
+        # sysfs.files(sd) as a set: the names of a live directory (no need to sort them).
+        present = set(sd.children) if sd is not None and not sd.removed else set()
         if profile.static_resource_files or dev.added:
             want = set(resource_file_names(dev, profile.pat_enabled)) if files_due else set()
             have = {f for f in present if f.startswith("resource") and f != "resource"
@@ -166,5 +168,6 @@ def _file_owners(root) -> tuple:
         attr = node.priv
         if attr is not None and isinstance(attr, BinAttribute) and attr.dev is not None:
             owners[id(attr.dev)] = attr.dev
-        stack.extend(node.children.values())
+        if node.children:  # most nodes are files
+            stack.extend(node.children.values())
     return tuple(owners.values())
