@@ -25,7 +25,7 @@ from iomemfuzz.model.machine import MACHINES
 from iomemfuzz.model.profile import KernelProfile, resolve
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Step:
     """One operation, what it returned, what the kernel logged, what broke."""
 
@@ -34,6 +34,24 @@ class Step:
     outcome: Outcome | None
     events: tuple[Event, ...]
     violations: tuple[Violation, ...] = ()
+
+    def __init__(self, index: int, op: Op | None, outcome: Outcome | None,
+                 events: tuple[Event, ...], violations: tuple[Violation, ...] = ()) -> None:
+        # One per operation: set through the slots' descriptors, which bypass the frozen
+        # __setattr__ as the generated __init__'s object.__setattr__ does, for a third
+        # less (see model/sched.py's Point).
+        _set_index(self, index)
+        _set_op(self, op)
+        _set_outcome(self, outcome)
+        _set_events(self, events)
+        _set_violations(self, violations)
+
+
+_set_index = Step.index.__set__  # type: ignore[attr-defined]
+_set_op = Step.op.__set__  # type: ignore[attr-defined]
+_set_outcome = Step.outcome.__set__  # type: ignore[attr-defined]
+_set_events = Step.events.__set__  # type: ignore[attr-defined]
+_set_violations = Step.violations.__set__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ INFO = "info"  # anything else worth narrating
 CRASH_KINDS = frozenset({NULL_DEREF, DOUBLE_FREE, USE_AFTER_FREE, HANG})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Event:
     """One thing the kernel logged or suffered. ``data`` holds sorted (key, value) pairs."""
 
@@ -40,11 +40,25 @@ class Event:
     text: str
     data: tuple[tuple[str, object], ...] = ()
 
+    def __init__(self, kind: str, text: str, data: tuple[tuple[str, object], ...] = ()
+                 ) -> None:
+        # The generated __init__ of a frozen dataclass sets each field with
+        # object.__setattr__; the slots' own descriptors do the same (bypassing the
+        # frozen __setattr__ the same way) for a third less, and every log line is one.
+        _set_kind(self, kind)
+        _set_text(self, text)
+        _set_data(self, data)
+
     def get(self, key: str, default: object = None) -> object:
         for k, v in self.data:
             if k == key:
                 return v
         return default
+
+
+_set_kind = Event.kind.__set__  # type: ignore[attr-defined]
+_set_text = Event.text.__set__  # type: ignore[attr-defined]
+_set_data = Event.data.__set__  # type: ignore[attr-defined]
 
 
 @dataclass(slots=True)
