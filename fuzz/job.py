@@ -159,6 +159,8 @@ class Summary:
     errors: list[Path] = field(default_factory=list)
     interrupted: bool = False
     workers: list[int] = field(default_factory=list)  # executions of each worker
+    # Earlier findings replaced with a shorter reproducer: (signature, old, new, path).
+    shortened: list[tuple[str, int, int, Path]] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -254,6 +256,9 @@ class FindingSink:
         self.minimize_runs = minimize_runs
         self.known = known_signatures(self.corpus, profile)
         self.reported: dict[str, Reported] = {}
+        # Corpus findings of earlier jobs this job replaced with a shorter reproducer:
+        # signature -> (old length, new length, path).
+        self.shortened: dict[str, tuple[int, int, Path]] = {}
 
     def is_new(self, sig: str) -> bool:
         return sig not in self.known and sig not in self.reported
@@ -340,6 +345,9 @@ class FindingSink:
             if rep.first_length is None:
                 rep.first_length = rep.length
             rep.length, rep.original_length, rep.shortened = length, m.original_length, elapsed
+        else:
+            first = self.shortened.get(sig, (stored, 0, saved))[0]
+            self.shortened[sig] = (first, length, saved)
         self.console.say(f"shorter reproducer for {sig}: {stored} -> {length} ops at "
                          f"{elapsed:.1f}s -> {saved}")
 
@@ -600,7 +608,9 @@ class _Job:
         self.console.end()
         summary = Summary(self.engine, self.profile, self.elapsed(), self.stats,
                           list(self.sink.reported.values()), sorted(self.sink.known),
-                          self.errors, interrupted, self.workers)
+                          self.errors, interrupted, self.workers,
+                          [(sig, old, new, path) for sig, (old, new, path)
+                           in sorted(self.sink.shortened.items())])
         self.console.say(format_summary(summary))
         return summary
 
@@ -813,6 +823,10 @@ def format_summary(s: Summary) -> str:
             lines.append(f"    replay: {r.replay}")
     else:
         lines.append("new findings: none")
+    if s.shortened:
+        lines.append(f"shorter reproducers for earlier findings: {len(s.shortened)}")
+        lines.extend(f"  {sig}  {old} -> {new} ops  {path}"
+                     for sig, old, new, path in s.shortened)
     if s.known:
         lines.append(f"already in the corpus (not reported again): {len(s.known)} "
                      f"signature(s)")

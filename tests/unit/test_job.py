@@ -23,7 +23,9 @@ from iomemfuzz.fuzz.job import (
     FindingSink,
     JobConfig,
     Stats,
+    Summary,
     Workspace,
+    format_summary,
     known_signatures,
     parse_status,
     run_job,
@@ -151,11 +153,21 @@ def test_a_shorter_route_replaces_the_stored_reproducer(tmp_path):
     # A longer route never replaces a shorter one.
     sink.shorten(B5_SYSFS, UNREVOKED)
     assert read_program(str(rep.path)).ops == stored.ops
-    # A later job may shorten what an earlier job wrote, and tells its target so.
+    # A later job may shorten what an earlier job wrote, tells its target so, and lists
+    # what it shortened in its summary.
     later = _b5_sink(tmp_path, io.StringIO())
     assert f"{UNREVOKED}\t{SHORTEN}" in later.known_lines()
     known, shorten = read_known_file(later.known_lines(), tmp_path / "known")
     assert UNREVOKED in known and UNREVOKED in shorten
+    rep.path.write_text(rep.path.read_text().replace(
+        "r1 = mmap(", "r9 = request_mem_region(start=0xfe000000, n=0x10)\nr1 = mmap("))
+    later.shorten(B5_DEVMEM, UNREVOKED)
+    assert later.shortened == {UNREVOKED: (5, 4, rep.path)}
+    assert not later.reported
+    summary = Summary("atheris", B5_PROFILE, 1.0, Stats(),
+                      shortened=[(UNREVOKED, 5, 4, rep.path)])
+    assert f"{UNREVOKED}  5 -> 4 ops" in format_summary(summary)
+    assert summary.exit_code == 0
 
 
 def read_known_file(lines: list[str], path: Path) -> tuple[set[str], set[str]]:
