@@ -79,10 +79,10 @@ from iomemfuzz.fuzz.targets import (
     ENV_MUTATOR,
     ENV_PROFILE,
     ENV_QUEUE,
-    REFIND_PREFIX,
     SHORTEN,
     die_with_parent,
     queue_name,
+    refind_signature,
 )
 from iomemfuzz.model.profile import KernelProfile, resolve
 
@@ -320,9 +320,8 @@ class FindingSink:
         if not self.shortenable(sig):
             return
         path = finding_path(self.corpus, self.profile, sig)
-        rep = self.reported.get(sig)
         try:
-            stored = rep.length if rep else len(read_program(str(path)).lines)
+            stored = len(read_program(str(path)).lines)
         except (ProgramSyntaxError, OSError, UnicodeDecodeError):
             return
         try:
@@ -330,17 +329,17 @@ class FindingSink:
         except NothingToMinimize:
             return
         length = len(m.program.lines)
-        if length >= stored:
-            return
         replay = Finding(sig, self.profile, "", path=str(path)).replay_command()
         note = (f"{MACHINE_NOTE} --engine {self.engine}; minimized from "
                 f"{m.original_length} to {length} operations (replacing a "
                 f"{stored}-operation reproducer)")
+        # save_finding keeps the stored file unless this one is shorter.
         saved, written = save_finding(self.corpus, Finding(
             sig, self.profile, m.text(replay, note), m.message, str(path)))
         if not written:
             return
         elapsed = time.monotonic() - self.started
+        rep = self.reported.get(sig)
         if rep is not None:
             if rep.first_length is None:
                 rep.first_length = rep.length
@@ -367,17 +366,12 @@ class FindingSink:
                     (k, v) for k, v in program.headers if k == "machine"))
             else:
                 program = decode.decode(path.read_bytes())
-            if path.name.startswith(REFIND_PREFIX):
-                self.shorten(program, refind_signature(path.name))
+            again = refind_signature(path.name)
+            if again is not None:
+                self.shorten(program, again)
             else:
                 self.handle(program)
             path.unlink(missing_ok=True)
-
-
-def refind_signature(name: str) -> str:
-    """The signature of a queued re-find, from its file name (see ``queue_name``)."""
-    safe = name[len(REFIND_PREFIX):].rsplit("-", 1)[0]
-    return safe.replace("__", "/")
 
 
 def keep_error(artifact: Path, errors: Path, profile: str, tail: list[str]) -> Path:

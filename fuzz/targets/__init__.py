@@ -70,6 +70,18 @@ SHORTEN = "shorten"
 REFIND_PREFIX = "refind."
 
 
+def refind_name(signature: str, data: bytes) -> str:
+    """File name of a queued re-find (an input with an already-reported signature)."""
+    return REFIND_PREFIX + queue_name(signature, data)
+
+
+def refind_signature(name: str) -> str | None:
+    """The signature a queue file was queued as a re-find for, or None for a new one."""
+    if not name.startswith(REFIND_PREFIX):
+        return None
+    return name[len(REFIND_PREFIX):].rsplit("-", 1)[0].replace("__", "/")
+
+
 def read_known(path: str | None) -> tuple[set[str], set[str]]:
     """(signatures not to report again, those of them to find shorter reproducers of)."""
     known: set[str] = set()
@@ -187,7 +199,7 @@ class Harness:
             if again is not None:
                 from iomemfuzz.fuzz.corpus import write_atomic
 
-                write_atomic(self.queue / (REFIND_PREFIX + queue_name(again, data)), data)
+                write_atomic(self.queue / refind_name(again, data), data)
             return
         if self.queue is None:
             from iomemfuzz.fuzz.program import Program, format_program

@@ -32,7 +32,7 @@ from iomemfuzz.fuzz.job import (
 )
 from iomemfuzz.fuzz.program import format_program, parse_program, read_program
 from iomemfuzz.fuzz.replay import check_program
-from iomemfuzz.fuzz.targets import REFIND_PREFIX, SHORTEN, Refinds, queue_name, read_known
+from iomemfuzz.fuzz.targets import SHORTEN, Refinds, read_known, refind_name
 
 GAP = 0xFE000000
 RELEASE = "busy-consistency/release-without-claim"
@@ -139,7 +139,7 @@ def test_a_shorter_route_replaces_the_stored_reproducer(tmp_path):
     assert rep.length == 5
     # What the target queues: the signature is read back from the file name.
     ws = Workspace(tmp_path / "work", B5_PROFILE)
-    (ws.queue / (REFIND_PREFIX + queue_name(UNREVOKED, b"x"))).write_bytes(
+    (ws.queue / refind_name(UNREVOKED, b"x")).write_bytes(
         decode.encode(B5_DEVMEM))
     sink.drain(ws.queue)
     assert not list(ws.queue.iterdir())
