@@ -73,7 +73,9 @@ class Kernel:
         self.resources.revoke_hook = self.devmem.revoke_iomem
         if self.profile.claim_policy == CLAIM_FAIL:
             self.resources.claim_veto_hook = self.devmem.claim_veto
-        self.claims: dict[int, Claim] = {}
+        # Keyed by the node itself (Resources hash by identity): ids would not survive a
+        # copy of the kernel (model/snapshot.py), and a held node keeps its key unique.
+        self.claims: dict[Resource, Claim] = {}
         # Bumped by every change to the ledger (claims, their lost_by, baseline_busy): the
         # busy-consistency oracle re-checks only when this or the trees moved.
         self.ledger_generation = 0
@@ -101,8 +103,7 @@ class Kernel:
         self.booted = booted
         if booted:
             self.boot.boot_fully()
-        # id -> node; the node is kept so its id cannot be reused by a later object.
-        self.baseline_busy: dict[int, Resource] = {}
+        self.baseline_busy: set[Resource] = set()
         self.snapshot_baseline()
 
     def _firmware_map(self) -> tuple[tuple[int, int, str], ...]:
@@ -121,7 +122,7 @@ class Kernel:
         """Busy nodes that exist now belong to firmware/boot, not to a modelled caller."""
         self.ledger_generation += 1
         self.baseline_busy = {
-            id(node): node
+            node
             for root in (self.resources.iomem_resource, self.resources.ioport_resource)
             for node in descendants(root)
             if node.flags & IORESOURCE_BUSY
@@ -131,7 +132,7 @@ class Kernel:
         """A busy node the kernel itself made (boot, firmware): held by no modelled caller
         but legitimate."""
         self.ledger_generation += 1
-        self.baseline_busy[id(node)] = node
+        self.baseline_busy.add(node)
 
     def in_tree(self, node: Resource) -> bool:
         """Is ``node`` linked under one of the two roots (every link checked)?"""
@@ -148,7 +149,7 @@ class Kernel:
 
     def note_claim(self, node: Resource, holder: str) -> None:
         self.ledger_generation += 1
-        self.claims[id(node)] = Claim(node, holder, at=self.mm.tick())
+        self.claims[node] = Claim(node, holder, at=self.mm.tick())
 
     def note_new_resource(self, node: Resource, holder: str) -> None:
         """A caller linked its own struct; if it carries BUSY, the caller holds it."""
@@ -211,18 +212,18 @@ class Kernel:
         # Record each affected node's range and owner now: the call shrinks the original
         # node in place, so afterwards a split's high piece lies outside it.
         owners: list[tuple[int, int, str | None]] = []
-        before: set[int] = set()
+        before: set[Resource] = set()
         for node in descendants(self.resources.iomem_resource):
             if node.flags & IORESOURCE_BUSY and node.start <= start + size - 1 \
                     and node.end >= start:
-                claim = self.claims.get(id(node))
+                claim = self.claims.get(node)
                 owner = claim.holder if claim else (
-                    None if id(node) in self.baseline_busy else "")
+                    None if node in self.baseline_busy else "")
                 owners.append((node.start, node.end, owner))
-                before.add(id(node))
+                before.add(node)
         self.resources.release_mem_region_adjustable(start, size)
         for node in descendants(self.resources.iomem_resource):
-            if not node.flags & IORESOURCE_BUSY or id(node) in before:
+            if not node.flags & IORESOURCE_BUSY or node in before:
                 continue
             origin = next((o for lo, hi, o in owners
                            if lo <= node.start and node.end <= hi), "")
@@ -244,9 +245,9 @@ class Kernel:
     def _root_of_claim(self, claim: Claim) -> Resource:
         return self._root(claim.node)
 
-    def believed_busy(self) -> set[int]:
-        """ids of busy nodes the ledger says some caller holds (live claims only)."""
-        return {key for key, claim in self.claims.items() if claim.lost_by is None}
+    def believed_busy(self) -> set[Resource]:
+        """Busy nodes the ledger says some caller holds (live claims only)."""
+        return {node for node, claim in self.claims.items() if claim.lost_by is None}
 
     # --- kernel paths -----------------------------------------------------------------
 

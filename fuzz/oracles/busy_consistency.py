@@ -148,8 +148,7 @@ def _violations(kernel, busy: list[list[Resource] | None]) -> Iterator[Violation
             # descendants(): preorder()'s nodes in its order.
             nodes = [node for node in descendants(root) if node.flags & IORESOURCE_BUSY]
         for node in nodes:
-            key = id(node)
-            if key not in believed and key not in baseline:
+            if node not in believed and node not in baseline:
                 yield Violation(NAME, "busy-without-claim",
                                 f"busy region {node!r} is held by no caller")
     for claim in kernel.claims.values():
