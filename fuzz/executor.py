@@ -1,9 +1,10 @@
 """The executor: the only code that drives a Kernel.
 
-``run(program, profile)`` builds a fresh Kernel, runs each operation, records its Outcome
-and the events it caused, asks every oracle after every step and once at the end, and
-returns a Trace. ``Execution`` is the same thing one operation at a time, for the
-hypothesis state machine and ``iomemfuzz show``.
+``run(program, profile)`` takes a fresh Kernel (a copy of a freshly built one, see
+model/snapshot.py), runs each operation, records its Outcome and the events it caused,
+asks every oracle after every step and once at the end, and returns a Trace.
+``Execution`` is the same thing one operation at a time, for the hypothesis state
+machine and ``iomemfuzz show``.
 
 Deterministic by construction: the model has no clock or randomness, and nothing here
 depends on object identity. ``tests/unit/test_executor.py`` runs programs twice and
@@ -23,6 +24,7 @@ from iomemfuzz.model.event import Event
 from iomemfuzz.model.kernel import Kernel
 from iomemfuzz.model.machine import MACHINES
 from iomemfuzz.model.profile import KernelProfile, resolve
+from iomemfuzz.model.snapshot import fresh_kernel
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -89,7 +91,7 @@ def make_kernel(profile: KernelProfile, program: Program | None,
     machine = None
     if program is not None and program.header("machine"):
         machine = MACHINES[program.header("machine")]
-    return Kernel(profile, machine, booted=needs_boot(ops))
+    return fresh_kernel(profile, machine, booted=needs_boot(ops))
 
 
 @dataclass
@@ -121,7 +123,7 @@ class Execution:
         prof = resolve(profile)
         kernel = make_kernel(prof, program, program.ops if program else ())
         if program is None and not booted:
-            kernel = Kernel(prof, None, booted=False)
+            kernel = fresh_kernel(prof, None, booted=False)
         return cls(prof, kernel, oracles, thorough)
 
     def step(self, o: Op) -> Step:
@@ -235,7 +237,7 @@ def run_ops(ops: tuple[Op, ...] | list[Op], profile: KernelProfile | str | None 
     """Run bare operations (no header) — the fuzz targets' fast path: whole-state
     invariants are checked at the end only unless ``thorough``."""
     prof = resolve(profile)
-    ex = Execution(prof, Kernel(prof, None, booted=needs_boot(ops)), oracles, thorough)
+    ex = Execution(prof, fresh_kernel(prof, None, booted=needs_boot(ops)), oracles, thorough)
     for o in ops:
         ex.step(o)
     return ex.finish()

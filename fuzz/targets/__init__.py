@@ -144,17 +144,18 @@ class Refinds:
 class Harness:
     """Decode, run with every oracle, and report a violation (queue or raise).
 
-    With ``switch`` (an instrumented model), the booted kernel a Program starts on is
-    built on the model's plain code: boot is the same for every input, so its coverage
-    is noise, and instrumented it was most of each execution. A Program that controls
-    boot (``boot_to``) boots on instrumented code, where the interleavings are."""
+    Every input starts on a copy of a template kernel (model/snapshot.py), so only a
+    Program that controls boot (``boot_to``) runs boot code, instrumented, where the
+    interleavings are. With ``switch`` (an instrumented model) the templates are built
+    on the model's plain code: their boot is the same for every input, so its coverage
+    would be noise credited to whichever input came first."""
 
     def __init__(self, profile: str | None = None, queue: str | None = None,
                  known: set[str] | None = None, switch: CodeSwitch | None = None,
                  shorten: set[str] | None = None) -> None:
         from iomemfuzz.fuzz import decode, executor
-        from iomemfuzz.model.kernel import Kernel
         from iomemfuzz.model.profile import resolve
+        from iomemfuzz.model.snapshot import fresh_kernel
 
         self.profile = resolve(profile)
         self.queue = Path(queue) if queue else None
@@ -164,25 +165,17 @@ class Harness:
         self._decode_ops = decode.decode_ops
         self._execution = executor.Execution
         self._needs_boot = executor.needs_boot
-        self._kernel = Kernel
-        # Build the value tables now, not inside the first input.
+        self._kernel = fresh_kernel
+        # Build the value tables and the kernel templates now, not inside the first input.
         decode.tables()
         decode.machine_names()
+        with switch.plain() if switch is not None else contextlib.nullcontext():
+            for booted in (True, False):
+                fresh_kernel(self.profile, None, booted=booted)
 
     def run(self, ops: list[Op]) -> Trace:
-        """``executor.run_ops(ops, profile)``, with the booted kernel built plain."""
-        booted = self._needs_boot(ops)
-        if booted and self.switch is not None:
-            with self.switch.plain():
-                kernel = self._kernel(self.profile, None, booted=True)
-            # A generator started on plain code stays plain for its whole life. Boot
-            # finishes every task it starts today; should a profile or machine ever
-            # leave one parked, build that kernel instrumented rather than lose its
-            # coverage for the rest of the Program.
-            if kernel.sched.finished != len(kernel.sched.tasks):
-                kernel = self._kernel(self.profile, None, booted=True)
-        else:
-            kernel = self._kernel(self.profile, None, booted=booted)
+        """``executor.run_ops(ops, profile)``."""
+        kernel = self._kernel(self.profile, None, booted=self._needs_boot(ops))
         ex = self._execution(self.profile, kernel, thorough=False)
         for o in ops:
             ex.step(o)

@@ -2,11 +2,11 @@
 
 atheris instruments a module once, at import, by rewriting every code object; an
 instrumented model runs about 2.5-5x slower than the plain one. Two parts of each
-execution gain nothing from that instrumentation:
+process gain nothing from that instrumentation:
 
-* **Building the booted kernel.** A Program without ``boot_to`` starts on a kernel booted
-  the same way every time (boot is deterministic), so its coverage is the same for every
-  input. Instrumented, it was 70 % of an execution (3.1 ms of 4.5 ms).
+* **Building the kernel templates.** Every input starts on a copy of a kernel built once
+  per process (model/snapshot.py); that one build, a whole boot for the booted
+  template, has the same coverage whatever the inputs, so it runs plain.
 * **Observers**: whole-state walks (tree walks, the sysfs walk, the claim ledger) that
   the oracles and ``show`` call after every step. Some model paths call them too
   (``descendants``, ``preorder`` and ``generation`` are ordinary helpers), so those
@@ -22,8 +22,8 @@ duration of a ``with`` block; ``make_plain()`` does it for good for the named fu
 What the switch cannot reach: a function object or generator *created* while the plain
 code is in gets its code from the plain twin of its creator, and keeps it. So the model
 keeps nothing of that kind past boot: address resolvers are objects with a ``__call__``
-method, not closures, and the harness checks that every boot task has finished (a test
-scans the heap for plain code left behind).
+method, not closures, and a template never holds a suspended generator or a closure (the
+snapshot refuses both; a test scans the heap for plain code left behind).
 """
 
 from __future__ import annotations

@@ -1,0 +1,141 @@
+"""Kernel snapshots (model/snapshot.py): a copy of a template behaves exactly like a kernel
+built from scratch, copies share nothing a run can change, and what cannot be copied is
+refused rather than shared."""
+
+from __future__ import annotations
+
+import gc
+import random
+from pathlib import Path
+
+import pytest
+from iomemfuzz.fuzz import decode
+from iomemfuzz.fuzz.corpus import program_files
+from iomemfuzz.fuzz.executor import Execution, needs_boot
+from iomemfuzz.fuzz.oracles import ORACLES
+from iomemfuzz.fuzz.program import Program, parse_program, read_program
+from iomemfuzz.model import snapshot
+from iomemfuzz.model.kernel import Kernel
+from iomemfuzz.model.machine import DEFAULT_MACHINE, MACHINES
+from iomemfuzz.model.profile import PROFILES, resolve
+from iomemfuzz.model.snapshot import SnapshotError, compile_kernel, fresh_kernel
+
+ROOT = Path(__file__).resolve().parents[2]
+GAP = 0xFE000000  # a free MMIO gap of the default machine
+
+
+def _observe(program: Program, kernel: Kernel) -> list[object]:
+    """Everything a run shows: per step the operation, outcome, events and violations,
+    then every state section ``iomemfuzz show`` prints."""
+    ex = Execution(kernel.profile, kernel, ORACLES, True)
+    for op in program.ops:
+        ex.step(op)
+    trace = ex.finish()
+    steps = [(s.index, s.op, s.outcome, s.events, s.violations) for s in trace.steps]
+    return [steps, trace.accepted, kernel.describe()]
+
+
+def _scratch(program: Program, profile) -> Kernel:
+    machine = MACHINES[program.header("machine")] if program.header("machine") else None
+    return Kernel(profile, machine, booted=needs_boot(program.ops))
+
+
+def _copy(program: Program, profile) -> Kernel:
+    machine = MACHINES[program.header("machine")] if program.header("machine") else None
+    return fresh_kernel(profile, machine, booted=needs_boot(program.ops))
+
+
+@pytest.mark.parametrize("machine", sorted(MACHINES))
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_every_profile_and_machine_has_a_checked_template(profile, machine):
+    # compile_kernel compares its first copy with the template object by object; a model
+    # change that keeps state a copy cannot reproduce fails here, not in a fuzz job.
+    for booted in (True, False):
+        build = compile_kernel(PROFILES[profile], MACHINES[machine], booted)
+        copy = build()
+        assert copy.booted is booted
+        assert copy.profile is PROFILES[profile] and copy.machine is MACHINES[machine]
+
+
+def test_corpus_and_decoded_programs_run_alike_on_copies_and_scratch_kernels():
+    items = [(read_program(str(p)), None) for p in sorted(program_files([ROOT / "corpus"]))]
+    rng = random.Random(20261126)
+    items += [(decode.decode(rng.randbytes(rng.randrange(0, 1200))), name)
+              for name in ("v6.1-deb", "v5.12", "v6.1-deb-claim-fails") for _ in range(40)]
+    booted = 0
+    for program, name in items:
+        profile = resolve(name or program.profile)
+        booted += needs_boot(program.ops)
+        assert _observe(program, _copy(program, profile)) == \
+            _observe(program, _scratch(program, profile)), program
+    assert booted > 50  # both kinds of start are exercised
+
+
+def test_a_run_on_one_copy_changes_no_other_copy():
+    program = parse_program(
+        f"r0 = __request_region(start={GAP:#x}, n=0x100)\n"
+        'r1 = hotremove(dev="0000:00:03.0")\n'
+        "r2 = process()\n")
+    first = fresh_kernel()
+    _observe(program, first)
+    second = fresh_kernel()
+    assert second.describe() == Kernel().describe()
+    assert second.describe() != first.describe()
+    assert len(second.claims) == len(Kernel().claims) < len(first.claims)
+    # Built state is never shared; what existed before the build is.
+    assert second.resources.iomem_resource is not first.resources.iomem_resource
+    assert second.log.events is not first.log.events
+    assert second.profile is first.profile and second.machine is first.machine
+
+
+def test_a_copy_rebinds_hooks_to_its_own_objects():
+    kernel = fresh_kernel()
+    assert kernel.resources.revoke_hook.__self__ is kernel.devmem
+    assert kernel.sysfs.drain_hook.__self__ is kernel.mm
+    assert kernel.resources.muxed_wake_hook.__self__ is kernel.sched
+
+
+def _existing() -> tuple[list[object], set[int]]:
+    """What exists now (held, so the ids stay unique) and its ids."""
+    before = gc.get_objects()
+    return before, {id(o) for o in before}
+
+
+def test_a_suspended_kernel_path_or_a_closure_is_refused():
+    _held, existing = _existing()
+    kernel = Kernel(booted=False)
+    task = kernel.boot.start()
+    kernel.sched.step(task)  # parked before the first initcall: a live generator
+    with pytest.raises(SnapshotError, match="suspended kernel path"):
+        snapshot.copier(kernel, existing)
+    kernel = Kernel()
+    kernel.memo["callback"] = lambda: kernel
+    with pytest.raises(SnapshotError, match="function made while building"):
+        snapshot.copier(kernel, existing)
+
+
+def test_the_check_catches_a_copy_that_differs_or_shares():
+    _held, existing = _existing()
+    template = Kernel()
+    build = snapshot.copier(template, existing)
+    changed = build()
+    changed.resources.iomem_resource.child.name = "not what boot made"
+    with pytest.raises(SnapshotError,
+                       match=r"differs at kernel\..*: 'not what boot made' instead of"):
+        snapshot._check_copy(template, changed, existing)
+    sharing = build()
+    sharing.claims = template.claims
+    with pytest.raises(SnapshotError, match="shares an object"):
+        snapshot._check_copy(template, sharing, existing)
+
+
+def test_a_kernel_that_cannot_be_copied_is_built_from_scratch(monkeypatch):
+    def refuse(*_args):
+        raise SnapshotError("test")
+
+    monkeypatch.setattr(snapshot, "compile_kernel", refuse)
+    monkeypatch.setattr(snapshot, "_BY_VALUE", {})
+    monkeypatch.setattr(snapshot, "_BY_ID", {})
+    kernel = fresh_kernel(PROFILES["v5.12"], DEFAULT_MACHINE)
+    assert kernel.profile is PROFILES["v5.12"]
+    assert kernel.describe() == Kernel(PROFILES["v5.12"]).describe()
