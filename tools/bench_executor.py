@@ -6,27 +6,33 @@ with the decoder's value choices), each exactly 32 operations long. By default e
 run is thorough (whole-state checks after every step); ``--fast`` measures what the fuzz
 targets run (``thorough=False``: whole-state checks at the end only). With
 ``--breakdown`` one extra pass runs under cProfile and attributes the time to the
-oracles, kernel construction and boot, and the operations. The machine's load average
+oracles, the fresh kernel, the operations and the paths finished at the end (and says how
+much of it was boot code); ``--snapshot`` times building a kernel against copying its
+template (model/snapshot.py). The machine's load average
 is printed with the result: on a shared machine compare numbers taken at similar load.
 
     .venv/bin/python tools/bench_executor.py [--programs 200] [--seconds 10] [--fast]
-                                             [--breakdown]
+                                             [--breakdown] [--snapshot]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import cProfile
 import os
 import pstats
 import random
 import time
+from collections.abc import Callable
 
 from iomemfuzz.fuzz import decode
-from iomemfuzz.fuzz.executor import run
+from iomemfuzz.fuzz.executor import needs_boot, run
 from iomemfuzz.fuzz.ops import Op
 from iomemfuzz.fuzz.program import Program
+from iomemfuzz.model.kernel import Kernel
 from iomemfuzz.model.profile import resolve
+from iomemfuzz.model.snapshot import fresh_kernel
 
 LENGTH = 32
 
@@ -59,9 +65,9 @@ def measure(progs: list[Program], profile: str, seconds: float,
 def breakdown(progs: list[Program], profile: str, thorough: bool = True
               ) -> dict[str, float]:
     """Share of the time (cumulative, cProfile) spent in the oracle checks (with the tree
-    walks they call), in building and booting the Kernel, in the operations, and in the
-    kernel paths still pending at the end (a Program that controls boot finishes it
-    there)."""
+    walks they call), in copying the fresh kernel, in the operations, and in the kernel
+    paths still pending at the end (a Program that controls boot finishes it there);
+    then, overlapping those, the boot path wherever it ran."""
     prof = resolve(profile)
     profiler = cProfile.Profile()
     start = time.perf_counter()
@@ -71,20 +77,53 @@ def breakdown(progs: list[Program], profile: str, thorough: bool = True
     profiler.disable()
     total = time.perf_counter() - start
     stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
-    shares = {"oracles (executor._check)": 0.0, "Kernel() construction + boot": 0.0,
+    shares = {"oracles (executor._check)": 0.0, "fresh kernel (snapshot copy)": 0.0,
               "operations (Op.run)": 0.0, "paths left at the end (Kernel.finish)": 0.0}
+    boot = 0.0
     for (filename, _line, func), (_cc, _nc, _tt, cumtime, _callers) in stats.items():
         if filename.endswith("fuzz/executor.py") and func == "_check":
             shares["oracles (executor._check)"] += cumtime
-        elif filename.endswith("model/kernel.py") and func == "__init__":
-            shares["Kernel() construction + boot"] += cumtime
+        elif filename.endswith("model/snapshot.py") and func == "fresh_kernel":
+            shares["fresh kernel (snapshot copy)"] += cumtime
         elif "/fuzz/ops/" in filename and func == "run":
             shares["operations (Op.run)"] += cumtime
         elif filename.endswith("model/kernel.py") and func == "finish":
             shares["paths left at the end (Kernel.finish)"] += cumtime
+        elif filename.endswith("model/boot.py") and func == "path":
+            boot += cumtime
     out = {k: 100.0 * v / total for k, v in shares.items()}
     out["rest (decode-free executor loop, profiler)"] = max(0.0, 100.0 - sum(out.values()))
+    out["  of all the above: the boot path (Boot.path)"] = 100.0 * boot / total
     return out
+
+
+def snapshot_costs(profile: str, repeat: int = 1000) -> list[str]:
+    """What a fresh kernel costs: built from scratch (``Kernel()``, a whole boot for a
+    booted one), copied from the template (``fresh_kernel``), and, for comparison, the
+    generic way of copying one (``copy.deepcopy``)."""
+    prof = resolve(profile)
+    lines = []
+    for booted in (True, False):
+        fresh_kernel(prof, booted=booted)  # the template is built once per process
+        built = _per_call(lambda b=booted: Kernel(prof, booted=b), repeat)
+        copied = _per_call(lambda b=booted: fresh_kernel(prof, booted=b), repeat)
+        kind = "booted" if booted else "unbooted"
+        lines.append(f"{kind:8s} kernel: built {built:6.0f} us, copied {copied:5.0f} us "
+                     f"({built / copied:.1f}x)")
+    kernel = Kernel(prof)
+    # Shared as a copy shares them: the profile, the machine, finished boot generators.
+    keep = [prof, kernel.machine, *(t.gen for t in kernel.sched.tasks)]
+    deep = _per_call(lambda: copy.deepcopy(kernel, {id(o): o for o in keep}), 20)
+    lines.append(f"booted   kernel: copy.deepcopy {deep:.0f} us (a generic copy, for "
+                 "comparison)")
+    return lines
+
+
+def _per_call(fn: Callable[[], object], repeat: int) -> float:
+    start = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - start) / repeat * 1e6
 
 
 def main() -> None:
@@ -96,6 +135,8 @@ def main() -> None:
     parser.add_argument("--fast", action="store_true",
                         help="thorough=False, as the fuzz targets run")
     parser.add_argument("--breakdown", action="store_true")
+    parser.add_argument("--snapshot", action="store_true",
+                        help="also time building a kernel against copying its template")
     args = parser.parse_args()
     progs = programs(args.programs, args.seed)
     decode.tables()
@@ -110,6 +151,12 @@ def main() -> None:
     if args.breakdown:
         for name, share in breakdown(progs[:50], args.profile, thorough).items():
             print(f"  {name:44s} {share:5.1f}% of the time")
+    if args.snapshot:
+        starts = sum(needs_boot(p.ops) for p in progs)
+        print(f"  {starts} of {len(progs)} Programs start on a booted kernel (the rest "
+              "control boot and run it themselves)")
+        for line in snapshot_costs(args.profile):
+            print(f"  {line}")
 
 
 if __name__ == "__main__":
