@@ -7,12 +7,14 @@ run is thorough (whole-state checks after every step); ``--fast`` measures what 
 targets run (``thorough=False``: whole-state checks at the end only). With
 ``--breakdown`` one extra pass runs under cProfile and attributes the time to the
 oracles, the fresh kernel, the operations and the paths finished at the end (and says how
-much of it was boot code); ``--snapshot`` times building a kernel against copying its
-template (model/snapshot.py). The machine's load average
-is printed with the result: on a shared machine compare numbers taken at similar load.
+much of it was boot code); ``--by-start`` splits the cost per run, in layers, between
+Programs that start booted and Programs that control boot (and so run boot code); and
+``--snapshot`` times building a kernel against copying its template (model/snapshot.py).
+The machine's load average is printed with the result: on a shared machine compare
+numbers taken at similar load.
 
     .venv/bin/python tools/bench_executor.py [--programs 200] [--seconds 10] [--fast]
-                                             [--breakdown] [--snapshot]
+                                             [--breakdown] [--by-start] [--snapshot]
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ import time
 from collections.abc import Callable
 
 from iomemfuzz.fuzz import decode
-from iomemfuzz.fuzz.executor import needs_boot, run
-from iomemfuzz.fuzz.ops import Op
+from iomemfuzz.fuzz.executor import Execution, needs_boot, run
+from iomemfuzz.fuzz.ops import Context, Op
 from iomemfuzz.fuzz.program import Program
 from iomemfuzz.model.kernel import Kernel
 from iomemfuzz.model.profile import resolve
@@ -119,6 +121,59 @@ def snapshot_costs(profile: str, repeat: int = 1000) -> list[str]:
     return lines
 
 
+def by_start(progs: list[Program], profile: str) -> list[str]:
+    """Microseconds per run for the two kinds of Program (those that start on a booted
+    kernel and those that control boot and run its code themselves), in layers: the
+    fresh kernel alone; plus the operations and the paths finished at the end, with no
+    executor and no oracle (the ceiling any executor could reach); fast; thorough."""
+    prof = resolve(profile)
+    lines = []
+    for booted in (True, False):
+        group = [p.ops for p in progs if needs_boot(p.ops) == booted]
+        if not group:
+            continue
+
+        def kernels(ops_list=group) -> None:
+            for ops in ops_list:
+                fresh_kernel(prof, booted=needs_boot(ops))
+
+        def bare(ops_list=group) -> None:
+            for ops in ops_list:
+                ctx = Context(fresh_kernel(prof, booted=needs_boot(ops)))
+                for i, op in enumerate(ops):
+                    ctx.line, ctx._bound = i, None
+                    op.run(ctx)
+                    if type(op).BINDS:
+                        ctx.handles.append(ctx._bound)
+                ctx.kernel.finish()
+
+        def executed(thorough: bool, ops_list=group) -> None:
+            for ops in ops_list:
+                ex = Execution(prof, fresh_kernel(prof, booted=needs_boot(ops)),
+                               thorough=thorough)
+                for op in ops:
+                    ex.step(op)
+                ex.finish()
+
+        costs = [_best(fn) / len(group) * 1e6 for fn in
+                 (kernels, bare, lambda: executed(False), lambda: executed(True))]
+        kind = "start booted" if booted else "control boot"
+        lines.append(f"{len(group):3d} Programs that {kind}: kernel {costs[0]:4.0f} us, "
+                     f"+ operations and end {costs[1]:5.0f} us ({1e6 / costs[1]:4.0f}/s), "
+                     f"fast {costs[2]:5.0f} us, thorough {costs[3]:5.0f} us")
+    return lines
+
+
+def _best(fn: Callable[[], None], repeat: int = 3) -> float:
+    fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
 def _per_call(fn: Callable[[], object], repeat: int) -> float:
     start = time.perf_counter()
     for _ in range(repeat):
@@ -135,6 +190,9 @@ def main() -> None:
     parser.add_argument("--fast", action="store_true",
                         help="thorough=False, as the fuzz targets run")
     parser.add_argument("--breakdown", action="store_true")
+    parser.add_argument("--by-start", action="store_true",
+                        help="cost per run, in layers, for Programs that start booted and "
+                             "for those that control boot")
     parser.add_argument("--snapshot", action="store_true",
                         help="also time building a kernel against copying its template")
     args = parser.parse_args()
@@ -151,6 +209,9 @@ def main() -> None:
     if args.breakdown:
         for name, share in breakdown(progs[:50], args.profile, thorough).items():
             print(f"  {name:44s} {share:5.1f}% of the time")
+    if args.by_start:
+        for line in by_start(progs, args.profile):
+            print(f"  {line}")
     if args.snapshot:
         starts = sum(needs_boot(p.ops) for p in progs)
         print(f"  {starts} of {len(progs)} Programs start on a booted kernel (the rest "
