@@ -171,7 +171,10 @@ class _Compiler:
             self.create.append(f"{name} = set()")
         elif t is collections.deque:
             self.create.append(f"{name} = _deque((), {obj.maxlen!r})")  # type: ignore[attr-defined]
-        elif t.__module__.startswith("iomemfuzz.") and not isinstance(obj, BaseException):
+        elif (t.__module__.startswith("iomemfuzz.") and t.__new__ is object.__new__
+              and not isinstance(obj, BaseException)):
+            # One of the model's own classes, whose instances object.__new__ can make
+            # (not a subclass of a builtin container or an exception).
             self.create.append(f"{name} = _new({self.const(t)})")
         else:
             raise SnapshotError(f"cannot copy a {t.__module__}.{t.__qualname__}")
@@ -315,7 +318,11 @@ def copier(template: Any, preexisting: set[int]) -> Callable[[], Any]:
     ``preexisting`` (which the caller keeps alive), checked once against the template.
     SnapshotError if ``template`` holds what a copy cannot reproduce."""
     build = _Compiler(preexisting).compile(template)
-    _check_copy(template, build(), preexisting)
+    try:
+        copy = build()
+    except Exception as e:  # a shape the compiler misjudged: refuse, do not crash
+        raise SnapshotError(f"the copy could not be built: {e!r}") from e
+    _check_copy(template, copy, preexisting)
     return build
 
 

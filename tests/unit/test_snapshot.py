@@ -4,6 +4,7 @@ refused rather than shared."""
 
 from __future__ import annotations
 
+import collections
 import gc
 import random
 from pathlib import Path
@@ -111,6 +112,10 @@ def test_a_suspended_kernel_path_or_a_closure_is_refused():
     kernel = Kernel()
     kernel.memo["callback"] = lambda: kernel
     with pytest.raises(SnapshotError, match="function made while building"):
+        snapshot.copier(kernel, existing)
+    kernel = Kernel()
+    kernel.memo["ordered"] = collections.OrderedDict(a=kernel.resources)
+    with pytest.raises(SnapshotError, match=r"cannot copy a collections\.OrderedDict"):
         snapshot.copier(kernel, existing)
 
 
