@@ -121,9 +121,10 @@ class Execution:
               *, oracles: tuple[Oracle, ...] = ORACLES, booted: bool = True,
               thorough: bool = True) -> Execution:
         prof = resolve(profile)
-        kernel = make_kernel(prof, program, program.ops if program else ())
-        if program is None and not booted:
-            kernel = fresh_kernel(prof, None, booted=False)
+        if program is None:
+            kernel = fresh_kernel(prof, None, booted=booted)
+        else:
+            kernel = make_kernel(prof, program, program.ops)
         return cls(prof, kernel, oracles, thorough)
 
     def step(self, o: Op) -> Step:

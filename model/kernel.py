@@ -2,7 +2,8 @@
 operations call.
 
 A Kernel is a pure function of (profile, machine, the calls made on it): no clock, no
-randomness, no I/O. The executor makes a fresh one per run.
+randomness, no I/O. The executor starts every run on a fresh one: a copy of one built
+from scratch (model/snapshot.py), which that purity makes indistinguishable from it.
 
 Besides the kernel's own state it keeps the *claim ledger*: which busy regions the
 modelled callers (the Program, drivers) believe they hold. The kernel itself keeps no such

@@ -19,6 +19,7 @@ from iomemfuzz.model import snapshot
 from iomemfuzz.model.kernel import Kernel
 from iomemfuzz.model.machine import DEFAULT_MACHINE, MACHINES
 from iomemfuzz.model.profile import PROFILES, resolve
+from iomemfuzz.model.resource import Resource
 from iomemfuzz.model.snapshot import SnapshotError, compile_kernel, fresh_kernel
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,6 +73,21 @@ def test_corpus_and_decoded_programs_run_alike_on_copies_and_scratch_kernels():
     assert booted > 50  # both kinds of start are exercised
 
 
+def test_a_run_leaves_nothing_behind_for_the_next_on_any_profile_or_machine():
+    # As a fuzzer uses copies: one process, run after run. Program B must observe the
+    # same after any Program A as on a kernel built from scratch.
+    rng = random.Random(4)
+    texts = [decode.decode(rng.randbytes(rng.randrange(40, 900))) for _ in range(24)]
+    for i, (profile, machine) in enumerate(
+            (p, m) for p in sorted(PROFILES) for m in sorted(MACHINES)):
+        first = texts[i % len(texts)].with_headers(machine=machine)
+        second = texts[(i * 7 + 3) % len(texts)].with_headers(machine=machine)
+        prof = PROFILES[profile]
+        _observe(first, _copy(first, prof))
+        assert _observe(second, _copy(second, prof)) == \
+            _observe(second, _scratch(second, prof)), (profile, machine)
+
+
 def test_a_run_on_one_copy_changes_no_other_copy():
     program = parse_program(
         f"r0 = __request_region(start={GAP:#x}, n=0x100)\n"
@@ -111,7 +127,7 @@ def test_a_suspended_kernel_path_or_a_closure_is_refused():
         snapshot.copier(kernel, existing)
     kernel = Kernel()
     kernel.memo["callback"] = lambda: kernel
-    with pytest.raises(SnapshotError, match="function made while building"):
+    with pytest.raises(SnapshotError, match="function or class made while building"):
         snapshot.copier(kernel, existing)
     kernel = Kernel()
     kernel.memo["ordered"] = collections.OrderedDict(a=kernel.resources)
@@ -119,19 +135,57 @@ def test_a_suspended_kernel_path_or_a_closure_is_refused():
         snapshot.copier(kernel, existing)
 
 
+def _copy_and_counterparts(template, existing):
+    compiler = snapshot._Compiler(existing)
+    copy, names = compiler.compile(template)(True)
+    return copy, {id(obj): names[name] for name, obj in compiler.copied.items()}
+
+
 def test_the_check_catches_a_copy_that_differs_or_shares():
     _held, existing = _existing()
     template = Kernel()
-    build = snapshot.copier(template, existing)
-    changed = build()
-    changed.resources.iomem_resource.child.name = "not what boot made"
+    copy, counterparts = _copy_and_counterparts(template, existing)
+    snapshot._check_copy(template, copy, counterparts)
+    copy.resources.iomem_resource.child.name = "not what boot made"
     with pytest.raises(SnapshotError,
                        match=r"differs at kernel\..*: 'not what boot made' instead of"):
-        snapshot._check_copy(template, changed, existing)
-    sharing = build()
-    sharing.claims = template.claims
-    with pytest.raises(SnapshotError, match="shares an object"):
-        snapshot._check_copy(template, sharing, existing)
+        snapshot._check_copy(template, copy, counterparts)
+    copy, counterparts = _copy_and_counterparts(template, existing)
+    copy.claims = template.claims
+    with pytest.raises(SnapshotError, match="shares an object the build created"):
+        snapshot._check_copy(template, copy, counterparts)
+    # A set member is checked as a member, not only through some other path.
+    template.memo["set"] = {Resource(0x10, 0x1F, "only in a set")}
+    copy, counterparts = _copy_and_counterparts(template, existing)
+    snapshot._check_copy(template, copy, counterparts)
+    next(iter(copy.memo["set"])).end = 0x2F
+    with pytest.raises(SnapshotError, match=r"differs at kernel.*\{0\}\.end"):
+        snapshot._check_copy(template, copy, counterparts)
+
+
+def test_a_bound_builtin_method_follows_its_object_into_the_copy():
+    _held, existing = _existing()
+    template = Kernel()
+    template.memo["log"] = []
+    template.memo["hook"] = template.memo["log"].append
+    copy = snapshot.copier(template, existing)()
+    copy.memo["hook"]("only the copy's list")
+    assert copy.memo["log"] == ["only the copy's list"]
+    assert template.memo["log"] == []
+
+
+def test_module_tables_are_shared_as_a_scratch_build_shares_them(monkeypatch):
+    from iomemfuzz.model import errno
+
+    class KernelReadingATable(Kernel):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.memo["names"] = errno.NAMES  # a dict of plain values: gc does not track it
+
+    monkeypatch.setattr(snapshot, "Kernel", KernelReadingATable)
+    copy = compile_kernel(PROFILES["v6.1-deb"], DEFAULT_MACHINE, True)()
+    assert copy.memo["names"] is errno.NAMES
+    assert copy.resources is not KernelReadingATable().resources
 
 
 def test_a_kernel_that_cannot_be_copied_is_built_from_scratch(monkeypatch):
@@ -141,6 +195,7 @@ def test_a_kernel_that_cannot_be_copied_is_built_from_scratch(monkeypatch):
     monkeypatch.setattr(snapshot, "compile_kernel", refuse)
     monkeypatch.setattr(snapshot, "_BY_VALUE", {})
     monkeypatch.setattr(snapshot, "_BY_ID", {})
-    kernel = fresh_kernel(PROFILES["v5.12"], DEFAULT_MACHINE)
+    with pytest.warns(RuntimeWarning, match="cannot be copied, so every run builds it"):
+        kernel = fresh_kernel(PROFILES["v5.12"], DEFAULT_MACHINE)
     assert kernel.profile is PROFILES["v5.12"]
     assert kernel.describe() == Kernel(PROFILES["v5.12"]).describe()
