@@ -1,7 +1,7 @@
 """The executor: the only code that drives a Kernel.
 
 ``run(program, profile)`` takes a fresh Kernel (a copy of a freshly built one, see
-model/snapshot.py), runs each operation, records its Outcome and the events it caused,
+fuzz/snapshot.py), runs each operation, records its Outcome and the events it caused,
 asks every oracle after every step and once at the end, and returns a Trace.
 ``Execution`` is the same thing one operation at a time, for the hypothesis state
 machine and ``iomemfuzz show``.
@@ -20,11 +20,11 @@ from iomemfuzz.fuzz.finding import Violation
 from iomemfuzz.fuzz.ops import Context, Op, Outcome
 from iomemfuzz.fuzz.oracles import ORACLES, Oracle
 from iomemfuzz.fuzz.program import Program
+from iomemfuzz.fuzz.snapshot import fresh_kernel
 from iomemfuzz.model.event import Event
 from iomemfuzz.model.kernel import Kernel
 from iomemfuzz.model.machine import MACHINES
 from iomemfuzz.model.profile import KernelProfile, resolve
-from iomemfuzz.model.snapshot import fresh_kernel
 
 
 @dataclass(frozen=True, slots=True, init=False)

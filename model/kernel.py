@@ -3,7 +3,7 @@ operations call.
 
 A Kernel is a pure function of (profile, machine, the calls made on it): no clock, no
 randomness, no I/O. The executor starts every run on a fresh one: a copy of one built
-from scratch (model/snapshot.py), which that purity makes indistinguishable from it.
+from scratch (fuzz/snapshot.py), which that purity makes indistinguishable from it.
 
 Besides the kernel's own state it keeps the *claim ledger*: which busy regions the
 modelled callers (the Program, drivers) believe they hold. The kernel itself keeps no such
@@ -75,7 +75,7 @@ class Kernel:
         if self.profile.claim_policy == CLAIM_FAIL:
             self.resources.claim_veto_hook = self.devmem.claim_veto
         # Keyed by the node itself (Resources hash by identity): ids would not survive a
-        # copy of the kernel (model/snapshot.py), and a held node keeps its key unique.
+        # copy of the kernel (fuzz/snapshot.py), and a held node keeps its key unique.
         self.claims: dict[Resource, Claim] = {}
         # Bumped by every change to the ledger (claims, their lost_by, baseline_busy): the
         # busy-consistency oracle re-checks only when this or the trees moved.

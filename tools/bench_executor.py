@@ -9,7 +9,7 @@ targets run (``thorough=False``: whole-state checks at the end only). With
 oracles, the fresh kernel, the operations and the paths finished at the end (and says how
 much of it was boot code); ``--by-start`` splits the cost per run, in layers, between
 Programs that start booted and Programs that control boot (and so run boot code); and
-``--snapshot`` times building a kernel against copying its template (model/snapshot.py).
+``--snapshot`` times building a kernel against copying its template (fuzz/snapshot.py).
 The machine's load average is printed with the result: on a shared machine compare
 numbers taken at similar load.
 
@@ -32,9 +32,9 @@ from iomemfuzz.fuzz import decode
 from iomemfuzz.fuzz.executor import Execution, needs_boot, run
 from iomemfuzz.fuzz.ops import Context, Op
 from iomemfuzz.fuzz.program import Program
+from iomemfuzz.fuzz.snapshot import fresh_kernel
 from iomemfuzz.model.kernel import Kernel
 from iomemfuzz.model.profile import resolve
-from iomemfuzz.model.snapshot import fresh_kernel
 
 LENGTH = 32
 
@@ -85,7 +85,7 @@ def breakdown(progs: list[Program], profile: str, thorough: bool = True
     for (filename, _line, func), (_cc, _nc, _tt, cumtime, _callers) in stats.items():
         if filename.endswith("fuzz/executor.py") and func == "_check":
             shares["oracles (executor._check)"] += cumtime
-        elif filename.endswith("model/snapshot.py") and func == "fresh_kernel":
+        elif filename.endswith("fuzz/snapshot.py") and func == "fresh_kernel":
             shares["fresh kernel (snapshot copy)"] += cumtime
         elif "/fuzz/ops/" in filename and func == "run":
             shares["operations (Op.run)"] += cumtime

@@ -144,7 +144,7 @@ class Refinds:
 class Harness:
     """Decode, run with every oracle, and report a violation (queue or raise).
 
-    Every input starts on a copy of a template kernel (model/snapshot.py), so only a
+    Every input starts on a copy of a template kernel (fuzz/snapshot.py), so only a
     Program that controls boot (``boot_to``) runs boot code, instrumented, where the
     interleavings are. With ``switch`` (an instrumented model) the templates are built
     on the model's plain code: their boot is the same for every input, so its coverage
@@ -154,8 +154,8 @@ class Harness:
                  known: set[str] | None = None, switch: CodeSwitch | None = None,
                  shorten: set[str] | None = None) -> None:
         from iomemfuzz.fuzz import decode, executor
+        from iomemfuzz.fuzz.snapshot import fresh_kernel
         from iomemfuzz.model.profile import resolve
-        from iomemfuzz.model.snapshot import fresh_kernel
 
         self.profile = resolve(profile)
         self.queue = Path(queue) if queue else None

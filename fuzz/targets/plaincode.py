@@ -5,7 +5,7 @@ instrumented model runs about 2.5-5x slower than the plain one. Two parts of eac
 process gain nothing from that instrumentation:
 
 * **Building the kernel templates.** Every input starts on a copy of a kernel built once
-  per process (model/snapshot.py); that one build, a whole boot for the booted
+  per process (fuzz/snapshot.py); that one build, a whole boot for the booted
   template, has the same coverage whatever the inputs, so it runs plain.
 * **Observers**: whole-state walks (tree walks, the sysfs walk, the claim ledger) that
   the oracles and ``show`` call after every step. Some model paths call them too

@@ -1,4 +1,4 @@
-"""The atheris harness builds its kernel templates (model/snapshot.py) on the model's plain
+"""The atheris harness builds its kernel templates (fuzz/snapshot.py) on the model's plain
 (uninstrumented) code: that must change nothing a user can observe, and must not leave
 the model plain."""
 

@@ -1,4 +1,4 @@
-"""Kernel snapshots (model/snapshot.py): a copy of a template behaves exactly like a kernel
+"""Kernel snapshots (fuzz/snapshot.py): a copy of a template behaves exactly like a kernel
 built from scratch, copies share nothing a run can change, and what cannot be copied is
 refused rather than shared."""
 
@@ -10,17 +10,16 @@ import random
 from pathlib import Path
 
 import pytest
-from iomemfuzz.fuzz import decode
+from iomemfuzz.fuzz import decode, snapshot
 from iomemfuzz.fuzz.corpus import program_files
 from iomemfuzz.fuzz.executor import Execution, needs_boot
 from iomemfuzz.fuzz.oracles import ORACLES
 from iomemfuzz.fuzz.program import Program, parse_program, read_program
-from iomemfuzz.model import snapshot
+from iomemfuzz.fuzz.snapshot import SnapshotError, compile_kernel, fresh_kernel
 from iomemfuzz.model.kernel import Kernel
 from iomemfuzz.model.machine import DEFAULT_MACHINE, MACHINES
 from iomemfuzz.model.profile import PROFILES, resolve
 from iomemfuzz.model.resource import Resource
-from iomemfuzz.model.snapshot import SnapshotError, compile_kernel, fresh_kernel
 
 ROOT = Path(__file__).resolve().parents[2]
 GAP = 0xFE000000  # a free MMIO gap of the default machine

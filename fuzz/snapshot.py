@@ -33,6 +33,10 @@ its copy, with the same type, values, fields, element order and sharing, set mem
 included. A model change that stores state the compiler does not know how to copy fails
 there instead of leaking state from one run into the next, and
 tests/unit/test_snapshot.py builds and checks every profile on every machine.
+
+It lives in fuzz/, beside the executor, not in model/: it models no kernel function, and
+the fuzz targets instrument only the model, where coverage says something about the
+kernel's state.
 """
 
 from __future__ import annotations
