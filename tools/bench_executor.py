@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 
 from iomemfuzz.fuzz import decode
-from iomemfuzz.fuzz.executor import Execution, needs_boot, run
+from iomemfuzz.fuzz.executor import needs_boot, run, run_ops
 from iomemfuzz.fuzz.ops import Context, Op
 from iomemfuzz.fuzz.program import Program
 from iomemfuzz.fuzz.snapshot import fresh_kernel
@@ -149,11 +149,7 @@ def by_start(progs: list[Program], profile: str) -> list[str]:
 
         def executed(thorough: bool, ops_list=group) -> None:
             for ops in ops_list:
-                ex = Execution(prof, fresh_kernel(prof, booted=needs_boot(ops)),
-                               thorough=thorough)
-                for op in ops:
-                    ex.step(op)
-                ex.finish()
+                run_ops(ops, prof, thorough=thorough)
 
         costs = [_best(fn) / len(group) * 1e6 for fn in
                  (kernels, bare, lambda: executed(False), lambda: executed(True))]

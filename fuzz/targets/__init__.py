@@ -163,9 +163,7 @@ class Harness:
         self.refinds = Refinds(shorten or set())
         self.switch = switch
         self._decode_ops = decode.decode_ops
-        self._execution = executor.Execution
-        self._needs_boot = executor.needs_boot
-        self._kernel = fresh_kernel
+        self._run_ops = executor.run_ops
         # Build the value tables and the kernel templates now, not inside the first input.
         decode.tables()
         decode.machine_names()
@@ -174,12 +172,7 @@ class Harness:
                 fresh_kernel(self.profile, None, booted=booted)
 
     def run(self, ops: list[Op]) -> Trace:
-        """``executor.run_ops(ops, profile)``."""
-        kernel = self._kernel(self.profile, None, booted=self._needs_boot(ops))
-        ex = self._execution(self.profile, kernel, thorough=False)
-        for o in ops:
-            ex.step(o)
-        return ex.finish()
+        return self._run_ops(ops, self.profile)
 
     def test_one_input(self, data: bytes) -> None:
         ops = self._decode_ops(data)

@@ -53,7 +53,8 @@ SCRIPT = textwrap.dedent("""
     plain_codes = {id(c) for _fn, _i, twin in switch.pairs for c in nested(twin)}
     # The harness built its templates on plain code; the copies it hands out are all
     # that is left of those boots.
-    kept = harness._kernel(harness.profile, None, booted=True)
+    from iomemfuzz.fuzz.snapshot import fresh_kernel
+    kept = fresh_kernel(harness.profile, None, booted=True)
     assert kept.sched.finished == len(kept.sched.tasks)
     leaks = [o for o in gc.get_objects()
              if isinstance(o, types.FunctionType) and id(o.__code__) in plain_codes]
