@@ -50,6 +50,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from iomemfuzz.fuzz.ledger import watched_kernel
 from iomemfuzz.model.kernel import Kernel
 from iomemfuzz.model.machine import DEFAULT_MACHINE, Machine
 from iomemfuzz.model.profile import DEFAULT, KernelProfile
@@ -340,14 +341,14 @@ def compile_kernel(profile: KernelProfile, machine: Machine, booted: bool) -> _B
     firmware maps and parsed machine text, so that the second, the template, creates
     only kernel state) and return the checked function that copies the template.
     SnapshotError if it cannot be copied."""
-    Kernel(profile, machine, booted=booted)
+    watched_kernel(profile, machine, booted)
     # What exists now, held so that no id below can be reused while we look: the objects
     # the collector tracks, and the globals of every module and class (a dict of plain
     # values, such as errno.NAMES, is not tracked by the collector).
     before = gc.get_objects()
     before += _globals()
     preexisting = {id(o) for o in before}
-    template = Kernel(profile, machine, booted=booted)
+    template = watched_kernel(profile, machine, booted)
     build = copier(template, preexisting)
     del before
     return build
@@ -400,7 +401,7 @@ def _lookup(profile: KernelProfile, machine: Machine, booted: bool) -> _Build | 
 
 def fresh_kernel(profile: KernelProfile | None = None, machine: Machine | None = None, *,
                  booted: bool = True) -> Kernel:
-    """A kernel in exactly the state ``Kernel(profile, machine, booted=booted)`` builds,
+    """A kernel in exactly the state ``watched_kernel(profile, machine, booted)`` builds,
     copied from a per-process template (see the module docstring)."""
     profile = profile or DEFAULT
     machine = machine or DEFAULT_MACHINE
@@ -411,4 +412,4 @@ def fresh_kernel(profile: KernelProfile | None = None, machine: Machine | None =
         entry = (_lookup(profile, machine, booted), profile, machine)
         _BY_ID[id(profile), id(machine), booted] = entry
     build = entry[0]
-    return build() if build is not None else Kernel(profile, machine, booted=booted)
+    return build() if build is not None else watched_kernel(profile, machine, booted)

@@ -37,6 +37,9 @@ class Kind(enum.Enum):
 
 
 U64_MAX = (1 << 64) - 1
+# Who a line that plays an in-kernel caller (a driver, bus or hotplug code) acts for,
+# unless it names a driver: the claim ledger (fuzz/ledger.py) keys beliefs by it.
+PROGRAM = "program"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +88,9 @@ class Outcome:
 
 OK = Outcome()
 BLOCKED = Outcome("blocked")
+# The line would break the contract of the in-kernel caller it plays (fuzz/contract.py):
+# in the default mode it does not run at all.
+ILLEGAL = Outcome("illegal")
 SIGBUS = Outcome("SIGBUS")
 # A handle that names nothing (its line was deleted, or its creator failed).
 EBADF = Outcome("EBADF")
@@ -127,9 +133,9 @@ class Context:
     def node(self, value: str | int | None) -> object | None:
         """Resolve a NODE field: a root name or a handle."""
         if value == "iomem":
-            return self.kernel.resources.iomem_resource
+            return self.kernel.roots[0]
         if value == "ioport":
-            return self.kernel.resources.ioport_resource
+            return self.kernel.roots[1]
         if isinstance(value, int):
             return self.resolve(value)
         return None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from iomemfuzz.fuzz.ops import (
     EBADF,
+    ILLEGAL,
     OK,
     Context,
     Kind,
@@ -28,6 +29,7 @@ from iomemfuzz.fuzz.ops import (
     value_outcome,
 )
 from iomemfuzz.model import errno
+from iomemfuzz.model.kernel import REFUSED
 from iomemfuzz.model.mm import (
     ACCESS_OK,
     CAP_SYS_ADMIN,
@@ -82,14 +84,13 @@ def target_text(target: Target | None) -> str:
 
 
 def _userspace(ctx: Context) -> bool:
-    boot = getattr(ctx.kernel, "boot", None)
-    return boot is None or boot.userspace_ready
+    return ctx.kernel.userspace_ready
 
 
 def _proc(ctx: Context, handle: int | None) -> Process | None:
     """The process a line acts as: nil is init (pid 1, made on first use)."""
     if handle is None:
-        return ctx.kernel.mm.init_process()
+        return ctx.kernel.init_process()
     obj = ctx.resolve(handle)
     return obj if isinstance(obj, Process) else None
 
@@ -116,7 +117,7 @@ class NewProcess(Op):
     def run(self, ctx: Context) -> Outcome:
         if not _userspace(ctx):
             return EAGAIN
-        ctx.bind(ctx.kernel.mm.spawn(CAPS.get(self.caps, CAPS["none"])))
+        ctx.bind(ctx.kernel.fork(CAPS.get(self.caps, CAPS["none"])))
         return OK
 
 
@@ -130,7 +131,7 @@ class Exit(Op):
         proc = _proc(ctx, self.proc)
         if proc is None:
             return EBADF
-        return errno_outcome(ctx.kernel.mm.exit(proc))
+        return errno_outcome(ctx.kernel.exit(proc))
 
 
 @op("open_devmem", binds=True, family=FAMILY)
@@ -146,7 +147,7 @@ class OpenDevmem(Op):
             return EBADF
         if not _userspace(ctx):
             return EAGAIN
-        file = ctx.kernel.devmem.open_mem(proc, writable=self.mode == "rw")
+        file = ctx.kernel.open_mem(proc, self.mode == "rw")
         if isinstance(file, int):
             return errno_outcome(file)
         ctx.bind(file)
@@ -168,15 +169,11 @@ class OpenResource(Op):
             return EBADF
         if not _userspace(ctx):
             return EAGAIN
-        kernel = ctx.kernel
-        dev = kernel.pci.find(self.dev)
+        dev = ctx.kernel.pci.find(self.dev)
         if dev is None:
             return ENOENT
         suffix = "_wc" if self.variant == "wc" else ""
-        node = kernel.sysfs.lookup(f"{dev.path()}/resource{self.bar}{suffix}")
-        if node is None or node.is_dir:
-            return ENOENT
-        file = kernel.pci_mmap.sysfs_open(proc, node)
+        file = ctx.kernel.open_sysfs(proc, f"{dev.path()}/resource{self.bar}{suffix}")
         if isinstance(file, int):
             return errno_outcome(file)
         ctx.bind(file)
@@ -198,13 +195,7 @@ class OpenLegacy(Op):
             return EBADF
         if not _userspace(ctx):
             return EAGAIN
-        kernel = ctx.kernel
-        bus = next((b for b in kernel.pci.buses.values() if b.name == self.bus), None)
-        class_sd = getattr(bus, "class_sd", None)
-        node = class_sd.children.get(f"legacy_{self.file}") if class_sd is not None else None
-        if node is None or node.removed:
-            return ENOENT
-        file = kernel.pci_mmap.sysfs_open(proc, node)
+        file = ctx.kernel.open_legacy(proc, self.bus, self.file)
         if isinstance(file, int):
             return errno_outcome(file)
         ctx.bind(file)
@@ -224,12 +215,7 @@ class OpenProcfs(Op):
             return EBADF
         if not _userspace(ctx):
             return EAGAIN
-        kernel = ctx.kernel
-        dev = kernel.pci.find(self.dev)
-        entry = getattr(dev, "procent", None) if dev is not None else None
-        if entry is None or getattr(entry, "removed", False):
-            return ENOENT
-        file = kernel.pci_mmap.proc_open(proc, dev, entry)
+        file = ctx.kernel.open_proc_bus_pci(proc, self.dev)
         if isinstance(file, int):
             return errno_outcome(file)
         ctx.bind(file)
@@ -250,7 +236,7 @@ class ProcfsIoctl(Op):
         if not file.path.startswith("/proc/"):
             return Outcome("ENOTTY")  # kernfs and /dev/mem have no ioctl
         cmd, value = IOCTLS.get(self.cmd, IOCTLS["mem"])
-        return errno_outcome(ctx.kernel.pci_mmap.proc_ioctl(file, cmd, value))
+        return errno_outcome(ctx.kernel.proc_ioctl(file, cmd, value))
 
 
 class _MapArgs(Op):
@@ -287,8 +273,8 @@ class Mmap(_MapArgs):
         if refusal is not None:
             return refusal
         assert file is not None
-        vma = ctx.kernel.mm.mmap(file, pgoff, npages, shared=self.flags == "shared",
-                                 writable=self.prot == "rw")
+        vma = ctx.kernel.mmap(file, pgoff, npages, self.flags == "shared",
+                              self.prot == "rw")
         if isinstance(vma, int):
             return errno_outcome(vma)
         ctx.bind(vma)
@@ -310,9 +296,7 @@ class SpawnMmap(_MapArgs):
         if refusal is not None:
             return refusal
         assert file is not None
-        path = ctx.kernel.mm.mmap_region(file, pgoff, npages,
-                                         shared=self.flags == "shared")
-        ctx.bind(ctx.kernel.sched.spawn(path, f"mmap {file.path}"))
+        ctx.bind(ctx.kernel.mmap_task(file, pgoff, npages, self.flags == "shared"))
         return OK
 
 
@@ -326,7 +310,7 @@ class Munmap(Op):
         vma = _vma(ctx, self.vma)
         if vma is None:
             return EBADF
-        return errno_outcome(ctx.kernel.mm.munmap(vma))
+        return errno_outcome(ctx.kernel.munmap(vma))
 
 
 @op("touch", family=FAMILY)
@@ -341,7 +325,7 @@ class Touch(Op):
         vma = _vma(ctx, self.vma)
         if vma is None:
             return EBADF
-        result = ctx.kernel.mm.touch(vma, self.offset, write=self.access == "write")
+        result = ctx.kernel.touch(vma, self.offset, self.access == "write")
         if result.status != ACCESS_OK:
             return Outcome(result.status)
         return value_outcome(target_text(result.target))
@@ -360,8 +344,8 @@ class PtraceAccess(Op):
         vma = _vma(ctx, self.vma)
         if vma is None:
             return EBADF
-        ret, target = ctx.kernel.mm.access_remote(vma, self.offset, 4,
-                                                  write=self.access == "write")
+        ret, target = ctx.kernel.access_remote(vma, self.offset, 4,
+                                               self.access == "write")
         if ret < 0:
             return errno_outcome(ret)
         return value_outcome(target_text(target))
@@ -379,7 +363,8 @@ class _ReadWrite(Op):
         fn = file.f_op.write if write else file.f_op.read
         if fn is None or not (file.writable if write else file.readable):
             return errno_outcome(-errno.EINVAL if fn is None else -errno.EBADF)
-        ret = fn(file, self.offset, self.count)
+        kernel = ctx.kernel
+        ret = (kernel.write if write else kernel.read)(file, self.offset, self.count)
         return errno_outcome(ret) if ret < 0 else value_outcome(ret)
 
 
@@ -422,7 +407,7 @@ class Lseek(Op):
         if file.f_op.llseek is None:
             return errno_outcome(-errno.EINVAL)
         offset = self.offset - (1 << 64) if self.offset >> 63 else self.offset
-        ret = file.f_op.llseek(file, offset, WHENCE.get(self.whence, SEEK_SET))
+        ret = ctx.kernel.llseek(file, offset, WHENCE.get(self.whence, SEEK_SET))
         return errno_outcome(ret) if ret < 0 else value_outcome(ret)
 
 
@@ -436,7 +421,7 @@ class Close(Op):
         file = _file(ctx, self.file)
         if file is None:
             return EBADF
-        return errno_outcome(ctx.kernel.mm.close(file))
+        return errno_outcome(ctx.kernel.close(file))
 
 
 @op("request_mem_region", binds=True, family=FAMILY)
@@ -453,8 +438,10 @@ class RequestMemRegion(Op):
         kernel = ctx.kernel
         flags = IORESOURCE_EXCLUSIVE if self.exclusive == "yes" else 0
         holder = self.name or "drv"
-        res = kernel.request_region(kernel.resources.iomem_resource, self.start, self.n,
+        res = kernel.request_region(kernel.roots[0], self.start, self.n,
                                     self.name or None, flags, holder)
+        if res is REFUSED:
+            return ILLEGAL
         if res is None or not hasattr(res, "start"):
             return Outcome("EBUSY")
         ctx.bind(res)
@@ -472,6 +459,5 @@ class ReleaseMemRegion(Op):
 
     def run(self, ctx: Context) -> Outcome:
         kernel = ctx.kernel
-        kernel.release_region(kernel.resources.iomem_resource, self.start, self.n,
-                              self.name or "drv")
-        return OK
+        ret = kernel.release_region(kernel.roots[0], self.start, self.n, self.name or "drv")
+        return ILLEGAL if ret is REFUSED else OK

@@ -52,23 +52,21 @@ DRIVERS = ("drv", "vfio-pci", "nic")
 
 def _start(ctx: Context, path: Path, name: str, mode: str) -> Outcome:
     """Create the task for ``path``; run it now unless ``mode`` is spawn. Binds it."""
-    sched = ctx.kernel.sched
     if mode == "spawn":
-        task = sched.spawn(path, name)
+        task = ctx.kernel.spawn(path, name)
         ctx.bind(task)
         return OK
-    task = sched.call(path, name)
+    task = ctx.kernel.call(path, name)
     ctx.bind(task)
     return task_outcome(task)
 
 
 def _device(ctx: Context, name: str) -> PciDev | None:
-    dev = ctx.kernel.pci.find(name)
-    return dev if dev is not None and dev.registered else None
+    return ctx.kernel.pci_device(name)
 
 
 def _userspace(ctx: Context) -> bool:
-    return ctx.kernel.boot.userspace_ready
+    return ctx.kernel.userspace_ready
 
 
 def parse_bars(text: str) -> tuple[BarSpec | None, ...]:
@@ -112,7 +110,7 @@ class HotAdd(Op):
             spec = self.spec()
         except ValueError:
             return EINVAL
-        return _start(ctx, ctx.kernel.pci.hot_add(spec), f"pciehp add {spec.name}",
+        return _start(ctx, ctx.kernel.hot_add(spec), f"pciehp add {spec.name}",
                       self.mode)
 
 
@@ -129,7 +127,7 @@ class HotRemove(Op):
             name = pci_name(*parse_bdf(self.dev))
         except ValueError:
             return ENODEV
-        return _start(ctx, ctx.kernel.pci.hot_remove(name), f"pciehp remove {name}",
+        return _start(ctx, ctx.kernel.hot_remove(name), f"pciehp remove {name}",
                       self.mode)
 
 
@@ -147,7 +145,7 @@ class Remove(Op):
         dev = _device(ctx, self.dev)
         if dev is None:
             return ENODEV
-        return _start(ctx, ctx.kernel.pci.remove(dev), f"remove {dev.name}", self.mode)
+        return _start(ctx, ctx.kernel.sysfs_remove(dev), f"remove {dev.name}", self.mode)
 
 
 @op("rescan", binds=True, family=FAMILY)
@@ -159,7 +157,7 @@ class Rescan(Op):
     def run(self, ctx: Context) -> Outcome:
         if not _userspace(ctx):
             return EAGAIN
-        return _start(ctx, ctx.kernel.pci.rescan(), "rescan", self.mode)
+        return _start(ctx, ctx.kernel.sysfs_rescan(), "rescan", self.mode)
 
 
 @op("bind", binds=True, family=FAMILY)
@@ -179,7 +177,7 @@ class Bind(Op):
         if dev is None:
             return ENODEV
         drv = PciDriver(self.driver or "drv", self.claims == "yes")
-        return _start(ctx, ctx.kernel.pci.bind(dev, drv), f"bind {drv.name} {dev.name}",
+        return _start(ctx, ctx.kernel.sysfs_bind(dev, drv), f"bind {drv.name} {dev.name}",
                       self.mode)
 
 
@@ -197,7 +195,7 @@ class Unbind(Op):
         dev = _device(ctx, self.dev)
         if dev is None:
             return ENODEV
-        return _start(ctx, ctx.kernel.pci.unbind(dev), f"unbind {dev.name}", self.mode)
+        return _start(ctx, ctx.kernel.sysfs_unbind(dev), f"unbind {dev.name}", self.mode)
 
 
 @op("resize", binds=True, family=FAMILY)
@@ -216,8 +214,7 @@ class Resize(Op):
         dev = _device(ctx, self.dev)
         if dev is None:
             return ENODEV
-        files = ctx.kernel.pci.files
-        return _start(ctx, files.resource_resize_store(dev, self.bar, self.size),
+        return _start(ctx, ctx.kernel.sysfs_resize(dev, self.bar, self.size),
                       f"resize {dev.name} BAR{self.bar}", self.mode)
 
 
@@ -237,16 +234,16 @@ class HostProbe(Op):
             domain, number, _devfn = parse_bdf(f"{self.bus}:00.0")
         except ValueError:
             return ENODEV
-        bus = kernel.pci.buses.get((domain, number))
+        bus = kernel.pci_root_bus(domain, number)
         if bus is None or bus.host != HOST_ASYNC:
             return ENODEV
-        queued = kernel.boot.async_task(bus.name)
+        queued = kernel.boot_async_task(bus.name)
         if queued is None:
-            return _start(ctx, kernel.pci.pci_host_probe(bus), f"pci_host_probe {bus.name}",
+            return _start(ctx, kernel.pci_host_probe(bus), f"pci_host_probe {bus.name}",
                           self.mode)
         ctx.bind(queued)
         if self.mode == "spawn":
             return OK
-        kernel.sched.run(queued)
+        kernel.run(queued)
         return task_outcome(queued)
 

@@ -15,7 +15,9 @@ from typing import Any
 from iomemfuzz.fuzz.ops import (
     BLOCKED,
     EBADF,
+    ILLEGAL,
     OK,
+    PROGRAM,
     Context,
     Kind,
     Op,
@@ -25,10 +27,10 @@ from iomemfuzz.fuzz.ops import (
     op,
 )
 from iomemfuzz.model.boot import ALL_LEVELS
-from iomemfuzz.model.kernel import PROGRAM
+from iomemfuzz.model.kernel import REFUSED
 from iomemfuzz.model.resource import IORESOURCE_MUXED, Resource
 from iomemfuzz.model.sched import BLOCKED as TASK_BLOCKED
-from iomemfuzz.model.sched import DONE, Path, Task
+from iomemfuzz.model.sched import DONE, Task
 
 FAMILY = "sched"
 # Slices one `step(until=...)` line may run before it gives up (model paths are short;
@@ -83,10 +85,11 @@ class BootTo(Op):
     level: str = arg(Kind.CHOICE, "done", choices=ALL_LEVELS)
 
     def run(self, ctx: Context) -> Outcome:
-        boot = ctx.kernel.boot
-        ret = boot.boot_to(self.level)
-        ctx.bind(boot.task)
-        if ret < 0 and boot.task is not None and boot.task.state == TASK_BLOCKED:
+        kernel = ctx.kernel
+        ret = kernel.boot_to(self.level)
+        task = kernel.boot.task
+        ctx.bind(task)
+        if ret < 0 and task is not None and task.state == TASK_BLOCKED:
             return BLOCKED
         return errno_outcome(ret)
 
@@ -105,26 +108,15 @@ class Step(Op):
         task = _task(ctx, self.task)
         if task is None:
             return EBADF
-        sched = ctx.kernel.sched
+        kernel = ctx.kernel
         budget = STEP_BUDGET if self.until else self.n
         for _ in range(budget):
-            state = sched.step(task)
+            state = kernel.step(task)
             if state in (DONE, TASK_BLOCKED):
                 break
             if self.until and self.until in str(task.parked):
                 break
         return task_outcome(task)
-
-
-def _muxed(ctx: Context, start: int, n: int, name: str | None) -> Path:
-    """`__request_region(ioport, start, n, name, IORESOURCE_MUXED)` as a task: sleeps
-    while another MUXED holder has the range; the Program holds what it gets."""
-    kernel = ctx.kernel
-    res = yield from kernel.resources.request_region_task(
-        kernel.resources.ioport_resource, start, n, name, IORESOURCE_MUXED)
-    if isinstance(res, Resource):
-        kernel.note_claim(res, PROGRAM)
-    return res
 
 
 @op("request_muxed_region", binds=True, family=FAMILY, schedule=True)
@@ -138,10 +130,13 @@ class RequestMuxedRegion(Op):
     name: str = arg(Kind.NAME, "sio")
 
     def run(self, ctx: Context) -> Outcome:
-        sched = ctx.kernel.sched
-        task = sched.call(_muxed(ctx, self.start, self.n, self.name or None),
-                          f"request_muxed_region({self.start:#x}, {self.n:#x})")
+        kernel = ctx.kernel
+        path = kernel.request_muxed_region_task(kernel.roots[1], self.start, self.n,
+                                                self.name or None, IORESOURCE_MUXED, PROGRAM)
+        task = kernel.call(path, f"request_muxed_region({self.start:#x}, {self.n:#x})")
         ctx.bind(task)
+        if task.state == DONE and task.result is REFUSED:
+            return ILLEGAL
         if task.state == DONE and not isinstance(task.result, Resource):
             return EBUSY
         return task_outcome(task)

@@ -12,7 +12,9 @@ from typing import ClassVar
 from iomemfuzz.fuzz.ops import (
     BLOCKED,
     EBADF,
+    ILLEGAL,
     OK,
+    PROGRAM,
     Context,
     Kind,
     Op,
@@ -23,18 +25,18 @@ from iomemfuzz.fuzz.ops import (
     value_outcome,
 )
 from iomemfuzz.model import errno
-from iomemfuzz.model.kernel import PROGRAM
-from iomemfuzz.model.machine import render_proc_iomem
+from iomemfuzz.model.kernel import REFUSED
 from iomemfuzz.model.mm import CAP_SYS_ADMIN, Process
 from iomemfuzz.model.resource import (
-    IORESOURCE_BUSY,
+    IORESOURCE_EXCLUSIVE,
+    IORESOURCE_IO,
     IORESOURCE_MEM,
+    IORESOURCE_MUXED,
     REGION_DISJOINT,
     REGION_INTERSECTS,
     REGION_MIXED,
     WOULD_BLOCK,
     Resource,
-    descendants,
 )
 
 FAMILY = "tree"
@@ -54,6 +56,14 @@ def _res(ctx: Context, handle: int | None) -> Resource | None:
     return node if isinstance(node, Resource) else None
 
 
+def _answer(ret: object) -> Outcome:
+    """A door call's answer: REFUSED (the caller contract), None (a void function) or
+    0 / -errno."""
+    if ret is REFUSED:
+        return ILLEGAL
+    return OK if ret is None else errno_outcome(ret)
+
+
 @op("__request_region", binds=True, family=FAMILY)
 class RequestRegion(Op):
     """Claim [start, start+n-1] as a driver would: `__request_region()` (the engine of
@@ -71,6 +81,8 @@ class RequestRegion(Op):
             return EBADF
         res = ctx.kernel.request_region(parent, self.start, self.n, self.name or None,
                                         self.flags, PROGRAM)
+        if res is REFUSED:
+            return ILLEGAL
         if res is WOULD_BLOCK:
             return BLOCKED
         if res is None:
@@ -91,16 +103,16 @@ class ReleaseRegion(Op):
         parent = _parent(ctx, self.parent)
         if parent is None:
             return EBADF
-        ctx.kernel.release_region(parent, self.start, self.n, PROGRAM)
-        return OK
+        ret = ctx.kernel.release_region(parent, self.start, self.n, PROGRAM)
+        return ILLEGAL if ret is REFUSED else OK
 
 
 class _NewResource(Op):
     """Shared fields of the calls that link a caller-allocated struct resource."""
 
     __slots__ = ()
-    # The ResourceTree method that links the new struct (0 / -EBUSY); the struct is bound
-    # to the line's handle whatever the answer, as a driver still owns its allocation.
+    # The Kernel method that links the new struct (0 / -EBUSY); the struct is bound to
+    # the line's handle whatever the answer, as a driver still owns its allocation.
     CALL: ClassVar[str] = ""
 
     def new(self) -> Resource:
@@ -112,11 +124,7 @@ class _NewResource(Op):
             return EBADF
         new = self.new()
         ctx.bind(new)
-        ret = getattr(ctx.kernel.resources, self.CALL)(parent, new)
-        ctx.kernel.tree_changed(PROGRAM)
-        if ret == 0:
-            ctx.kernel.note_new_resource(new, PROGRAM)
-        return errno_outcome(ret)
+        return _answer(getattr(ctx.kernel, self.CALL)(parent, new, PROGRAM))
 
 
 @op("request_resource", binds=True, family=FAMILY)
@@ -158,22 +166,12 @@ class InsertResourceExpandToFit(_NewResource):
     desc: int = arg(Kind.INT, 0, hi=9)
     name: str = arg(Kind.NAME, "")
 
-    def run(self, ctx: Context) -> Outcome:
-        parent = _parent(ctx, self.parent)
-        if parent is None:
-            return EBADF
-        new = self.new()
-        ctx.bind(new)
-        ctx.kernel.resources.insert_resource_expand_to_fit(parent, new)
-        ctx.kernel.tree_changed(PROGRAM)
-        if ctx.kernel.in_tree(new):
-            ctx.kernel.note_new_resource(new, PROGRAM)
-        return OK
+    CALL = "insert_resource_expand_to_fit"
 
 
 class _OnStruct(Op):
     """The calls that take one linked struct and change the tree around it: the line
-    names the ResourceTree method (``CALL``); the kernel's answer is the outcome."""
+    names the Kernel method (``CALL``); the kernel's answer is the outcome."""
 
     __slots__ = ()
     CALL: ClassVar[str]
@@ -182,9 +180,7 @@ class _OnStruct(Op):
         res = _res(ctx, self.res)
         if res is None:
             return EBADF
-        ret = getattr(ctx.kernel.resources, self.CALL)(res)
-        ctx.kernel.tree_changed(PROGRAM)
-        return OK if ret is None else errno_outcome(ret)
+        return _answer(getattr(ctx.kernel, self.CALL)(res, PROGRAM))
 
 
 @op("release_resource", family=FAMILY)
@@ -224,9 +220,7 @@ class AdjustResource(Op):
         res = _res(ctx, self.res)
         if res is None:
             return EBADF
-        ret = ctx.kernel.resources.adjust_resource(res, self.start, self.size)
-        ctx.kernel.tree_changed(PROGRAM)
-        return errno_outcome(ret)
+        return _answer(ctx.kernel.adjust_resource(res, self.start, self.size, PROGRAM))
 
 
 @op("release_mem_region_adjustable", family=FAMILY)
@@ -237,8 +231,8 @@ class ReleaseMemRegionAdjustable(Op):
     size: int = arg(Kind.SIZE, 1)
 
     def run(self, ctx: Context) -> Outcome:
-        ctx.kernel.release_mem_region_adjustable(self.start, self.size, PROGRAM)
-        return OK
+        return _answer(ctx.kernel.release_mem_region_adjustable(self.start, self.size,
+                                                                PROGRAM))
 
 
 @op("request_free_mem_region", binds=True, family=FAMILY)
@@ -254,11 +248,12 @@ class RequestFreeMemRegion(Op):
         base = _parent(ctx, self.base)
         if base is None:
             return EBADF
-        res = ctx.kernel.resources.request_free_mem_region(base, self.size,
-                                                           self.name or None)
+        res = ctx.kernel.request_free_mem_region(base, self.size, self.name or None,
+                                                 PROGRAM)
+        if res is REFUSED:
+            return ILLEGAL
         if not isinstance(res, Resource):
             return errno_outcome(res if isinstance(res, int) else -errno.ERANGE)
-        ctx.kernel.note_claim(res, PROGRAM)
         ctx.bind(res)
         return OK
 
@@ -277,11 +272,12 @@ class AllocFreeMemRegion(Op):
         base = _parent(ctx, self.base)
         if base is None:
             return EBADF
-        res = ctx.kernel.resources.alloc_free_mem_region(base, self.size, self.align,
-                                                         self.name or None)
+        res = ctx.kernel.alloc_free_mem_region(base, self.size, self.align,
+                                               self.name or None, PROGRAM)
+        if res is REFUSED:
+            return ILLEGAL
         if not isinstance(res, Resource):
             return errno_outcome(res if isinstance(res, int) else -errno.ERANGE)
-        ctx.kernel.tree_changed(PROGRAM)
         ctx.bind(res)
         return OK
 
@@ -296,8 +292,7 @@ class RegionIntersects(Op):
     desc: int = arg(Kind.INT, 0, hi=9)
 
     def run(self, ctx: Context) -> Outcome:
-        ret = ctx.kernel.resources.region_intersects(self.start, self.size, self.flags,
-                                                     self.desc)
+        ret = ctx.kernel.region_intersects(self.start, self.size, self.flags, self.desc)
         return value_outcome(REGION_NAMES[ret])
 
 
@@ -308,7 +303,7 @@ class IomemIsExclusive(Op):
     addr: int = arg(Kind.ADDR, 0)
 
     def run(self, ctx: Context) -> Outcome:
-        return value_outcome(bool(ctx.kernel.resources.iomem_is_exclusive(self.addr)))
+        return value_outcome(bool(ctx.kernel.iomem_is_exclusive(self.addr)))
 
 
 @op("page_is_ram", family=FAMILY)
@@ -318,7 +313,7 @@ class PageIsRam(Op):
     pfn: int = arg(Kind.ADDR, 0, hi=(1 << 52) - 1)
 
     def run(self, ctx: Context) -> Outcome:
-        return value_outcome(bool(ctx.kernel.resources.page_is_ram(self.pfn)))
+        return value_outcome(bool(ctx.kernel.page_is_ram(self.pfn)))
 
 
 def _ranges(found: list[tuple[int, int]]) -> str:
@@ -349,8 +344,8 @@ class WalkIomemResDesc(Op):
 
     def run(self, ctx: Context) -> Outcome:
         found: list[tuple[int, int]] = []
-        ret = ctx.kernel.resources.walk_iomem_res_desc(self.desc, self.flags, self.start,
-                                                       self.end, found, _collect)
+        ret = ctx.kernel.walk_iomem_res_desc(self.desc, self.flags, self.start, self.end,
+                                             found, _collect)
         return _walk_outcome(ret, found)
 
 
@@ -364,8 +359,7 @@ class WalkSystemRamRes(Op):
 
     def run(self, ctx: Context) -> Outcome:
         found: list[tuple[int, int]] = []
-        ret = ctx.kernel.resources.walk_system_ram_res(self.start, self.end, found,
-                                                       _collect)
+        ret = ctx.kernel.walk_system_ram_res(self.start, self.end, found, _collect)
         return _walk_outcome(ret, found)
 
 
@@ -379,7 +373,7 @@ class WalkMemRes(Op):
 
     def run(self, ctx: Context) -> Outcome:
         found: list[tuple[int, int]] = []
-        ret = ctx.kernel.resources.walk_mem_res(self.start, self.end, found, _collect)
+        ret = ctx.kernel.walk_mem_res(self.start, self.end, found, _collect)
         return _walk_outcome(ret, found)
 
 
@@ -399,8 +393,8 @@ class WalkSystemRamRange(Op):
 
     def run(self, ctx: Context) -> Outcome:
         found: list[tuple[int, int]] = []
-        ret = ctx.kernel.resources.walk_system_ram_range(self.start_pfn, self.nr_pages,
-                                                         found, _collect_pages)
+        ret = ctx.kernel.walk_system_ram_range(self.start_pfn, self.nr_pages, found,
+                                               _collect_pages)
         if ret < 0:
             return errno_outcome(ret)
         return value_outcome(",".join(f"{hex(p)}+{hex(n)}" for p, n in found))
@@ -418,7 +412,7 @@ class LookupResource(Op):
         root = _parent(ctx, self.root)
         if root is None:
             return EBADF
-        res = ctx.kernel.resources.lookup_resource(root, self.start)
+        res = ctx.kernel.lookup_resource(root, self.start)
         return value_outcome("nil" if res is None else _ranges([(res.start, res.end)]))
 
 
@@ -441,12 +435,8 @@ class AllocateResource(Op):
             return EBADF
         new = Resource(0, 0, self.name or None, self.flags)
         ctx.bind(new)
-        ret = ctx.kernel.resources.allocate_resource(root, new, self.size, self.lo, self.hi,
-                                                     self.align)
-        ctx.kernel.tree_changed(PROGRAM)
-        if ret == 0:
-            ctx.kernel.note_new_resource(new, PROGRAM)
-        return errno_outcome(ret)
+        return _answer(ctx.kernel.allocate_resource(root, new, self.size, self.lo, self.hi,
+                                                    self.align, PROGRAM))
 
 
 @op("reallocate_resource", family=FAMILY)
@@ -466,10 +456,8 @@ class ReallocateResource(Op):
         root = _parent(ctx, self.root)
         if res is None or root is None:
             return EBADF
-        ret = ctx.kernel.resources.allocate_resource(root, res, self.size, self.lo, self.hi,
-                                                     self.align)
-        ctx.kernel.tree_changed(PROGRAM)
-        return errno_outcome(ret)
+        return _answer(ctx.kernel.reallocate_resource(root, res, self.size, self.lo,
+                                                      self.hi, self.align, PROGRAM))
 
 
 @op("reserve_region_with_split", family=FAMILY)
@@ -486,16 +474,8 @@ class ReserveRegionWithSplit(Op):
         root = _parent(ctx, self.root)
         if root is None:
             return EBADF
-        before = {id(n) for n in descendants(root)}
-        ctx.kernel.resources.reserve_region_with_split(root, self.start, self.end,
-                                                       self.name or None)
-        # The pieces are the kernel's own reservation, like firmware entries: busy nodes
-        # that no modelled caller holds but that are legitimate.
-        for node in descendants(root):
-            if id(node) not in before and node.flags & IORESOURCE_BUSY:
-                ctx.kernel.note_baseline(node)
-        ctx.kernel.tree_changed(PROGRAM)
-        return OK
+        return _answer(ctx.kernel.reserve_region_with_split(root, self.start, self.end,
+                                                            self.name or None, PROGRAM))
 
 
 @op("devm_request_resource", binds=True, family=FAMILY)
@@ -517,11 +497,7 @@ class DevmRequestResource(_NewResource):
             return EBADF
         new = self.new()
         ctx.bind(new)
-        ret = ctx.kernel.resources.devm_request_resource(self.dev, parent, new)
-        ctx.kernel.tree_changed(PROGRAM)
-        if ret == 0:
-            ctx.kernel.note_new_resource(new, PROGRAM)
-        return errno_outcome(ret)
+        return _answer(ctx.kernel.devm_request_resource(self.dev, parent, new, PROGRAM))
 
 
 @op("merge_system_ram_resource", family=FAMILY)
@@ -535,9 +511,7 @@ class MergeSystemRamResource(Op):
         res = _res(ctx, self.res)
         if res is None:
             return EBADF
-        ctx.kernel.resources.merge_system_ram_resource(res)
-        ctx.kernel.tree_changed(PROGRAM)
-        return OK
+        return _answer(ctx.kernel.merge_system_ram_resource(res, PROGRAM))
 
 
 @op("iomem_map_sanity_check", family=FAMILY)
@@ -550,8 +524,7 @@ class IomemMapSanityCheck(Op):
 
     def run(self, ctx: Context) -> Outcome:
         # The kernel returns a bare -1 here, not an errno.
-        return value_outcome(str(ctx.kernel.resources.iomem_map_sanity_check(self.addr,
-                                                                             self.size)))
+        return value_outcome(str(ctx.kernel.iomem_map_sanity_check(self.addr, self.size)))
 
 
 @op("read_proc_iomem", family=FAMILY)
@@ -565,24 +538,25 @@ class ReadProcIomem(Op):
 
     def run(self, ctx: Context) -> Outcome:
         # nil reads as init (pid 1), like the mapping family's file operations.
-        proc = (ctx.kernel.mm.init_process() if self.proc is None
+        proc = (ctx.kernel.init_process() if self.proc is None
                 else ctx.resolve(self.proc))
         root = _parent(ctx, self.root)
         if not isinstance(proc, Process) or root is None or root.parent is not None:
             return EBADF
-        lines = render_proc_iomem(root, privileged=proc.capable(CAP_SYS_ADMIN)).splitlines()
+        lines = ctx.kernel.read_proc_resources(root, proc.capable(CAP_SYS_ADMIN))
         if self.line >= len(lines):
             return value_outcome("eof")
         return value_outcome(lines[self.line].split(" : ", 1)[0].strip())
 
 
-# The ioport.h claim macros: each is __request_region() on a fixed root with fixed flags.
+# The ioport.h claim macros: each is __request_region() on a fixed root with fixed flags
+# (macro -> (root, flags)).
 REQUEST_MACROS = {
-    "io": "request_region",
-    "io_muxed": "request_muxed_region",
-    "mem": "request_mem_region",
-    "mem_muxed": "request_mem_region_muxed",
-    "mem_exclusive": "request_mem_region_exclusive",
+    "io": (IORESOURCE_IO, 0),  # request_region
+    "io_muxed": (IORESOURCE_IO, IORESOURCE_MUXED),  # request_muxed_region
+    "mem": (IORESOURCE_MEM, 0),  # request_mem_region
+    "mem_muxed": (IORESOURCE_MEM, IORESOURCE_MUXED),  # request_mem_region_muxed
+    "mem_exclusive": (IORESOURCE_MEM, IORESOURCE_EXCLUSIVE),  # ..._exclusive
 }
 
 
@@ -599,12 +573,16 @@ class RequestRegionMacro(Op):
     name: str = arg(Kind.NAME, "")
 
     def run(self, ctx: Context) -> Outcome:
-        macro = getattr(ctx.kernel.resources, REQUEST_MACROS.get(self.macro, "request_region"))
-        res = macro(self.start, self.n, self.name or None)
+        kind, flags = REQUEST_MACROS.get(self.macro, REQUEST_MACROS["io"])
+        iomem, ioport = ctx.kernel.roots
+        res = ctx.kernel.request_region(iomem if kind == IORESOURCE_MEM else ioport,
+                                        self.start, self.n, self.name or None, flags,
+                                        PROGRAM)
+        if res is REFUSED:
+            return ILLEGAL
         if res is WOULD_BLOCK:
             return BLOCKED
         if not isinstance(res, Resource):
             return EBUSY
-        ctx.kernel.note_claim(res, PROGRAM)
         ctx.bind(res)
         return OK

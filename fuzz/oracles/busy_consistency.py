@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable, Iterator
 
 from iomemfuzz.fuzz.finding import Violation
+from iomemfuzz.fuzz.ledger import ledger
 from iomemfuzz.model.event import RELEASE_NONEXISTENT
 from iomemfuzz.model.resource import (
     IORESOURCE_BUSY,
@@ -58,8 +59,8 @@ def _step_events(kernel, step) -> Iterator[Violation]:
 def check_state(kernel) -> tuple[Violation, ...]:
     """state_violations(), answered from the last check on this kernel while nothing it
     reads has changed since: thorough mode asks after every step, and most steps change
-    neither the trees nor the ledger. The memo lives on the kernel (``kernel.memo``), so
-    it dies with it."""
+    neither the trees nor the ledger. The memo lives in the kernel's ledger, so it dies
+    with it."""
     # The tree code counts every change it makes to a node (generation()), the Kernel
     # every change to its ledger. Other model code writes a node in place only while it
     # is unlinked or right after a tree call that linked or unlinked it (as the kernel
@@ -67,13 +68,14 @@ def check_state(kernel) -> tuple[Violation, ...]:
     # in a well-formed tree every linked node has its parent, so with both counts
     # unchanged such a write reached no node this walks. A malformed tree can reach a
     # node whose parent is NULL, so such an answer is not kept.
-    counts = (generation(), kernel.ledger_generation)
-    memo = kernel.memo.get(NAME)
+    book = ledger(kernel)
+    counts = (generation(), book.generation)
+    memo = book.memo.get(NAME)
     if memo is not None and memo[0] == counts:
         return memo[1]
     busy = _busy_nodes(kernel)
     found = tuple(_violations(kernel, busy))
-    kernel.memo[NAME] = (counts, found) if None not in busy else None
+    book.memo[NAME] = (counts, found) if None not in busy else None
     return found
 
 
@@ -141,8 +143,9 @@ def _violations(kernel, busy: list[list[Resource] | None]) -> Iterator[Violation
         if nodes is None:
             for problem in tree_problems(root):
                 yield Violation(NAME, _problem_kind(problem), str(problem))
-    believed = kernel.believed_busy()
-    baseline = kernel.baseline_busy
+    book = ledger(kernel)
+    believed = book.believed_busy()
+    baseline = book.baseline_busy
     for root, nodes in zip(roots, busy, strict=True):
         if nodes is None:
             # descendants(): preorder()'s nodes in its order.
@@ -151,7 +154,7 @@ def _violations(kernel, busy: list[list[Resource] | None]) -> Iterator[Violation
             if node not in believed and node not in baseline:
                 yield Violation(NAME, "busy-without-claim",
                                 f"busy region {node!r} is held by no caller")
-    for claim in kernel.claims.values():
+    for claim in book.claims.values():
         if claim.lost_by is not None:
             yield Violation(NAME, "claim-lost",
                             f"{claim.holder} still believes it holds {claim.node!r}, "

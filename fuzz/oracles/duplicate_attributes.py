@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from iomemfuzz.fuzz.finding import Violation
+from iomemfuzz.fuzz.ledger import ledger
 from iomemfuzz.model.event import DUP_FILENAME
 from iomemfuzz.model.pci_sysfs import PCI_ROM_RESOURCE, resource_file_names
 from iomemfuzz.model.resource import generation
@@ -62,7 +63,7 @@ def check_state(kernel) -> tuple[Violation, ...]:
     """state_violations(), answered from the last check on this kernel when none of its
     inputs changed since: thorough mode asks after every step, and most steps create or
     remove no file and change no device. The memo lives on the kernel
-    (``kernel.memo``), so it dies with it."""
+    (the ledger's ``memo``), so it dies with it."""
     if not _quiet(kernel):
         return ()
     sysfs = kernel.sysfs
@@ -70,10 +71,11 @@ def check_state(kernel) -> tuple[Violation, ...]:
     # to its tree and every kfree, the tree code every change to a node (a BAR's range);
     # the PCI model changes its devices only from kernel paths, inside a task's slice.
     counts = (sysfs.generation, kernel.sched.slices_run, generation())
-    memo = kernel.memo.get(NAME)
+    book = ledger(kernel)
+    memo = book.memo.get(NAME)
     if memo is None:
         # [counts, sysfs generation of owners, owners, inputs, violations]
-        memo = kernel.memo[NAME] = [None, None, (), None, ()]
+        memo = book.memo[NAME] = [None, None, (), None, ()]
     elif memo[0] == counts:
         return memo[4]
     memo[0] = counts

@@ -56,6 +56,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from iomemfuzz.fuzz.finding import Violation
+from iomemfuzz.fuzz.ledger import ledger
 from iomemfuzz.model.devmem import DEV_MEM, LOW_MIB_PFNS, REVOKE_UNMAPPED
 from iomemfuzz.model.event import UNMAP
 from iomemfuzz.model.mm import (
@@ -107,7 +108,7 @@ def _step_events(kernel, step) -> Iterator[Violation]:
 def _live_claims(kernel, first: int, last: int):
     """Ledger claims on iomem that are live, busy and overlap [first, last]."""
     iomem = kernel.resources.iomem_resource
-    for claim in kernel.claims.values():
+    for claim in ledger(kernel).claims.values():
         node = claim.node
         if claim.lost_by is not None or not node.flags & IORESOURCE_BUSY:
             continue

@@ -40,7 +40,6 @@ from pathlib import Path
 OBSERVERS: dict[str, tuple[str, ...]] = {
     "iomemfuzz.model.resource": ("preorder", "tree_problems", "_well_formed",
                                  "descendants", "generation"),
-    "iomemfuzz.model.kernel": ("Kernel.believed_busy",),
     "iomemfuzz.model.sysfs": ("Sysfs.walk", "Sysfs.files"),
 }
 

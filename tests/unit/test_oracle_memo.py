@@ -17,6 +17,7 @@ import pytest
 from iomemfuzz.fuzz import decode
 from iomemfuzz.fuzz.corpus import program_files
 from iomemfuzz.fuzz.executor import Execution, make_kernel
+from iomemfuzz.fuzz.ledger import ledger
 from iomemfuzz.fuzz.oracles import busy_consistency, duplicate_attributes
 from iomemfuzz.fuzz.program import Program, read_program
 from iomemfuzz.model import resource
@@ -88,14 +89,14 @@ def _mismatches(program: Program, profile_name: str) -> list[str]:
                 out.append(f"{where}: {oracle.NAME} memo {memo} != full {full}")
 
     for i, o in enumerate(program.ops):
-        slices, gen, ledger = (kernel.sched.slices_run, resource.generation(),
-                               kernel.ledger_generation)
+        slices, gen, book = (kernel.sched.slices_run, resource.generation(),
+                             ledger(kernel).generation)
         tree, pci, bars = _tree(kernel), _pci_state(kernel), _bars(kernel)
         ex.step(o)
         where = f"step {i} {o!r}"
         compare(where)
-        counts = (resource.generation(), kernel.ledger_generation)
-        if counts == (gen, ledger) and tree[0] and _tree(kernel) != tree:
+        counts = (resource.generation(), ledger(kernel).generation)
+        if counts == (gen, book) and tree[0] and _tree(kernel) != tree:
             out.append(f"{where}: a reachable node changed, no count moved")
         if kernel.sched.slices_run == slices:
             if _pci_state(kernel) != pci:

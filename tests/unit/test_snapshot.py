@@ -13,6 +13,7 @@ import pytest
 from iomemfuzz.fuzz import decode, snapshot
 from iomemfuzz.fuzz.corpus import program_files
 from iomemfuzz.fuzz.executor import Execution, needs_boot
+from iomemfuzz.fuzz.ledger import Ledger, ledger, watched_kernel
 from iomemfuzz.fuzz.oracles import ORACLES
 from iomemfuzz.fuzz.program import Program, parse_program, read_program
 from iomemfuzz.fuzz.snapshot import SnapshotError, compile_kernel, fresh_kernel
@@ -38,7 +39,7 @@ def _observe(program: Program, kernel: Kernel) -> list[object]:
 
 def _scratch(program: Program, profile) -> Kernel:
     machine = MACHINES[program.header("machine")] if program.header("machine") else None
-    return Kernel(profile, machine, booted=needs_boot(program.ops))
+    return watched_kernel(profile, machine, needs_boot(program.ops))
 
 
 def _copy(program: Program, profile) -> Kernel:
@@ -95,9 +96,10 @@ def test_a_run_on_one_copy_changes_no_other_copy():
     first = fresh_kernel()
     _observe(program, first)
     second = fresh_kernel()
-    assert second.describe() == Kernel().describe()
+    assert second.describe() == watched_kernel().describe()
     assert second.describe() != first.describe()
-    assert len(second.claims) == len(Kernel().claims) < len(first.claims)
+    assert (len(ledger(second).claims) == len(ledger(watched_kernel()).claims)
+            < len(ledger(first).claims))
     # Built state is never shared; what existed before the build is.
     assert second.resources.iomem_resource is not first.resources.iomem_resource
     assert second.log.events is not first.log.events
@@ -119,17 +121,17 @@ def _existing() -> tuple[list[object], set[int]]:
 
 def test_a_suspended_kernel_path_or_a_closure_is_refused():
     _held, existing = _existing()
-    kernel = Kernel(booted=False)
+    kernel = watched_kernel(booted=False)
     task = kernel.boot.start()
     kernel.sched.step(task)  # parked before the first initcall: a live generator
     with pytest.raises(SnapshotError, match="suspended kernel path"):
         snapshot.copier(kernel, existing)
-    kernel = Kernel()
-    kernel.memo["callback"] = lambda: kernel
+    kernel = watched_kernel()
+    ledger(kernel).memo["callback"] = lambda: kernel
     with pytest.raises(SnapshotError, match="function or class made while building"):
         snapshot.copier(kernel, existing)
-    kernel = Kernel()
-    kernel.memo["ordered"] = collections.OrderedDict(a=kernel.resources)
+    kernel = watched_kernel()
+    ledger(kernel).memo["ordered"] = collections.OrderedDict(a=kernel.resources)
     with pytest.raises(SnapshotError, match=r"cannot copy a collections\.OrderedDict"):
         snapshot.copier(kernel, existing)
 
@@ -142,7 +144,7 @@ def _copy_and_counterparts(template, existing):
 
 def test_the_check_catches_a_copy_that_differs_or_shares():
     _held, existing = _existing()
-    template = Kernel()
+    template = watched_kernel()
     copy, counterparts = _copy_and_counterparts(template, existing)
     snapshot._check_copy(template, copy, counterparts)
     copy.resources.iomem_resource.child.name = "not what boot made"
@@ -150,27 +152,28 @@ def test_the_check_catches_a_copy_that_differs_or_shares():
                        match=r"differs at kernel\..*: 'not what boot made' instead of"):
         snapshot._check_copy(template, copy, counterparts)
     copy, counterparts = _copy_and_counterparts(template, existing)
-    copy.claims = template.claims
+    ledger(copy).claims = ledger(template).claims
     with pytest.raises(SnapshotError, match="shares an object the build created"):
         snapshot._check_copy(template, copy, counterparts)
     # A set member is checked as a member, not only through some other path.
-    template.memo["set"] = {Resource(0x10, 0x1F, "only in a set")}
+    ledger(template).memo["set"] = {Resource(0x10, 0x1F, "only in a set")}
     copy, counterparts = _copy_and_counterparts(template, existing)
     snapshot._check_copy(template, copy, counterparts)
-    next(iter(copy.memo["set"])).end = 0x2F
+    next(iter(ledger(copy).memo["set"])).end = 0x2F
     with pytest.raises(SnapshotError, match=r"differs at kernel.*\{0\}\.end"):
         snapshot._check_copy(template, copy, counterparts)
 
 
 def test_a_bound_builtin_method_follows_its_object_into_the_copy():
     _held, existing = _existing()
-    template = Kernel()
-    template.memo["log"] = []
-    template.memo["hook"] = template.memo["log"].append
+    template = watched_kernel()
+    memo = ledger(template).memo
+    memo["log"] = []
+    memo["hook"] = memo["log"].append
     copy = snapshot.copier(template, existing)()
-    copy.memo["hook"]("only the copy's list")
-    assert copy.memo["log"] == ["only the copy's list"]
-    assert template.memo["log"] == []
+    ledger(copy).memo["hook"]("only the copy's list")
+    assert ledger(copy).memo["log"] == ["only the copy's list"]
+    assert memo["log"] == []
 
 
 def test_module_tables_are_shared_as_a_scratch_build_shares_them(monkeypatch):
@@ -179,12 +182,16 @@ def test_module_tables_are_shared_as_a_scratch_build_shares_them(monkeypatch):
     class KernelReadingATable(Kernel):
         def __init__(self, *args, **kwargs) -> None:
             super().__init__(*args, **kwargs)
-            self.memo["names"] = errno.NAMES  # a dict of plain values: gc does not track it
+            # A dict of plain values: gc does not track it.
+            self.observer.memo["names"] = errno.NAMES
 
-    monkeypatch.setattr(snapshot, "Kernel", KernelReadingATable)
+    def build(profile=None, machine=None, booted=True):
+        return KernelReadingATable(profile, machine, booted=booted, observer=Ledger())
+
+    monkeypatch.setattr(snapshot, "watched_kernel", build)
     copy = compile_kernel(PROFILES["v6.1-deb"], DEFAULT_MACHINE, True)()
-    assert copy.memo["names"] is errno.NAMES
-    assert copy.resources is not KernelReadingATable().resources
+    assert ledger(copy).memo["names"] is errno.NAMES
+    assert copy.resources is not build().resources
 
 
 def test_a_kernel_that_cannot_be_copied_is_built_from_scratch(monkeypatch):
@@ -197,4 +204,4 @@ def test_a_kernel_that_cannot_be_copied_is_built_from_scratch(monkeypatch):
     with pytest.warns(RuntimeWarning, match="cannot be copied, so every run builds it"):
         kernel = fresh_kernel(PROFILES["v5.12"], DEFAULT_MACHINE)
     assert kernel.profile is PROFILES["v5.12"]
-    assert kernel.describe() == Kernel(PROFILES["v5.12"]).describe()
+    assert kernel.describe() == watched_kernel(PROFILES["v5.12"]).describe()
