@@ -27,7 +27,7 @@ from iomemfuzz.fuzz.flags import format_flags, parse_flags
 from iomemfuzz.fuzz.ops import REGISTRY, Arg, Kind, Op, load_families
 
 # Header keys, in canonical order. ``expect@PROFILE`` keys sort after ``expect``.
-HEADER_KEYS = ("profile", "machine", "catalog", "expect", "replay")
+HEADER_KEYS = ("profile", "machine", "catalog", "expect", "class", "replay")
 EXPECT_AT = "expect@"
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -104,7 +104,7 @@ class Program:
         """Set or drop (None) single-valued header keys, keeping canonical order."""
         headers = [(k, v) for k, v in self.headers if k not in changes]
         headers += [(k, v) for k, v in changes.items() if v is not None]
-        return dataclasses.replace(self, headers=_sort_headers(headers))
+        return dataclasses.replace(self, headers=sort_headers(headers))
 
     def with_ops(self, ops: tuple[Op, ...] | list[Op]) -> Program:
         """Same header, these operations (expectations and comments dropped)."""
@@ -140,7 +140,7 @@ class Program:
         return dataclasses.replace(self, lines=tuple(kept))
 
 
-def _sort_headers(headers: list[tuple[str, str]] | tuple[tuple[str, str], ...]
+def sort_headers(headers: list[tuple[str, str]] | tuple[tuple[str, str], ...]
                   ) -> tuple[tuple[str, str], ...]:
     def rank(item: tuple[str, str]) -> tuple[int, str]:
         key = item[0]
@@ -312,7 +312,7 @@ def parse_program(text: str, path: str = "<string>") -> Program:
         line = _parse_line(cur, binders, len(binders))
         lines.append(dataclasses.replace(line, comments=tuple(pending)))
         pending = []
-    return Program(tuple(lines), _sort_headers(headers), tuple(notes), tuple(pending))
+    return Program(tuple(lines), sort_headers(headers), tuple(notes), tuple(pending))
 
 
 def _is_header_key(key: str) -> bool:

@@ -89,11 +89,11 @@ class Observer:
         contract it would break, or None to let it run."""
         return None
 
-    def claimed(self, kernel: Kernel, node: Resource, caller: str) -> None:
-        """``caller`` now holds the busy region ``node``."""
+    def claimed(self, kernel: Kernel, node: Resource, caller: str, call: str) -> None:
+        """``caller`` now holds the busy region ``node``, which ``call`` made."""
 
-    def linked(self, kernel: Kernel, node: Resource, caller: str) -> None:
-        """``caller`` linked a struct it allocated itself (busy or not)."""
+    def linked(self, kernel: Kernel, node: Resource, caller: str, call: str) -> None:
+        """``caller`` linked a struct it allocated itself (busy or not) with ``call``."""
 
     def kernel_owned(self, kernel: Kernel, node: Resource) -> None:
         """The kernel made busy node ``node`` for itself (a boot-time reservation)."""
@@ -111,8 +111,8 @@ class Observer:
     def split(self, kernel: Kernel, before: object, caller: str) -> None:
         """After that call: the pieces it left (``before`` is what splitting returned)."""
 
-    def tree_changed(self, kernel: Kernel, caller: str) -> None:
-        """``caller`` may have changed the resource trees."""
+    def tree_changed(self, kernel: Kernel, caller: str, call: str) -> None:
+        """``caller`` may have changed the resource trees with ``call``."""
 
 
 class Kernel:
@@ -206,7 +206,7 @@ class Kernel:
             return REFUSED
         res = self.resources._request_region(parent, start, n, name, flags)
         if isinstance(res, Resource):
-            self.observer.claimed(self, res, caller)
+            self.observer.claimed(self, res, caller, "__request_region")
         return res
 
     def release_region(self, parent: Resource, start: int, n: int, caller: str, *,
@@ -234,19 +234,19 @@ class Kernel:
             return REFUSED
         res = yield from self.resources.request_region_task(parent, start, n, name, flags)
         if isinstance(res, Resource):
-            self.observer.claimed(self, res, caller)
+            self.observer.claimed(self, res, caller, "__request_region")
         return res
 
     def _link(self, call: str, caller: str, parent: Resource, new: Resource,
-              link: Callable[[], Any]) -> Any:
+              link: Callable[[], Any], **args: Any) -> Any:
         """A caller links a struct it allocated: run ``link``, then tell the observer
         about the tree and, if the struct is in, about the struct."""
-        if self._refused(call, caller, parent=parent, new=new):
+        if self._refused(call, caller, parent=parent, new=new, **args):
             return REFUSED
         ret = link()
-        self.observer.tree_changed(self, caller)
+        self.observer.tree_changed(self, caller, call)
         if ret == 0:
-            self.observer.linked(self, new, caller)
+            self.observer.linked(self, new, caller, call)
         return ret
 
     def request_resource(self, parent: Resource, new: Resource, caller: str) -> Any:
@@ -270,7 +270,8 @@ class Kernel:
         """``allocate_resource()`` of a new struct: 0 / -EBUSY."""
         return self._link("allocate_resource", caller, root, new,
                           lambda: self.resources.allocate_resource(root, new, size, lo, hi,
-                                                                   align))
+                                                                   align),
+                          size=size, lo=lo, hi=hi, align=align)
 
     def insert_resource_expand_to_fit(self, root: Resource, new: Resource,
                                       caller: str) -> Any:
@@ -278,9 +279,9 @@ class Kernel:
         if self._refused("insert_resource_expand_to_fit", caller, parent=root, new=new):
             return REFUSED
         self.resources.insert_resource_expand_to_fit(root, new)
-        self.observer.tree_changed(self, caller)
+        self.observer.tree_changed(self, caller, "insert_resource_expand_to_fit")
         if self.in_tree(new):
-            self.observer.linked(self, new, caller)
+            self.observer.linked(self, new, caller, "insert_resource_expand_to_fit")
         return None
 
     def _on_struct(self, call: str, caller: str, res: Resource,
@@ -288,7 +289,7 @@ class Kernel:
         if self._refused(call, caller, res=res, **args):
             return REFUSED
         ret = fn()
-        self.observer.tree_changed(self, caller)
+        self.observer.tree_changed(self, caller, call)
         return ret
 
     def release_resource(self, old: Resource, caller: str) -> Any:
@@ -341,7 +342,7 @@ class Kernel:
             return REFUSED
         res = self.resources.request_free_mem_region(base, size, name)
         if isinstance(res, Resource):
-            self.observer.claimed(self, res, caller)
+            self.observer.claimed(self, res, caller, "request_free_mem_region")
         return res
 
     def alloc_free_mem_region(self, base: Resource, size: int, align: int,
@@ -352,7 +353,7 @@ class Kernel:
             return REFUSED
         res = self.resources.alloc_free_mem_region(base, size, align, name)
         if isinstance(res, Resource):
-            self.observer.tree_changed(self, caller)
+            self.observer.tree_changed(self, caller, "alloc_free_mem_region")
         return res
 
     def reserve_region_with_split(self, root: Resource, start: int, end: int,
@@ -367,7 +368,7 @@ class Kernel:
         for node in descendants(root):
             if node not in before and node.flags & IORESOURCE_BUSY:
                 self.observer.kernel_owned(self, node)
-        self.observer.tree_changed(self, caller)
+        self.observer.tree_changed(self, caller, "reserve_region_with_split")
         return None
 
     # Queries change nothing: no observer, no contract.
@@ -577,7 +578,7 @@ class CoreBroker:
 
     def tree_changed(self, holder: str = "") -> None:
         """Kernel code (a removal, a resize) changed the tree on ``holder``'s behalf."""
-        self.kernel.observer.tree_changed(self.kernel, holder)
+        self.kernel.observer.tree_changed(self.kernel, holder, holder)
 
 
 __all__ = ["REFUSED", "WOULD_BLOCK", "CoreBroker", "Kernel", "Observer"]

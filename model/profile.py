@@ -112,6 +112,12 @@ class KernelProfile:
     # via sysfs", merged for v6.1-rc1).
     resize_attr: bool = True
 
+    # --- who the Program's in-kernel callers are ----------------------------------------
+    # Lines that play a driver may break the caller contract (fuzz/contract.py): the
+    # explicit mode that finds what only API misuse reaches, classed driver-misuse.
+    # False (the default): such a line does not run and shows ``illegal``.
+    driver_misuse: bool = False
+
     # --- design alternatives (spec B15) -------------------------------------------------
     claim_policy: str = CLAIM_REVOKE
 

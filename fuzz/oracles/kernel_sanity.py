@@ -4,29 +4,49 @@ free, and no task waits forever.
 Kernel promise: whatever sequence of legal system calls and driver events happens, the
 kernel stays up. The model reports each crash it predicts as an event (it keeps running so
 the rest of the Program still means something); this oracle turns those events into
-violations whose kind names the crash and, where the model says, the kind of object
-(``double-free-res-attr``), never its address.
+violations, titled the way the kernel's own report would be:
+
+* kind: the crash and, where the model says, the kind of object (``double-free-res-attr``,
+  ``use-after-free-pci-dev``), never its address;
+* function: where the kernel crashes or sleeps (``__release_resource``,
+  ``pci_remove_resource_files``, the wait a hung task sleeps in);
+* mechanism: for a double free or a use after free, which path freed the object first
+  (``freed-by-pci_create_resource_files``): the same crash site reached after a
+  different first free is a different bug.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 
-from iomemfuzz.fuzz.finding import Violation
-from iomemfuzz.model.event import CRASH_KINDS
+from iomemfuzz.fuzz.finding import Violation, slug
+from iomemfuzz.model.event import CRASH_KINDS, DOUBLE_FREE, HANG, USE_AFTER_FREE
 
 NAME = "kernel-sanity"
 FAMILY = "kernel sanity"
 EVENTS_ONLY = True
 STATELESS = True
-_NORMAL = re.compile(r"[^a-z0-9]+")
 
 
 def _kind(event_kind: str, obj: object) -> str:
-    if not obj:
-        return event_kind
-    return f"{event_kind}-{_NORMAL.sub('-', str(obj).lower()).strip('-')}"
+    return f"{event_kind}-{slug(str(obj))}" if obj else event_kind
+
+
+def _function(event) -> str:
+    """The crash site as a kernel function name: the event's ``function``, else the
+    function part of ``where`` ("pci_bus_add_device: before ..." -> pci_bus_add_device)."""
+    site = event.get("function") or event.get("where") or ""
+    return slug(str(site).split(":", 1)[0].split(" (", 1)[0].strip()) if site else "unknown"
+
+
+def _mechanism(event) -> str:
+    if event.kind in (DOUBLE_FREE, USE_AFTER_FREE):
+        freed_by = event.get("freed_by")
+        return f"freed-by-{slug(str(freed_by))}" if freed_by else ""
+    if event.kind == HANG:
+        holder = event.get("holder")
+        return f"held-by-{slug(str(holder))}" if holder else ""
+    return ""
 
 
 def check_step(kernel, step) -> Iterable[Violation]:
@@ -39,7 +59,7 @@ def _step_events(kernel, step) -> Iterator[Violation]:
     for e in step.events:
         if e.kind in CRASH_KINDS:
             yield Violation(NAME, _kind(e.kind, e.get("object")), e.text,
-                            str(e.get("catalog", "")))
+                            str(e.get("catalog", "")), _function(e), _mechanism(e))
 
 
 def check_state(kernel) -> Iterator[Violation]:
