@@ -349,7 +349,8 @@ class Scheduler:
     # --- hooks -------------------------------------------------------------------------
 
     def muxed_wake(self) -> None:
-        """Models ``wake_up(&muxed_resource_wait)`` (ResourceTree.muxed_wake_hook)."""
+        """Models `wake_up(&muxed_resource_wait)` in `__release_region()`,
+        kernel/resource.c, v6.1 (ResourceTree.muxed_wake_hook)."""
         self.muxed_generation += 1
         self.refresh()
 
