@@ -10,8 +10,10 @@ registered drivers. Each kernel file is one module of functions that take the
 (probe.c), :mod:`~iomemfuzz.model.pci_bus` (bus.c), :mod:`~iomemfuzz.model.pci_remove`
 (remove.c), :mod:`~iomemfuzz.model.pci_setup_res` (setup-res.c, setup-bus.c, rebar.c),
 :mod:`~iomemfuzz.model.pci_x86` (arch/x86/pci), :mod:`~iomemfuzz.model.pci_driver`
-(pci-driver.c and the driver core's dd.c), :mod:`~iomemfuzz.model.pciehp_pci` and
-:mod:`~iomemfuzz.model.acpi_pci_root` (who enumerates). A call from one kernel file into
+(pci-driver.c, the driver core's dd.c and bus.c, pci.c's region requests),
+:mod:`~iomemfuzz.model.pciehp_pci` and :mod:`~iomemfuzz.model.acpi_pci_root` (who
+enumerates); a module modelling several files has a section per file. A call from one
+kernel file into
 another is an import of one module by another, so the import graph is the call graph
 between kernel files, and tools/import_cycles.py keeps it free of cycles. Module
 functions rather than mixins or per-file objects: a call names the file it goes to, as

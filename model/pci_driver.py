@@ -24,13 +24,6 @@ def _holder(dev: PciDev, drv: PciDriver) -> str:
     return f"driver {drv.name} {dev.name}"
 
 
-def _match(pci: PciCore, dev: PciDev) -> PciDriver | None:
-    """Models `pci_bus_match()`, drivers/pci/pci-driver.c, v6.1: the registered driver
-    the device's id table entry names, if it is registered."""
-    name = dev.spec.driver
-    return pci.state.drivers.get(name) if name else None
-
-
 # --- drivers/pci/pci-driver.c -----------------------------------------------------------
 
 def pci_register_driver(pci: PciCore, drv: PciDriver) -> Path:
@@ -51,6 +44,13 @@ def pci_register_driver(pci: PciCore, drv: PciDriver) -> Path:
             yield from really_probe(pci, dev, drv)
         mutex_unlock(pci.sched, dev.lock)
     return 0
+
+
+def pci_bus_match(pci: PciCore, dev: PciDev) -> PciDriver | None:
+    """Models `pci_bus_match()`, drivers/pci/pci-driver.c, v6.1: the registered driver
+    the device's id table entry names, if it is registered."""
+    name = dev.spec.driver
+    return pci.state.drivers.get(name) if name else None
 
 
 def pci_driver_init(pci: PciCore) -> int:
@@ -102,7 +102,7 @@ def device_attach(pci: PciCore, dev: PciDev) -> Path:
     Returns 1 if bound, 0 if no driver matched or its probe failed."""
     yield from mutex_lock(pci.sched, dev.lock, "device_attach")
     ret = 0
-    drv = _match(pci, dev)
+    drv = pci_bus_match(pci, dev)
     if dev.driver is not None:
         ret = 1
     elif drv is not None and dev.match_driver and dev.registered:
@@ -154,6 +154,15 @@ def device_release_driver(pci: PciCore, dev: PciDev) -> Path:
 
 # --- drivers/base/bus.c -----------------------------------------------------------------
 
+def unbind_store(pci: PciCore, dev: PciDev) -> Path:
+    """Models `unbind_store()`, drivers/base/bus.c, v6.1: writing to
+    /sys/bus/pci/drivers/<drv>/unbind; -ENODEV if no driver is bound."""
+    if dev.driver is None:
+        return -errno.ENODEV
+    yield from device_release_driver(pci, dev)
+    return 0
+
+
 def bind_store(pci: PciCore, dev: PciDev, drv: PciDriver) -> Path:
     """Models `bind_store()`, drivers/base/bus.c, v6.1: writing the device to
     /sys/bus/pci/drivers/<drv>/bind, the driver loaded with the device's id →
@@ -162,15 +171,6 @@ def bind_store(pci: PciCore, dev: PciDev, drv: PciDriver) -> Path:
     drv = pci.state.drivers[drv.name]
     ret = yield from device_driver_attach(pci, dev, drv)
     return 0 if ret > 0 else ret
-
-
-def unbind_store(pci: PciCore, dev: PciDev) -> Path:
-    """Models `unbind_store()`, drivers/base/bus.c, v6.1: writing to
-    /sys/bus/pci/drivers/<drv>/unbind; -ENODEV if no driver is bound."""
-    if dev.driver is None:
-        return -errno.ENODEV
-    yield from device_release_driver(pci, dev)
-    return 0
 
 
 # --- drivers/pci/pci.c ------------------------------------------------------------------
