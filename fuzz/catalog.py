@@ -370,9 +370,12 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def _md_commits(entry: Entry) -> str:
-    return "; ".join(f"{c.role} by {c.id or 'no id'}" for c in entry.commits if c.role in
-                     ("fixed", "partly-fixed")) or "—"
+def _md_fixes(entry: Entry) -> str:
+    """The fixing commits, for the summary table: ids, or titles where there is no id."""
+    fixes = [(f"`{c.id}`" if c.id else _md_escape(c.title))
+             + (" (partly)" if c.role == "partly-fixed" else "")
+             for c in entry.commits if c.role in ("fixed", "partly-fixed")]
+    return ", ".join(fixes) or "—"
 
 
 def markdown(catalog: Catalog) -> str:
@@ -399,7 +402,7 @@ def markdown(catalog: Catalog) -> str:
     for e in catalog:
         repro = f"[`{Path(e.reproducer).name}`](../{e.reproducer})" if e.reproducer else "—"
         out.append(f"| [{e.id}](#{e.id.lower()}) | {_md_escape(e.title)} | `{e.klass}` | "
-                   f"{_md_commits(e)} | {repro} |")
+                   f"{_md_fixes(e)} | {repro} |")
     if catalog.groups:
         out += ["", "Groups: " + "; ".join(
             f"**{g}** ({', '.join(e.id for e in catalog.resolve(g))}): {t}"
@@ -426,11 +429,13 @@ def markdown(catalog: Catalog) -> str:
     return "\n".join(out) + "\n"
 
 
-def show(ident: str | None = None, as_json: bool = False, *, out: TextIO = sys.stdout,
-         err: TextIO = sys.stderr, catalog: Catalog | None = None, replay: bool = True) -> int:
+def show(ident: str | None = None, as_json: bool = False, *, out: TextIO | None = None,
+         err: TextIO | None = None, catalog: Catalog | None = None, replay: bool = True) -> int:
     """``iomemfuzz catalog [ID] [--json]``: the list, one entry, or a group's entries.
     One entry's reproducer is replayed to show its signatures. Exit 0, or 2 for an unknown
     id (the message names the known ones)."""
+    out = out if out is not None else sys.stdout
+    err = err if err is not None else sys.stderr
     try:
         if catalog is None:
             catalog = load()
