@@ -298,7 +298,18 @@ class Replay:
                 "accepted": list(self.accepted), "error": self.error}
 
 
-def replay_reproducer(entry: Entry, root: Path = ROOT) -> Replay | None:
+def _locate(relative: str, root: Path | None) -> Path:
+    """The reproducer in ``root``; by default in this checkout, else (an installed package
+    without the corpus) in the current directory."""
+    if root is not None:
+        return root / relative
+    for base in (ROOT, Path.cwd()):
+        if (base / relative).is_file():
+            return base / relative
+    return ROOT / relative
+
+
+def replay_reproducer(entry: Entry, root: Path | None = None) -> Replay | None:
     """Run ``entry``'s reproducer on the profile its header names; None without one."""
     if not entry.reproducer:
         return None
@@ -307,7 +318,7 @@ def replay_reproducer(entry: Entry, root: Path = ROOT) -> Replay | None:
     from iomemfuzz.fuzz.program import ProgramSyntaxError, read_program
     from iomemfuzz.model.profile import DEFAULT, ProfileError
 
-    path = root / entry.reproducer
+    path = _locate(entry.reproducer, root)
     profile = DEFAULT.name
     try:
         program = read_program(str(path))
