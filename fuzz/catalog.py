@@ -320,6 +320,9 @@ def replay_reproducer(entry: Entry, root: Path | None = None) -> Replay | None:
 
     path = _locate(entry.reproducer, root)
     profile = DEFAULT.name
+    if not path.is_file():
+        return Replay(entry.reproducer, profile,
+                      error=f"{entry.reproducer} is not here (run from a checkout)")
     try:
         program = read_program(str(path))
         profile = program.profile or DEFAULT.name

@@ -5,8 +5,9 @@
 * A test-vector id (``D`` + number) is a row of the table in docs/SEMANTICS.md §8.3.
 * A section number (``§`` + number) is a numbered heading of docs/SEMANTICS.md.
 * Every corpus file's ``# catalog:`` header names existing entries.
-* Nothing refers to files outside the checkout: no path into a shared directory, no absolute path of
-  the machine the project was written on, no ``../`` that climbs out of the repository.
+* Nothing refers to files outside the checkout: no path into a shared directory, no
+  absolute path of the machine the project was written on, no ``../`` that climbs out of
+  the repository.
 """
 
 from __future__ import annotations
