@@ -117,13 +117,14 @@ class Catalog:
     def get(self, ident: str) -> Entry:
         """The entry ``ident`` names (``B16``, ``B29c``); CatalogError for a group or an
         unknown id."""
-        for e in self.entries:
-            if e.id == ident:
-                return e
-        if ident in self.groups:
-            raise CatalogError(f"{ident} is a group of entries, not one entry: "
-                               f"{', '.join(e.id for e in self._members(ident))}")
-        raise CatalogError(f"no catalog entry {ident!r}")
+        key = _normal(ident)
+        if key in self.groups:
+            raise CatalogError(f"{key} is a group of entries, not one entry: "
+                               f"{', '.join(e.id for e in self._members(key))}")
+        found = self._members(key)
+        if not found:
+            raise CatalogError(f"no catalog entry {ident!r}")
+        return found[0]
 
     def resolve(self, ident: str) -> tuple[Entry, ...]:
         """Every entry ``ident`` stands for: one entry, or all the members of a group."""
@@ -133,13 +134,19 @@ class Catalog:
         return found
 
     def _members(self, ident: str) -> tuple[Entry, ...]:
-        ident = ident.strip()
+        ident = _normal(ident)
         exact = tuple(e for e in self.entries if e.id == ident)
         if exact:
             return exact
         if ident in self.groups:
             return tuple(e for e in self.entries if e.group == ident)
         return ()
+
+
+def _normal(ident: str) -> str:
+    """``b16`` as well as ``B16``; a suffix letter stays lower case (``B29c``)."""
+    ident = ident.strip()
+    return "B" + ident[1:] if ident[:1] == "b" else ident
 
 
 # --- loading and checking ---------------------------------------------------------------------
@@ -450,10 +457,11 @@ def show(ident: str | None = None, as_json: bool = False, *, out: TextIO | None 
     id (the message names the known ones)."""
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
+    key = _normal(ident) if ident is not None else None
     try:
         if catalog is None:
             catalog = load()
-        entries = catalog.resolve(ident) if ident is not None else None
+        entries = catalog.resolve(key) if key is not None else None
     except CatalogError as exc:
         known = "" if catalog is None else f" (known: {', '.join(catalog.ids)})"
         print(f"iomemfuzz catalog: {exc}{known}", file=err)
@@ -466,17 +474,17 @@ def show(ident: str | None = None, as_json: bool = False, *, out: TextIO | None 
         else:
             out.write(format_list(catalog))
         return 0
+    group = key if key in catalog.groups else None
     replays = [replay_reproducer(e) if replay else None for e in entries]
     if as_json:
         items = [{**e.to_dict(), "replay": r.to_dict() if r else None}
                  for e, r in zip(entries, replays, strict=True)]
-        doc: Any = items[0] if len(items) == 1 and entries[0].id == ident.strip() else {
-            "group": ident.strip(), "title": catalog.groups.get(ident.strip(), ""),
-            "entries": items}
+        doc: Any = items[0] if group is None else {
+            "group": group, "title": catalog.groups[group], "entries": items}
         json.dump(doc, out, indent=2)
         out.write("\n")
         return 0
-    if len(entries) > 1 or entries[0].id != ident.strip():
-        out.write(f"{ident.strip()}  {catalog.groups[ident.strip()]}\n\n")
+    if group is not None:
+        out.write(f"{group}  {catalog.groups[group]}\n\n")
     out.write("\n".join(format_entry(e, r) for e, r in zip(entries, replays, strict=True)))
     return 0

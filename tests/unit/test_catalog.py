@@ -122,6 +122,7 @@ def test_profiles_accept_only_catalogued_entries_by_design():
 
 def test_lookup():
     assert CATALOG.get("B16").klass == "driver-misuse"
+    assert CATALOG.get(" b29c ").id == "B29c" and CATALOG.resolve("b11")[0].id == "B11a"
     assert "B16" in CATALOG and "B29" in CATALOG and UNKNOWN not in CATALOG
     assert CATALOG.get("B29c").group == "B29" and CATALOG.get("B16").group is None
     with pytest.raises(cat.CatalogError, match="group"):
@@ -198,6 +199,7 @@ def test_iomemfuzz_catalog_entry(capsys):
     assert out.startswith("B16  Releasing a region")
     assert "driver-misuse" in out and "b16-wrong-size-release-keeps-claim.prog" in out
     assert "replayed:    on v6.1-deb: busy-consistency/release-without-claim" in out
+    assert main(["catalog", "b16"]) == 0 and capsys.readouterr().out == out
 
 
 def test_iomemfuzz_catalog_list_and_group(capsys):
