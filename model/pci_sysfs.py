@@ -164,7 +164,7 @@ class PciSysfs:
 
     def _new_res_attr(self, dev: PciDev, num: int, wc: bool, *,
                       static: bool = False) -> BinAttribute:
-        """The attribute `pci_create_attr()` fills in (spec §5.2 step 1-5)."""
+        """The attribute `pci_create_attr()` fills in (spec §5.2)."""
         res = dev.resource[num]
         io = bool(res.flags & IORESOURCE_IO)
         has_mmap = wc or not io or ARCH_CAN_PCI_MMAP_IO

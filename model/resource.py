@@ -1,8 +1,8 @@
 """The resource tree: kernel/resource.c and include/linux/ioport.h as an executable model.
 
 Semantics are those of the Debian 6.1 kernel (6.1.192 with stable backports, "6.1-deb");
-the KernelProfile switches in the few places where other kernels differ. Spec references
-(§n, Bn) are to ``shared/spec/kernel-semantics.md``.
+the KernelProfile switches in the few places where other kernels differ. References are
+to docs/SEMANTICS.md (spec §n) and the bug catalog (Bn, docs/CATALOG.md).
 
 Shape follows the kernel on purpose:
 
