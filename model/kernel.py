@@ -19,19 +19,16 @@ from iomemfuzz.model import event
 from iomemfuzz.model.boot import Boot
 from iomemfuzz.model.devmem import DEFAULT_PHYS_BITS, Devmem, MemoryResolver, firmware_map
 from iomemfuzz.model.event import Log
+from iomemfuzz.model.generation import generation
+from iomemfuzz.model.ioport import IORESOURCE_BUSY, Resource
 from iomemfuzz.model.machine import DEFAULT_MACHINE, Machine, build_tree
 from iomemfuzz.model.mm import Mm
 from iomemfuzz.model.pci import Pci
 from iomemfuzz.model.pci_mmap import BarResolver, PciMmap
 from iomemfuzz.model.profile import CLAIM_FAIL, DEFAULT, KernelProfile
-from iomemfuzz.model.resource import (
-    IORESOURCE_BUSY,
-    WOULD_BLOCK,
-    Resource,
-    ResourceTree,
-    descendants,
-    generation,
-)
+from iomemfuzz.model.resource import WOULD_BLOCK
+from iomemfuzz.model.resource_check import descendants
+from iomemfuzz.model.resource_tree import ResourceTree
 from iomemfuzz.model.sched import Scheduler, Task
 from iomemfuzz.model.sysfs import Sysfs
 
@@ -71,7 +68,7 @@ class Kernel:
         self.devmem = Devmem(self.profile, self.log, self.resources, self.mm,
                              phys_bits=getattr(self.machine, "phys_bits", DEFAULT_PHYS_BITS))
         self.pci_mmap = PciMmap(self.profile, self.log, self.resources, self.mm, self.devmem)
-        self.resources.revoke_hook = self.devmem.revoke_iomem
+        self.resources.revoke_hook = self.resources.revoke_iomem
         if self.profile.claim_policy == CLAIM_FAIL:
             self.resources.claim_veto_hook = self.devmem.claim_veto
         # Keyed by the node itself (Resources hash by identity): ids would not survive a
@@ -97,7 +94,7 @@ class Kernel:
         self.sysfs.drain_hook = self.mm.kernfs_drain_open_files
         self.pci = Pci(self.profile, self.log, self.resources, self.sysfs, self.sched,
                        tuple(self.machine.pci_devices), broker=self)
-        self.pci.files.iomem_get_mapping = self.devmem.iomem_get_mapping
+        self.pci.files.iomem_get_mapping = self.resources.iomem_get_mapping
         self.mm.add_resolver(BarResolver(self.pci.present_devices))
         self.mm.add_resolver(MemoryResolver(self.resources, self._firmware_map()))
         self.boot = Boot(self.profile, self.log, self.sched, self.pci, self.devmem)

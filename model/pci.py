@@ -28,8 +28,7 @@ from typing import Any, Protocol
 
 from iomemfuzz.model import errno
 from iomemfuzz.model.event import INFO, USE_AFTER_FREE, WARN, Log
-from iomemfuzz.model.profile import KernelProfile
-from iomemfuzz.model.resource import (
+from iomemfuzz.model.ioport import (
     IORESOURCE_IO,
     IORESOURCE_MEM,
     IORESOURCE_MEM_64,
@@ -38,9 +37,10 @@ from iomemfuzz.model.resource import (
     IORESOURCE_UNSET,
     IORESOURCE_WINDOW,
     Resource,
-    ResourceTree,
-    descendants,
 )
+from iomemfuzz.model.profile import KernelProfile
+from iomemfuzz.model.resource_check import descendants
+from iomemfuzz.model.resource_tree import ResourceTree
 from iomemfuzz.model.sched import Mutex, Path, Point, Scheduler, mutex_lock, mutex_unlock
 from iomemfuzz.model.sysfs import KernfsNode, Sysfs
 

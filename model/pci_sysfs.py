@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from iomemfuzz.model import errno
 from iomemfuzz.model.event import INFO, WARN, Log
+from iomemfuzz.model.ioport import IORESOURCE_IO, IORESOURCE_PREFETCH
 from iomemfuzz.model.profile import KernelProfile
-from iomemfuzz.model.resource import IORESOURCE_IO, IORESOURCE_PREFETCH
 from iomemfuzz.model.sched import Path, Point, Scheduler, mutex_lock, mutex_unlock
 from iomemfuzz.model.sysfs import BinAttribute, Sysfs
 
@@ -76,7 +76,7 @@ class PciSysfs:
         self.pci = pci
         # A plain static int in the kernel: no lock, no barrier (spec §5.2).
         self.sysfs_initialized = False
-        # Engineer B's Devmem.iomem_get_mapping (set by the Kernel): called when a file
+        # The tree's ResourceTree.iomem_get_mapping (set by the Kernel): called when a file
         # is created on 5.12-5.14, where the attribute captures the mapping pointer.
         self.iomem_get_mapping: Callable[[], object] | None = None
 

@@ -28,6 +28,7 @@ from iomemfuzz.fuzz.ops import (
     value_outcome,
 )
 from iomemfuzz.model import errno
+from iomemfuzz.model.ioport import IORESOURCE_EXCLUSIVE
 from iomemfuzz.model.mm import (
     ACCESS_OK,
     CAP_SYS_ADMIN,
@@ -48,7 +49,6 @@ from iomemfuzz.model.pci_mmap import (
     SEEK_END,
     SEEK_SET,
 )
-from iomemfuzz.model.resource import IORESOURCE_EXCLUSIVE
 from iomemfuzz.model.sched import Task
 
 FAMILY = "mapping"

@@ -23,19 +23,12 @@ from iomemfuzz.fuzz.ops import (
     value_outcome,
 )
 from iomemfuzz.model import errno
+from iomemfuzz.model.ioport import IORESOURCE_BUSY, IORESOURCE_MEM, Resource
 from iomemfuzz.model.kernel import PROGRAM
 from iomemfuzz.model.machine import render_proc_iomem
 from iomemfuzz.model.mm import CAP_SYS_ADMIN, Process
-from iomemfuzz.model.resource import (
-    IORESOURCE_BUSY,
-    IORESOURCE_MEM,
-    REGION_DISJOINT,
-    REGION_INTERSECTS,
-    REGION_MIXED,
-    WOULD_BLOCK,
-    Resource,
-    descendants,
-)
+from iomemfuzz.model.resource import REGION_DISJOINT, REGION_INTERSECTS, REGION_MIXED, WOULD_BLOCK
+from iomemfuzz.model.resource_check import descendants
 
 FAMILY = "tree"
 ROOTS = ("iomem", "ioport")

@@ -56,8 +56,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from iomemfuzz.fuzz.finding import Violation
-from iomemfuzz.model.devmem import DEV_MEM, LOW_MIB_PFNS, REVOKE_UNMAPPED
+from iomemfuzz.model.devmem import DEV_MEM, LOW_MIB_PFNS
 from iomemfuzz.model.event import UNMAP
+from iomemfuzz.model.ioport import IORESOURCE_BUSY, IORESOURCE_EXCLUSIVE
 from iomemfuzz.model.mm import (
     ACCESS_KEY,
     CAUSE_REVOKE,
@@ -70,7 +71,7 @@ from iomemfuzz.model.mm import (
     Vma,
 )
 from iomemfuzz.model.profile import GRANULARITY_BYTE
-from iomemfuzz.model.resource import IORESOURCE_BUSY, IORESOURCE_EXCLUSIVE
+from iomemfuzz.model.resource_region import REVOKE_UNMAPPED
 
 NAME = "mapping-survival"
 FAMILY = "mapping survival"

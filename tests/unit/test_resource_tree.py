@@ -8,10 +8,7 @@ from dataclasses import replace
 import pytest
 from iomemfuzz.model import event
 from iomemfuzz.model.errno import EBUSY, EINVAL
-from iomemfuzz.model.profile import CLAIM_FAIL, DEFAULT
-from iomemfuzz.model.resource import (
-    I3_EMPTY,
-    I3_INVERTED,
+from iomemfuzz.model.ioport import (
     IORES_DESC_ACPI_TABLES,
     IORES_DESC_DEVICE_PRIVATE_MEMORY,
     IORESOURCE_BUSY,
@@ -25,16 +22,20 @@ from iomemfuzz.model.resource import (
     IORESOURCE_SYSTEM_RAM,
     IORESOURCE_WINDOW,
     REGION_MACROS,
-    REGION_MIXED,
     U64_MAX,
-    WOULD_BLOCK,
-    RegionClaim,
     Resource,
-    ResourceTree,
+)
+from iomemfuzz.model.profile import CLAIM_FAIL, DEFAULT
+from iomemfuzz.model.resource import REGION_MIXED, WOULD_BLOCK
+from iomemfuzz.model.resource_check import (
+    I3_EMPTY,
+    I3_INVERTED,
     preorder,
     problem_kind,
     tree_problems,
 )
+from iomemfuzz.model.resource_region import RegionClaim
+from iomemfuzz.model.resource_tree import ResourceTree
 
 MEM = IORESOURCE_MEM
 BUSY = IORESOURCE_BUSY

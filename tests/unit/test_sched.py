@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 from iomemfuzz.model.event import HANG, Log
+from iomemfuzz.model.ioport import IORESOURCE_MUXED
 from iomemfuzz.model.profile import resolve
-from iomemfuzz.model.resource import IORESOURCE_MUXED, WOULD_BLOCK, ResourceTree
+from iomemfuzz.model.resource import WOULD_BLOCK
+from iomemfuzz.model.resource_tree import ResourceTree
 from iomemfuzz.model.sched import (
     BLOCKED,
     DONE,
