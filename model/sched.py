@@ -144,9 +144,10 @@ class WouldBlock:
 
 
 # A MUXED request met a MUXED busy node: the caller sleeps on the global wait queue and
-# retries (see ResourceTree.request_region_locked), so a kernel path yields this and the
-# scheduler parks it as a MuxedWait. It lives here, with the waits, so that the
-# scheduler needs nothing from the resource tree; the tree re-exports it.
+# retries (see ResourceTree._request_region_locked, model/resource_region.py), so a
+# kernel path yields this and the scheduler parks it as a MuxedWait. It lives here, with
+# the waits, so that the scheduler needs nothing from the resource tree; the tree
+# re-exports it.
 WOULD_BLOCK = WouldBlock()
 
 
