@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from iomemfuzz.model.resource import (
+from iomemfuzz.model.ioport import (
     IORESOURCE_BUSY,
     IORESOURCE_EXCLUSIVE,
     IORESOURCE_MUXED,

@@ -4,7 +4,7 @@
 1. Executions/s on the default profile: the atheris target (instrumented, with the
    structure-aware mutator and with libFuzzer's byte mutations only), the hypothesis
    engine, and the uninstrumented executor on the same inputs (the ceiling).
-2. Time to find each bug of ``BUGS`` (the spec's catalog entries, with the profile that
+2. Time to find each bug of ``BUGS`` (bug-catalog entries, with the profile that
    makes each a finding and the signatures that identify it) with every engine
    configuration, over several seeds: median and each run, ``>T`` when not found within
    the budget. Each run is a real ``iomemfuzz fuzz`` job (fresh corpus and work

@@ -38,8 +38,9 @@ from pathlib import Path
 # kernel path, though some model paths use the first three as helpers. Qualified names,
 # per module.
 OBSERVERS: dict[str, tuple[str, ...]] = {
-    "iomemfuzz.model.resource": ("preorder", "tree_problems", "_well_formed",
-                                 "descendants", "generation"),
+    "iomemfuzz.model.resource_check": ("preorder", "tree_problems", "_well_formed",
+                                       "descendants"),
+    "iomemfuzz.model.generation": ("generation",),
     "iomemfuzz.model.sysfs": ("Sysfs.walk", "Sysfs.files"),
 }
 

@@ -13,13 +13,13 @@ SCRIPT = textwrap.dedent("""
     switch = instrument_model()
     from iomemfuzz.fuzz import decode
     from iomemfuzz.fuzz.executor import run_ops
-    from iomemfuzz.model import kernel, resource
+    from iomemfuzz.model import kernel, resource_check
 
     # Every model module's own functions have a twin (the switch found them).
     assert len(switch.pairs) > 300, len(switch.pairs)
     instrumented = {fn: code for fn, code, _twin in switch.pairs}
     # Observers are plain for good; everything else is instrumented outside the block.
-    assert resource.preorder not in instrumented
+    assert resource_check.preorder not in instrumented
     assert all(fn.__code__ is code for fn, code in instrumented.items())
     with switch.plain():
         assert all(fn.__code__ is twin for fn, _c, twin in switch.pairs)
