@@ -36,7 +36,6 @@ from iomemfuzz.model.ioport import (
 )
 
 if TYPE_CHECKING:
-    from iomemfuzz.fuzz.ledger import Ledger
     from iomemfuzz.model.kernel import Kernel
 
 U64_MAX = (1 << 64) - 1
@@ -45,7 +44,9 @@ U64_MAX = (1 << 64) - 1
 _REGION_FLAGS = (IORESOURCE_MUXED | IORESOURCE_EXCLUSIVE | IORESOURCE_SYSTEM_RAM
                  | IORESOURCE_SYSRAM_DRIVER_MANAGED | IORESOURCE_BUSY)
 
-Check = Callable[["Kernel", "Ledger", str, dict[str, Any]], bool]
+# (kernel, the claim ledger of fuzz/ledger.py, caller, arguments) -> broken? The ledger
+# is not imported here: it imports this module.
+Check = Callable[["Kernel", Any, str, dict[str, Any]], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,7 +266,7 @@ CONTRACT: dict[str, tuple[Rule, ...]] = {
 }
 
 
-def broken_rule(kernel: Kernel, book: Ledger, call: str, caller: str,
+def broken_rule(kernel: Kernel, book: Any, call: str, caller: str,
                 args: dict[str, Any]) -> Rule | None:
     """The first rule of ``call``'s contract that this call breaks, or None."""
     for rule in CONTRACT.get(call, ()):

@@ -3,7 +3,7 @@
 A signature says what broke, where, and how, the way a syzkaller title does ("KASAN:
 use-after-free Read in foo"): ``ORACLE/KIND/FUNCTION[/MECHANISM]``, e.g.
 ``kernel-sanity/null-deref/__release_resource`` or
-``mapping-survival/reaches-claimed/revoke_iomem/end-pages-allowed``. FUNCTION is the
+``mapping-survival/reaches-claimed/revoke_iomem/low-mib``. FUNCTION is the
 kernel function where it happens (or that let it happen); MECHANISM is *why*, computed
 by the oracle from the state at the moment of the violation, never assumed from the
 kind. Two mechanisms never share a signature; the same mechanism reached by a longer
@@ -49,7 +49,7 @@ class Violation:
     catalog: str = ""
     # The kernel function where it happens, or that let it happen.
     function: str = ""
-    # Why, in a word or two computed from the state ("end-pages-allowed").
+    # Why, in a word or two computed from the state ("low-mib").
     mechanism: str = ""
     # Whose fault (CLASSES); the executor fills it in.
     cls: str = ""

@@ -31,10 +31,16 @@ from typing import Any
 
 from iomemfuzz.model import errno
 from iomemfuzz.model.boot import Boot
-from iomemfuzz.model.devmem import DEFAULT_PHYS_BITS, Devmem, MemoryResolver, firmware_map
+from iomemfuzz.model.devmem import DEFAULT_PHYS_BITS, Devmem, MemoryResolver
 from iomemfuzz.model.event import RELEASE_NONEXISTENT, Log
 from iomemfuzz.model.ioport import IORESOURCE_BUSY, Resource
-from iomemfuzz.model.machine import DEFAULT_MACHINE, Machine, build_tree, render_proc_iomem
+from iomemfuzz.model.machine import (
+    DEFAULT_MACHINE,
+    Machine,
+    build_tree,
+    physical_map,
+    render_proc_iomem,
+)
 from iomemfuzz.model.mm import Access, File, Mm, Process, Target, Vma
 from iomemfuzz.model.pci import Pci, PciBus, PciDev, PciDeviceSpec, PciDriver
 from iomemfuzz.model.pci_mmap import BarResolver, PciMmap
@@ -43,9 +49,6 @@ from iomemfuzz.model.resource_check import descendants
 from iomemfuzz.model.resource_tree import ResourceTree
 from iomemfuzz.model.sched import WOULD_BLOCK, Path, Scheduler, Task
 from iomemfuzz.model.sysfs import Sysfs
-
-# firmware_map() of a freshly built tree, by machine iomem text (Kernel._firmware_map).
-_FIRMWARE_MAPS: dict[str, tuple[tuple[int, int, str], ...]] = {}
 
 
 class _Refused:
@@ -144,22 +147,12 @@ class Kernel:
                        tuple(self.machine.pci_devices), broker=CoreBroker(self))
         self.pci.files.iomem_get_mapping = self.resources.iomem_get_mapping
         self.mm.add_resolver(BarResolver(self.pci.present_devices))
-        self.mm.add_resolver(MemoryResolver(self.resources, self._firmware_map()))
+        self.mm.add_resolver(MemoryResolver(physical_map(self.machine)))
         self.boot = Boot(self.profile, self.log, self.sched, self.pci, self.devmem)
         self.booted = booted
         if booted:
             self.boot.boot_fully()
         self.observer.attach(self)
-
-    def _firmware_map(self) -> tuple[tuple[int, int, str], ...]:
-        """firmware_map() of the tree build_tree() just made: it depends only on the
-        machine's iomem text, so it is computed once per text and shared (it is a tuple
-        of tuples: nothing can change it)."""
-        text = self.machine.iomem
-        firmware = _FIRMWARE_MAPS.get(text)
-        if firmware is None:
-            firmware = _FIRMWARE_MAPS[text] = firmware_map(self.resources)
-        return firmware
 
     # --- what the observer and the oracles read ---------------------------------------
 

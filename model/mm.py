@@ -419,7 +419,7 @@ class Mm:
         # vma_link(): the VMA joins the mm and f_mapping's i_mmap (under the i_mmap lock)
         if file.f_mapping is None:
             self.log.emit(NULL_DEREF, "mmap: vma_link with a NULL f_mapping",
-                          path=file.path)
+                          path=file.path, function="mmap_region")
             return -errno.EFAULT
         if not proc.alive:
             # The process was killed while the task was parked: exit_mmap() tears the

@@ -215,6 +215,11 @@ _ROWS: tuple[KernelProfile, ...] = (
     replace(_DEB, name="v6.1-deb-byte-exact",
             description="6.1-deb held to byte-exact revocation (stricter promise)",
             revoke_granularity=GRANULARITY_BYTE),
+    # The explicit mode in which Program lines that play drivers may break their
+    # contract (fuzz/contract.py): what only API misuse reaches, classed driver-misuse.
+    replace(_DEB, name="v6.1-deb-misuse",
+            description="6.1-deb with in-kernel callers that may break the API contract",
+            driver_misuse=True),
     # Test-only profiles with planted/injected failures.
     replace(_DEB, name="test-iomem-inode-fails",
             description="TEST: iomem_init_inode fails at fs_initcall (B25)",

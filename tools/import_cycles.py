@@ -41,9 +41,6 @@ KNOWN_CYCLES: tuple[tuple[str, ...], ...] = (
     # artefacts.py imports job.py's job description at top level; job.py imports
     # artefacts.py inside a function to write a job's artefacts.
     ("iomemfuzz.fuzz.artefacts", "iomemfuzz.fuzz.job"),
-    # executor.py imports the oracle registry; oracles/__init__.py imports executor.py's
-    # Step under TYPE_CHECKING for the Oracle protocol.
-    ("iomemfuzz.fuzz.executor", "iomemfuzz.fuzz.oracles"),
 )
 
 

@@ -27,8 +27,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from iomemfuzz.fuzz.executor import Step
     from iomemfuzz.fuzz.finding import Violation
+    from iomemfuzz.fuzz.trace import Step
     from iomemfuzz.model.kernel import Kernel
 
 

@@ -29,7 +29,8 @@ STATELESS = True
 
 
 def _kind(event_kind: str, obj: object) -> str:
-    return f"{event_kind}-{slug(str(obj))}" if obj else event_kind
+    # Kinds use '-' only ("double-free-res-attr"); functions keep their underscores.
+    return f"{event_kind}-{slug(str(obj)).replace('_', '-')}" if obj else event_kind
 
 
 def _function(event) -> str:
@@ -41,12 +42,21 @@ def _function(event) -> str:
 
 def _mechanism(event) -> str:
     if event.kind in (DOUBLE_FREE, USE_AFTER_FREE):
-        freed_by = event.get("freed_by")
-        return f"freed-by-{slug(str(freed_by))}" if freed_by else ""
+        return freed_in(str(event.get("freed_by") or ""))
     if event.kind == HANG:
         holder = event.get("holder")
         return f"held-by-{slug(str(holder))}" if holder else ""
     return ""
+
+
+def freed_in(freed_by: str) -> str:
+    """The mechanism of a use of a freed object: where it was freed first. A free site
+    written "fn (why)" (pci_remove_resource_files (unwind of pci_sysfs_init)) is told by
+    its why; a bare one by the function."""
+    if not freed_by:
+        return ""
+    why = freed_by.partition(" (")[2].rstrip(")") or freed_by
+    return f"freed-in-{slug(why)}"
 
 
 def check_step(kernel, step) -> Iterable[Violation]:

@@ -25,7 +25,8 @@ reached, the kernel function that let it through, and why, worked out from the s
   the busy node without revoking (``insert_resource``, ``request_resource``, ... with
   ``no-revoke-path``, B14); ``adjust_resource``/``grown-without-revoke`` (the byte was
   outside the claim when it was made); ``revoke_iomem`` with the reason it skipped
-  (``end-pages-allowed``, ``no-inode``, ``io-strict-off``: B5, B6, B25);
+  (``low-mib``, ``checks-end-pages-only``, ``relaxed``, ``no-inode``, ``io-strict-off``:
+  B5, B6, B25);
   ``mmap_region``/``populated-before-link`` (the mapping was populated before the
   revocation walked i_mmap and linked after it, §4.7); ``unmap_mapping_range``/
   ``page-rounding`` (§4.5);
@@ -55,7 +56,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from iomemfuzz.fuzz.finding import Violation
+from iomemfuzz.fuzz.finding import Violation, slug
 from iomemfuzz.fuzz.ledger import ledger
 from iomemfuzz.model.devmem import DEV_MEM, LOW_MIB_PFNS
 from iomemfuzz.model.event import UNMAP
@@ -87,8 +88,7 @@ REACHES_CLAIMED = "reaches-claimed"
 # The handler that makes each kind of mapping, by the start of the file's path.
 _MMAP_HANDLER = (("/proc/bus/pci/", "proc_bus_pci_mmap"), (DEV_MEM, "mmap_mem"))
 # Why revoke_iomem skipped the unmap (Revocation.outcome) as a mechanism.
-_SKIPPED = {"io_strict_devmem=n": "io-strict-off", "no-inode": "no-inode",
-            "ends-allowed": "end-pages-allowed"}
+_SKIPPED = {"io_strict_devmem=n": "io-strict-off"}
 
 
 def check_state(kernel) -> Iterator[Violation]:
@@ -243,9 +243,9 @@ def _classify(kernel, claim, vma: Vma, phys: int) -> tuple[str, str, str, str]:
                 f"the busy node was made by {claim.how or 'kernel code'}, which revokes "
                 "nothing (only __request_region on the iomem root does)")
     if record.outcome != REVOKE_UNMAPPED:
-        why = _SKIPPED.get(record.outcome, record.outcome)
-        return ("revoke_iomem", why, _skip_catalog(kernel, node, record.outcome),
-                f"revoke_iomem skipped the unmap ({record.outcome})")
+        why, catalog = _skip_why(kernel, node, record.outcome)
+        return ("revoke_iomem", why, catalog,
+                f"revoke_iomem skipped the unmap ({record.outcome}: {why})")
     if vma.linked_at > record.at:
         return ("mmap_region", "populated-before-link", "",
                 "the mapping was populated before revoke_iomem but linked into i_mmap "
@@ -255,17 +255,32 @@ def _classify(kernel, claim, vma: Vma, phys: int) -> tuple[str, str, str, str]:
             "missing the claim's last page")
 
 
-def _skip_catalog(kernel, node, outcome: str) -> str:
+def _skip_why(kernel, node, outcome: str) -> tuple[str, str]:
+    """(mechanism, catalog) of a revoke_iomem that returned without unmapping."""
+    profile = kernel.profile
     if outcome == "no-inode":
-        return "B25" if kernel.profile.iomem_init_inode_fails else "B5"
+        return "no-inode", "B25" if profile.iomem_init_inode_fails else "B5"
     if outcome == "ends-allowed":
-        if not kernel.profile.strict_iomem_checks:
-            return "B5"  # iomem=relaxed
-        # Only the end pages were asked; with pages between them that new mmaps now
-        # refuse, that is B6, otherwise just the low-MiB exemption of B5.
-        middle = (node.end >> PAGE_SHIFT) - (node.start >> PAGE_SHIFT) > 1
-        return "B6" if middle else "B5"
-    return "B5"
+        if not profile.strict_iomem_checks:
+            return "relaxed", "B5"  # iomem=relaxed (or STRICT_DEVMEM=n): all allowed
+        # Only the end pages were asked. With a page between them that is exclusive now
+        # (refused to new sysfs and procfs mmaps, which have no low-MiB exemption), that
+        # is B6; otherwise the claim is all end pages, low-MiB ones (B5).
+        if _exclusive_between(kernel, node.start >> PAGE_SHIFT, node.end >> PAGE_SHIFT):
+            return "checks-end-pages-only", "B6"
+        return "low-mib", "B5"
+    return _SKIPPED.get(outcome, slug(outcome)), "B5"
+
+
+def _exclusive_between(kernel, first: int, last: int) -> bool:
+    """Is some page strictly between pfns ``first`` and ``last`` exclusive now
+    (iomem_is_exclusive)? Only the 512 pages next to each end are asked: enough to
+    tell, and a claim can be a whole window."""
+    pages = range(first + 1, last)
+    if len(pages) > 1024:
+        pages = [*range(first + 1, first + 513), *range(last - 512, last)]
+    exclusive = kernel.resources.iomem_is_exclusive
+    return any(exclusive(pfn << PAGE_SHIFT) for pfn in pages)
 
 
 # --- (a') STRICT_DEVMEM keeps /dev/mem away from RAM -----------------------------------

@@ -62,7 +62,7 @@ class FindingError(AssertionError):
 
 def queue_name(signature: str, data: bytes, suffix: str = ".bin") -> str:
     """File name of a queued finding: signature (filesystem-safe) and content hash."""
-    safe = signature.replace("/", "__")
+    safe = signature.replace("/", "+")
     return f"{safe}-{hashlib.sha1(data).hexdigest()[:16]}{suffix}"
 
 
@@ -79,7 +79,7 @@ def refind_signature(name: str) -> str | None:
     """The signature a queue file was queued as a re-find for, or None for a new one."""
     if not name.startswith(REFIND_PREFIX):
         return None
-    return name[len(REFIND_PREFIX):].rsplit("-", 1)[0].replace("__", "/")
+    return name[len(REFIND_PREFIX):].rsplit("-", 1)[0].replace("+", "/")
 
 
 def read_known(path: str | None) -> tuple[set[str], set[str]]:

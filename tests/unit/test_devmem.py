@@ -23,6 +23,7 @@ from iomemfuzz.model.ioport import (
     IORESOURCE_SYSTEM_RAM,
     Resource,
 )
+from iomemfuzz.model.machine import physical_map_of, shape
 from iomemfuzz.model.mm import (
     ACCESS_KEY,
     ACCESS_SIGBUS,
@@ -73,7 +74,7 @@ class System:
         self.tree.revoke_hook = self.tree.revoke_iomem
         if profile.claim_policy == CLAIM_FAIL:
             self.tree.claim_veto_hook = self.devmem.claim_veto
-        self.mm.add_resolver(MemoryResolver(self.tree))
+        self.mm.add_resolver(MemoryResolver(physical_map_of(shape(self.tree.iomem_resource))))
         if boot:
             self.tree.iomem_init_inode()
             self.devmem.chr_dev_init()

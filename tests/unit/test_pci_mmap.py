@@ -18,6 +18,7 @@ from iomemfuzz.model.ioport import (
     IORESOURCE_SYSTEM_RAM,
     Resource,
 )
+from iomemfuzz.model.machine import physical_map_of, shape
 from iomemfuzz.model.mm import (
     ACCESS_KEY,
     ACCESS_SIGBUS,
@@ -95,7 +96,7 @@ class System:
         self.pci = PciMmap(profile, self.log, self.tree, self.mm, self.devmem)
         self.tree.revoke_hook = self.tree.revoke_iomem
         self.sysfs.drain_hook = self.mm.kernfs_drain_open_files
-        self.mm.add_resolver(MemoryResolver(self.tree))
+        self.mm.add_resolver(MemoryResolver(physical_map_of(shape(self.tree.iomem_resource))))
         self.mm.add_resolver(BarResolver(lambda: (self.dev, self.other)), first=True)
         self.tree.iomem_init_inode()
         self.devmem.chr_dev_init()
