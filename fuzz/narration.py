@@ -35,7 +35,7 @@ def _step_text(step: Step, binder: int | None) -> list[str]:
     for e in step.events:
         out.append(f"      kernel: {e.text}")
     for v in step.violations:
-        out.append(f"      VIOLATION {v.signature}: {v.message}")
+        out.append(f"      VIOLATION {v.signature} [{v.cls}]: {v.message}")
     return out
 
 
@@ -62,8 +62,11 @@ def narrate(program: Program, profile: str | None = None) -> str:
     trace = ex.finish()
     out.extend(_step_text(trace.steps[-1], None))
     out.extend(_changes(state, ex.kernel.describe()))
-    sigs = trace.signatures
-    out.append("verdict: " + (", ".join(sigs) if sigs else "clean"))
+    first: dict[str, str] = {}
+    for v in trace.violations:
+        first.setdefault(v.signature, v.cls)
+    out.append("verdict: " + (", ".join(f"{sig} [{cls}]" for sig, cls in first.items())
+                              if first else "clean"))
     if trace.accepted:
         out.append("accepted by design on this profile: "
                    + ", ".join(sorted({v.signature for v in trace.accepted})))

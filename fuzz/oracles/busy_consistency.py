@@ -166,3 +166,30 @@ def _violations(kernel, busy: list[list[Resource] | None]) -> Iterator[Violation
                             f"{claim.holder} still believes it holds {claim.node!r}, "
                             f"which {claim.lost_by} removed with {claim.lost_call}", "",
                             slug(claim.lost_call or "unknown"))
+
+
+# What each kind and mechanism means, for the triage table (docs/FINDINGS.md).
+KINDS = {
+    "release-without-claim": "a release matches no busy region",
+    "busy-without-claim": "a busy region is left that nobody holds",
+    "claim-lost": "a caller's claim vanished while it still holds it",
+    "i1-nesting": "a node lies outside its parent",
+    "i2-order": "siblings are out of order",
+    "i2-overlap": "siblings overlap",
+    "i3-empty": "a node is empty (end = start - 1)",
+    "i3-inverted": "a node ends before it starts",
+    "i4-parent": "a node's parent pointer is wrong",
+    "i4-shared": "a node is linked twice",
+}
+WHY = {
+    "wrong-size": "the caller holds the region with another length",
+    "wrong-size-release": "a release with the wrong length dropped the caller's belief",
+    "released-twice": "the caller had released it already",
+    "not-the-holder": "another caller holds it",
+    "never-requested": "nobody ever requested it",
+}
+
+
+def explain(kind: str, function: str, mechanism: str) -> str:
+    text = f"{KINDS.get(kind, kind)}, after {function}"
+    return f"{text}: {WHY[mechanism]}" if mechanism in WHY else text

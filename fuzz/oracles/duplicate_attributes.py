@@ -213,3 +213,32 @@ def _file_owners(root) -> tuple:
         if node.children:  # most nodes are files
             stack.extend(node.children.values())
     return tuple(owners.values())
+
+
+# What each kind and mechanism means, for the triage table (docs/FINDINGS.md).
+KINDS = {
+    "duplicate-filename": "a sysfs file is created twice",
+    "duplicate-proc-entry": "a /proc/bus/pci entry is registered twice",
+    "missing-resource-files": "a device lacks resource files its BARs call for",
+    "extra-resource-files": "a device has resource files for BARs it no longer has",
+    "missing-rom-file": "a device with a ROM has no rom file",
+    "dangling-res-attr": "a device keeps a pointer to a freed resource attribute",
+    "files-after-removal": "files of a removed device are left behind",
+}
+WHY = {
+    "stopped-at-earlier-device": "pci_sysfs_init stopped at an earlier device's error",
+    "never-created": "nothing created them",
+    "visibility-before-fixup": "visibility was decided before the fixup set the ROM shadow",
+    "stale-bar": "the BAR changed after the files were made",
+    "left-behind": "removal did not take them",
+}
+
+
+def explain(kind: str, function: str, mechanism: str) -> str:
+    text = f"{KINDS.get(kind, kind)} ({function})"
+    if "-then-" in mechanism:
+        first, then = mechanism.split("-then-", 1)
+        return f"{text}: {first} made it first, then {then} tried again"
+    if mechanism.startswith("freed-in-"):
+        return f"{text}: freed by {mechanism.removeprefix('freed-in-').replace('-', ' ')}"
+    return f"{text}: {WHY[mechanism]}" if mechanism in WHY else text

@@ -74,3 +74,26 @@ def _step_events(kernel, step) -> Iterator[Violation]:
 
 def check_state(kernel) -> Iterator[Violation]:
     return iter(())
+
+
+# What each kind and mechanism means, for the triage table (docs/FINDINGS.md).
+KINDS = {
+    "null-deref": "the kernel dereferences a NULL pointer",
+    "double-free": "an object is freed twice",
+    "use-after-free": "an object is used after it was freed",
+    "hang": "a task sleeps forever",
+}
+
+
+def explain(kind: str, function: str, mechanism: str) -> str:
+    base = next((text for prefix, text in KINDS.items() if kind.startswith(prefix)), kind)
+    obj = ""
+    if kind.startswith(("double-free-", "use-after-free-")):
+        obj = kind.removeprefix("double-free-").removeprefix("use-after-free-")
+    text = f"{base}{f' ({obj})' if obj else ''} in {function}"
+    if mechanism.startswith("freed-in-"):
+        text += f"; it was freed first by {mechanism.removeprefix('freed-in-')}".replace(
+            "-", " ")
+    elif mechanism.startswith("held-by-"):
+        text += f"; {mechanism.removeprefix('held-by-')} holds what it waits for"
+    return text

@@ -398,3 +398,48 @@ def _isolation_why(kernel, event, owner: str, bar: object) -> str:
         # The page is the BAR's, the byte is not: the BAR does not fill its page.
         return "sub-page-bar"
     return "bar-moved"
+
+
+# What each kind and mechanism means, for the triage table (docs/FINDINGS.md).
+KINDS = {
+    REACHES_CLAIMED: "a user access reaches registers a driver claimed",
+    "driver-bar-unclaimed": "a user mapping shares a BAR with its bound driver",
+    "devmem-reaches-ram": "/dev/mem reaches System RAM",
+    "devmem-low-ram-mapped": "a /dev/mem mapping shows low RAM that read() hides",
+    "revoke-beyond-claim": "a revocation zaps pages beyond the claim",
+    "collateral-revocation": "a revocation zaps bytes nobody claimed",
+    "reaches-other-device": "a BAR mapping reaches another device",
+    "reaches-other-bar": "a BAR mapping reaches another BAR",
+    "reaches-memory": "a BAR mapping reaches memory",
+}
+WHY = {
+    "low-mib": "pages below 1 MiB are always allowed",
+    "relaxed": "iomem=relaxed: busy is not exclusive",
+    "io-strict-off": "CONFIG_IO_STRICT_DEVMEM=n: revocation is a stub",
+    "exclusive-ignored": "before v5.16 iomem=relaxed ignored EXCLUSIVE",
+    "allowed": "devmem_is_allowed still allows the page",
+    "no-revoke": "this kernel never revokes",
+    "outside-iomem-space": "the mapping hangs off an address space revoke_iomem never walks",
+    "no-revoke-path": "the busy node came from a call that revokes nothing",
+    "grown-without-revoke": "the claim grew after it was made; growing revokes nothing",
+    "checks-end-pages-only": "only the end pages were checked, the middle is exclusive",
+    "no-inode": "the iomem inode is missing",
+    "populated-before-link": "the mapping was filled before, and linked after, the revocation",
+    "page-rounding": "the unmap range was rounded and missed the last page",
+    "checks-bar-start-only": "the resource file's mmap tests only the BAR's first page",
+    "no-exclusive-check": "procfs mmap did not check exclusivity",
+    "never-claimed": "the driver never claimed its BAR",
+    "claim-lost": "someone removed the driver's claim",
+    "nested-ram-invisible": "System RAM nested under a non-RAM node is not seen",
+    "read-zero-fills": "read() zero-fills the page, mmap shows the real bytes",
+    "range-rounding": "the unmap range was rounded outward",
+    "page-granular": "unmapping works on whole pages",
+    "sub-page-bar": "the BAR is smaller than the page the mapping exposes",
+    "survived-removal": "the device was removed and its mapping survived",
+    "bar-moved": "the BAR moved after the mapping was made",
+}
+
+
+def explain(kind: str, function: str, mechanism: str) -> str:
+    text = f"{KINDS.get(kind, kind)}, through {function}"
+    return f"{text}: {WHY[mechanism]}" if mechanism in WHY else text
