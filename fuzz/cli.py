@@ -159,6 +159,12 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     return show(args.id, args.json)
 
 
+def cmd_resign(args: argparse.Namespace) -> int:
+    from iomemfuzz.fuzz.resign import main
+
+    return main(args.paths, write=not args.dry_run, check=args.check)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="iomemfuzz",
@@ -240,6 +246,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an entry (B16) or a group (B29); omit for the list")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_catalog)
+
+    p = sub.add_parser("resign", help="rewrite the expect lines of corpus files under "
+                                      "the current signatures")
+    p.add_argument("paths", nargs="*", default=["corpus"],
+                   help="files or directories of .prog files (default: corpus)")
+    p.add_argument("--dry-run", action="store_true", help="print the changes, write nothing")
+    p.add_argument("--check", action="store_true",
+                   help="exit 1 if a change is more than a renaming (behaviour changed)")
+    p.set_defaults(func=cmd_resign)
     return parser
 
 

@@ -138,3 +138,16 @@ def resign(paths: list[str], *, write: bool = True) -> Report:
             write_atomic(Path(file), text.encode("utf-8"))
             report.written.append(str(file))
     return report
+
+
+def main(paths: list[str], *, write: bool = True, check: bool = False) -> int:
+    """``iomemfuzz resign``: print every change; 1 if ``check`` and behaviour changed."""
+    report = resign(paths, write=write)
+    for change in report.changes:
+        print(change)
+    for mismatch in report.outcome_mismatches:
+        print(f"{mismatch}  [per-line outcome differs: not rewritten]")
+    verb = "rewrote" if write else "would rewrite"
+    print(f"{verb} {len(report.written) if write else len(report.changes)} file(s); "
+          f"{len(report.changes)} verdict(s) changed")
+    return 1 if check and report.behaviour_changed else 0
