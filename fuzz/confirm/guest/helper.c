@@ -27,6 +27,7 @@
  *   wr PATH TEXT                (one write(2) of TEXT: sysfs and debugfs files)
  *   ctl TEXT                    (the iomemfuzz_test module's debugfs control file)
  *   sh COMMAND                  (popen; output as "| " lines, then = ok STATUS)
+ *   reset                       (unmap every mapping, close every file: between Programs)
  *   quit
  */
 #define _GNU_SOURCE
@@ -320,6 +321,19 @@ static void do_ctl(const char *text)
 	close(fd);
 }
 
+static void do_reset(void)
+{
+	int i;
+
+	for (i = 0; i < nmaps; i++)
+		if (maps[i].addr)
+			munmap((void *)maps[i].addr, maps[i].len);
+	nmaps = 0;
+	for (i = 3; i < 1024; i++)
+		close(i);
+	printf("= ok\n");
+}
+
 static void do_sh(const char *command)
 {
 	char line[4096];
@@ -398,6 +412,8 @@ int main(void)
 			do_lseek(a);
 		else if (!strcmp(cmd, "ioctl") && n >= 2)
 			do_ioctl(a);
+		else if (!strcmp(cmd, "reset"))
+			do_reset();
 		else if (!strcmp(cmd, "quit"))
 			break;
 		else
