@@ -135,7 +135,8 @@ def confirm_plans(plans: list[Plan], options: Options) -> list[ProgramResult]:
                         session.cleanup()
                         clean = guest.sh(STATE_SCRIPT) == boot_state
                     except GuestDied as exc:
-                        result.error = result.error or str(exc)
+                        if not any(ln.real == "oops" for ln in result.lines):
+                            result.error = result.error or str(exc)
                         clean = False
                     if not clean:
                         break  # reboot for the rest

@@ -60,6 +60,7 @@ class LinePlan:
     skip: str = ""  # why it is not run ("" = run it)
     card: Card | None = None  # hotadd: the emulated card
     card_diffs: tuple[str, ...] = ()
+    violations: tuple[str, ...] = ()  # signatures the model's oracles found at this line
 
 
 @dataclass
@@ -70,7 +71,8 @@ class Plan:
     guest: GuestMachine | None
     lines: list[LinePlan] = field(default_factory=list)
     skip: str = ""  # why no line of the Program runs
-    model_iomem: str = ""
+    model_iomem: str = ""  # after the last line
+    model_iomem_boot: str = ""
     drivers: dict[str, bool] = field(default_factory=dict)  # test-module drivers
     modules: tuple[str, ...] = ()  # real drivers a bind line loads
     cmdline: str = ""  # kernel command line words the profile needs
@@ -105,8 +107,10 @@ def make_plan(program: Program, path: str, profile: str | None = None) -> Plan:
     plan.cmdline = cmdline or ""
     if any(type(o).CONTROLS_BOOT for o in program.ops):
         plan.skip = "the Program controls boot (boot_to): a real kernel boots on its own"
+    plan.model_iomem_boot = ex.kernel.describe().get("/proc/iomem", "")
     handle = 0
     creators: dict[int, int] = {}
+    added: dict[str, int] = {}  # device name -> the hotadd line that inserts it
     binds: dict[str, list[str]] = {}
     for o in program.ops:
         if o.NAME == "bind":
@@ -120,7 +124,8 @@ def make_plan(program: Program, path: str, profile: str | None = None) -> Plan:
             creators[binder] = index
             handle += 1
         line = LinePlan(index, o, format_op(o, binder), label, how(o), binder,
-                        _handles_used(o), before)
+                        _handles_used(o), before,
+                        violations=tuple(v.signature for v in step.violations))
         if line.how.route == NONE:
             line.skip = line.how.text
         elif label == "blocked":
@@ -128,8 +133,13 @@ def make_plan(program: Program, path: str, profile: str | None = None) -> Plan:
         else:
             missing = [h for h in line.uses if h in creators
                        and plan.lines[creators[h]].skip]
+            dev = getattr(o, "dev", None)
             if missing:
                 line.skip = f"uses r{missing[0]}, whose line does not run"
+            elif o.NAME != "hotadd" and dev in added and plan.lines[added[dev]].skip:
+                line.skip = f"{dev} comes from line {added[dev]}, which does not run"
+        if o.NAME == "hotadd":
+            added[o.dev] = index
         if o.NAME == "hotadd" and not line.skip:
             line.card, diffs = device_for_hotadd(o.bars, tuple(binds.get(o.dev, ())))
             line.card_diffs = tuple(diffs)

@@ -55,6 +55,8 @@ def render_text(results: list[ProgramResult]) -> str:
                 if ln.detail or ln.note:
                     out.append(f"   {'':>4}  {'':<{width}}  "
                                + "; ".join(filter(None, (ln.detail, ln.note))))
+                if ln.env:
+                    out.append(f"   {'':>4}  {'':<{width}}  environment? {ln.env}")
                 for msg in ln.dmesg:
                     if msg.startswith(WARN_LEVELS):
                         out.append(f"   {'':>4}  kernel: {msg[3:]}")
@@ -65,7 +67,7 @@ def render_text(results: list[ProgramResult]) -> str:
                 out.append(f"   {ln.index:>4}  {ln.text}  ({ln.note})")
         if r.error:
             out.append(f"   error: {r.error}")
-        changes = _iomem_changes(r.iomem_boot, r.iomem_end)
+        changes = _iomem_changes(r.iomem_boot, r.iomem_end) if r.iomem_end else []
         if changes:
             out.append("   real /proc/iomem, changes since boot:")
             out.extend(changes)

@@ -36,6 +36,8 @@ MACRO_ROOT_FLAGS = {"io": ("ioport", 0), "io_muxed": ("ioport", IORESOURCE_MUXED
                     "mem_exclusive": ("iomem", IORESOURCE_EXCLUSIVE)}
 HOTPLUG_WAIT_S = 30.0
 FAULTS = ("SIGBUS", "SIGSEGV")
+ALL_ONES_32 = 0xFFFFFFFF
+KERNEL_SANITY = "kernel-sanity/"
 
 
 @dataclass
@@ -47,6 +49,7 @@ class LineResult:
     agree: bool | None = None
     note: str = ""  # why not run, or what differs in the environment
     detail: str = ""  # raw facts: the value a load returned, the real address
+    env: str = ""  # for a disagreement: how the real system differs from the model's
     dmesg: tuple[str, ...] = ()
 
 
@@ -64,7 +67,7 @@ class ProgramResult:
     iomem_boot: str = ""
     iomem_end: str = ""
     model_iomem_end: str = ""
-    warnings: tuple[str, ...] = ()
+    oops: str = ""  # the console's end when the kernel crashed
     notes: tuple[str, ...] = ()
 
     @property
@@ -137,6 +140,31 @@ def read_bars(guest: Guest) -> dict[str, RealDevice]:
     return out
 
 
+def _span(op: object) -> tuple[int | None, int]:
+    """The physical range a line names outright (not through a BAR), if any."""
+    start = getattr(op, "start", None)
+    if isinstance(start, int):
+        if isinstance(getattr(op, "end", None), int):
+            return start, max(start, op.end)
+        size = getattr(op, "n", None) or getattr(op, "size", None) or 1
+        return start, start + size - 1
+    return None, 0
+
+
+def _around(iomem: str, lo: int, hi: int) -> list[str]:
+    """The /proc/iomem lines meeting [lo, hi], device BARs and kernel image lines left
+    out (BARs are translated; the kernel's own placement is random)."""
+    out = []
+    for line in iomem.splitlines():
+        rng, _, name = line.strip().partition(" : ")
+        a, _, b = rng.partition("-")
+        if not b or name.startswith(("0000:", "Kernel ")):
+            continue
+        if int(a, 16) <= hi and lo <= int(b, 16):
+            out.append(line.strip())
+    return out
+
+
 class Session:
     """One Program on one guest."""
 
@@ -201,7 +229,8 @@ class Session:
                     return f"{self.model_name(dev)}/bar{i}+{phys - start:#x}"
         if self._in_ram(phys):
             return "ram"
-        return "unbacked" if not value else "firmware"
+        # Nothing decodes it: QEMU reads zeros, hardware (a master abort) all-ones.
+        return "unbacked" if value in (0, None, ALL_ONES_32, 0xFF) else "firmware"
 
     def _in_ram(self, phys: int) -> bool:
         for line in self.result.iomem_boot.splitlines():
@@ -218,6 +247,19 @@ class Session:
         self.refresh()
         for dev in self.real:
             self.names.setdefault(dev, dev)
+        try:
+            self._run_lines()
+        except GuestDied:
+            done = {r.index for r in self.result.lines}
+            crashed = self.result.lines[-1].index if self.result.lines else 0
+            for line in self.plan.lines:
+                if line.index not in done:
+                    self.result.lines.append(LineResult(
+                        line.index, line.text, line.model,
+                        note=line.skip or f"the kernel crashed at line {crashed}"))
+            raise
+
+    def _run_lines(self) -> None:
         for line in self.plan.lines:
             res = LineResult(line.index, line.text, line.model)
             self.result.lines.append(res)
@@ -228,13 +270,43 @@ class Session:
             try:
                 real, detail, note = self.line(line)
             except GuestDied as exc:
-                res.real, res.agree = "guest died", False
-                res.note = f"{exc}; console tail: {self.g.console()[-1500:]}"
-                self.result.error = "the guest died"
-                break
+                res.real, res.detail = "oops", str(exc)
+                # A crash is what the model's kernel-sanity oracle predicts.
+                res.agree = any(v.startswith(KERNEL_SANITY) for v in line.violations)
+                res.note = ("the model found " + ", ".join(line.violations)
+                            if res.agree else "the real kernel crashed")
+                self.result.error = "" if res.agree else "the guest died"
+                self.result.oops = self.g.console()[-3000:]
+                raise
             res.real, res.detail, res.note = real, detail, note
             res.agree = real == line.model
+            if not res.agree:
+                res.env = self.environment(line)
             res.dmesg = tuple(self.g.sh("dmesg -c -r"))
+
+    def environment(self, line: LinePlan) -> str:
+        """Why a disagreeing line may be the environment, not the model: the card that
+        stands for a hot-added device differs, or the real /proc/iomem differs from the
+        model's around the addresses the line names."""
+        devs = {getattr(line.op, "dev", None)}
+        for h in line.uses:
+            obj = self.objs.get(h)
+            file = obj.file if isinstance(obj, RealMap) else obj
+            if isinstance(file, RealFile):
+                devs.add(file.dev)
+        for other in self.plan.lines:
+            if other.op.NAME == "hotadd" and other.op.dev in devs and other.card_diffs:
+                return "the emulated card differs: " + "; ".join(other.card_diffs)
+        lo, hi = _span(line.op)
+        if lo is None:
+            return ""
+        model = _around(self.plan.model_iomem_boot, lo, hi)
+        real = _around(self.result.iomem_boot, lo, hi)
+        if model != real:
+            return (f"the real /proc/iomem differs from the model's in [{lo:#x}-{hi:#x}] "
+                    f"(model: {'; '.join(model) or 'nothing'}; real: "
+                    f"{'; '.join(real) or 'nothing'})")
+        return ""
 
     def line(self, line: LinePlan) -> tuple[str, str, str]:
         """(real label, detail, note) of one line."""
