@@ -113,8 +113,11 @@ def confirm_plans(plans: list[Plan], options: Options) -> list[ProgramResult]:
             if lines and not plan.skip:
                 results[id(plan)].skip += "; " + "; ".join(
                     sorted({ln.skip for ln in lines}))
+    groups = _group(plans)
+    if not groups:
+        return [results[id(p)] for p in plans]
     image = build_image(find_kernel(options.kernel))
-    for key, group in _group(plans).items():
+    for key, group in groups.items():
         args, ports = _guest_args(key, group)
         append = _append(options, key, group)
         todo = list(group)
@@ -144,8 +147,10 @@ def confirm_plans(plans: list[Plan], options: Options) -> list[ProgramResult]:
 
 
 def confirm_files(paths: list[str], options: Options, *, as_json: bool = False,
-                  out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+                  out: TextIO | None = None, err: TextIO | None = None) -> int:
     """``iomemfuzz confirm``: parse, plan, run, report; the exit code."""
+    out = out or sys.stdout
+    err = err or sys.stderr
     plans = []
     for path in paths:
         try:
@@ -158,7 +163,7 @@ def confirm_files(paths: list[str], options: Options, *, as_json: bool = False,
         print("iomemfuzz confirm: no Programs given", file=err)
         return EXIT_USAGE
     try:
-        missing = missing_packages(options.kernel)
+        missing = missing_packages(options.kernel) if any(map(runnable, plans)) else []
     except GuestError as exc:
         print(f"error: {exc}", file=err)
         return EXIT_USAGE

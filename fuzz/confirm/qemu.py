@@ -24,7 +24,7 @@ from pathlib import Path
 from iomemfuzz.fuzz.confirm.guest import GuestError, GuestImage, cache_dir
 
 BOOT_TIMEOUT_S = 120.0  # TCG boots a 6.1 kernel in 5-10 s; slow CI machines get slack
-KVM_PROBE_S = 25.0
+KVM_PROBE_S = 15.0  # a working KVM boots the guest in 1-3 s
 CALL_TIMEOUT_S = 60.0
 # Console lines that mean the kernel is no longer trustworthy (the helper may never answer).
 OOPS_MARKERS = ("BUG:", "Oops:", "general protection fault", "Kernel panic",

@@ -18,6 +18,7 @@ from iomemfuzz.fuzz.program import Program, parse_program, read_program
 from iomemfuzz.fuzz.snapshot import SnapshotError, compile_kernel, fresh_kernel
 from iomemfuzz.model.kernel import Kernel
 from iomemfuzz.model.machine import DEFAULT_MACHINE, MACHINES
+from iomemfuzz.model.machine_file import load_machine
 from iomemfuzz.model.profile import PROFILES, resolve
 from iomemfuzz.model.resource import Resource
 
@@ -37,12 +38,12 @@ def _observe(program: Program, kernel: Kernel) -> list[object]:
 
 
 def _scratch(program: Program, profile) -> Kernel:
-    machine = MACHINES[program.header("machine")] if program.header("machine") else None
+    machine = load_machine(program.header("machine")) if program.header("machine") else None
     return Kernel(profile, machine, booted=needs_boot(program.ops))
 
 
 def _copy(program: Program, profile) -> Kernel:
-    machine = MACHINES[program.header("machine")] if program.header("machine") else None
+    machine = load_machine(program.header("machine")) if program.header("machine") else None
     return fresh_kernel(profile, machine, booted=needs_boot(program.ops))
 
 
