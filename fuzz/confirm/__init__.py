@@ -125,16 +125,19 @@ def confirm_plans(plans: list[Plan], options: Options) -> list[ProgramResult]:
             with Guest(image, args, append) as guest:
                 boot_state = guest.sh(STATE_SCRIPT)
                 iomem_boot = "\n".join(guest.sh("cat /proc/iomem")) + "\n"
+                ioports_boot = "\n".join(guest.sh("cat /proc/ioports")) + "\n"
                 while todo:
                     plan = todo.pop(0)
                     result = results[id(plan)]
                     result.qemu, result.accel = args, guest.accel
                     result.kernel = image.kernel.release
                     result.iomem_boot = iomem_boot
+                    result.ioports_boot = ioports_boot
                     session = Session(guest, plan, result, ports)
                     try:
                         session.run()
                         result.iomem_end = "\n".join(guest.sh("cat /proc/iomem")) + "\n"
+                        session.compare_iomem()
                         session.cleanup()
                         clean = guest.sh(STATE_SCRIPT) == boot_state
                     except GuestDied as exc:

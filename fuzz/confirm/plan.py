@@ -72,7 +72,9 @@ class Plan:
     lines: list[LinePlan] = field(default_factory=list)
     skip: str = ""  # why no line of the Program runs
     model_iomem: str = ""  # after the last line
+    bars_end: BarMap = field(default_factory=dict)  # the model's BARs after the last line
     model_iomem_boot: str = ""
+    model_ioports_boot: str = ""
     drivers: dict[str, bool] = field(default_factory=dict)  # test-module drivers
     modules: tuple[str, ...] = ()  # real drivers a bind line loads
     cmdline: str = ""  # kernel command line words the profile needs
@@ -107,7 +109,9 @@ def make_plan(program: Program, path: str, profile: str | None = None) -> Plan:
     plan.cmdline = cmdline or ""
     if any(type(o).CONTROLS_BOOT for o in program.ops):
         plan.skip = "the Program controls boot (boot_to): a real kernel boots on its own"
-    plan.model_iomem_boot = ex.kernel.describe().get("/proc/iomem", "")
+    state = ex.kernel.describe()
+    plan.model_iomem_boot = state.get("/proc/iomem", "")
+    plan.model_ioports_boot = state.get("/proc/ioports", "")
     handle = 0
     creators: dict[int, int] = {}
     added: dict[str, int] = {}  # device name -> the hotadd line that inserts it
@@ -151,6 +155,7 @@ def make_plan(program: Program, path: str, profile: str | None = None) -> Plan:
         plan.lines.append(line)
     ex.finish()
     plan.model_iomem = ex.kernel.describe().get("/proc/iomem", "")
+    plan.bars_end = model_bars(ex.kernel)
     if plan.skip:
         for line in plan.lines:
             line.skip = line.skip or plan.skip

@@ -5,7 +5,6 @@ same as JSON for CI."""
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 
 from iomemfuzz.fuzz.confirm.session import ProgramResult
@@ -15,16 +14,6 @@ WARN_LEVELS = ("<0>", "<1>", "<2>", "<3>", "<4>")
 
 def _mark(agree: bool | None) -> str:
     return {True: "yes", False: "NO", None: "-"}[agree]
-
-
-def _iomem_changes(before: str, after: str) -> list[str]:
-    out = []
-    for line in difflib.unified_diff(before.splitlines(), after.splitlines(), n=0,
-                                     lineterm=""):
-        if line.startswith(("---", "+++", "@@")):
-            continue
-        out.append(f"    {line[0]} {line[1:]}")
-    return out
 
 
 def render_text(results: list[ProgramResult]) -> str:
@@ -67,10 +56,13 @@ def render_text(results: list[ProgramResult]) -> str:
                 out.append(f"   {ln.index:>4}  {ln.text}  ({ln.note})")
         if r.error:
             out.append(f"   error: {r.error}")
-        changes = _iomem_changes(r.iomem_boot, r.iomem_end) if r.iomem_end else []
-        if changes:
-            out.append("   real /proc/iomem, changes since boot:")
-            out.extend(changes)
+        if r.iomem_changes_agree:
+            out.append("   /proc/iomem changes agree with the model's: "
+                       + ("; ".join(r.iomem_changes) or "none"))
+        elif r.iomem_changes_agree is False:
+            out.append("   /proc/iomem changes (model's names and addresses):")
+            out.append("     model: " + ("; ".join(r.model_iomem_changes) or "none"))
+            out.append("     real:  " + ("; ".join(r.iomem_changes) or "none"))
         agreed = sum(1 for ln in ran if ln.agree)
         out.append(f"   {agreed} of {len(ran)} run lines agree, "
                    f"{len(r.disagreements)} disagree, {len(skipped)} not runnable")

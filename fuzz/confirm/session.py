@@ -16,91 +16,28 @@ line writes that lies inside a model BAR moves to the same offset of the real BA
 
 from __future__ import annotations
 
-import errno as errno_mod
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from iomemfuzz.fuzz.confirm.guest import DRIVER_MODULES, GuestError
+from iomemfuzz.fuzz.confirm.pci_lines import PciLines
 from iomemfuzz.fuzz.confirm.plan import BarMap, LinePlan, Plan
-from iomemfuzz.fuzz.confirm.qemu import Guest, GuestDied, Reply
-from iomemfuzz.model.resource import (
-    IORESOURCE_EXCLUSIVE,
-    IORESOURCE_IO,
-    IORESOURCE_MEM,
-    IORESOURCE_MUXED,
+from iomemfuzz.fuzz.confirm.qemu import Guest, GuestDied
+from iomemfuzz.fuzz.confirm.resource_lines import ResourceLines
+from iomemfuzz.fuzz.confirm.results import (
+    LineResult,
+    ProgramResult,
+    RealFile,
+    RealMap,
+    iomem_changes,
+    status,
 )
+from iomemfuzz.fuzz.confirm.translate import QUERIES
+from iomemfuzz.model.resource import IORESOURCE_IO, IORESOURCE_MEM
 
-REGION_NAMES = {0: "INTERSECTS", 1: "DISJOINT", 2: "MIXED"}
-MACRO_ROOT_FLAGS = {"io": ("ioport", 0), "io_muxed": ("ioport", IORESOURCE_MUXED),
-                    "mem": ("iomem", 0), "mem_muxed": ("iomem", IORESOURCE_MUXED),
-                    "mem_exclusive": ("iomem", IORESOURCE_EXCLUSIVE)}
-HOTPLUG_WAIT_S = 30.0
+__all__ = ["LineResult", "ProgramResult", "Session", "read_bars"]
+
 FAULTS = ("SIGBUS", "SIGSEGV")
 ALL_ONES_32 = 0xFFFFFFFF
 KERNEL_SANITY = "kernel-sanity/"
-
-
-@dataclass
-class LineResult:
-    index: int
-    text: str
-    model: str
-    real: str | None = None  # None: not run
-    agree: bool | None = None
-    note: str = ""  # why not run, or what differs in the environment
-    detail: str = ""  # raw facts: the value a load returned, the real address
-    env: str = ""  # for a disagreement: how the real system differs from the model's
-    dmesg: tuple[str, ...] = ()
-
-
-@dataclass
-class ProgramResult:
-    path: str
-    machine: str
-    profile: str
-    qemu: tuple[str, ...] = ()
-    kernel: str = ""
-    accel: str = ""
-    lines: list[LineResult] = field(default_factory=list)
-    skip: str = ""
-    error: str = ""
-    iomem_boot: str = ""
-    iomem_end: str = ""
-    model_iomem_end: str = ""
-    oops: str = ""  # the console's end when the kernel crashed
-    notes: tuple[str, ...] = ()
-
-    @property
-    def disagreements(self) -> list[LineResult]:
-        return [ln for ln in self.lines if ln.agree is False]
-
-
-@dataclass
-class RealFile:
-    fd: int
-    kind: str  # devmem, resource, procfs, legacy
-    dev: str = ""  # model device name (resource/procfs)
-    bar: int = 0
-
-
-@dataclass
-class RealMap:
-    mid: int
-    file: RealFile
-    offset: int  # the real mmap offset
-
-
-def _errname(reply: Reply) -> str:
-    number = int(reply.values[0]) if reply.values else 0
-    return errno_mod.errorcode.get(number, f"E{number}")
-
-
-def _status(reply: Reply) -> str:
-    if reply.status == "sig":
-        return reply.values[0]
-    if reply.status == "err":
-        return _errname(reply)
-    return "ok"
 
 
 # Per device: a "D" line (name, driver link, the low byte of the COMMAND register), then
@@ -165,7 +102,7 @@ def _around(iomem: str, lo: int, hi: int) -> list[str]:
     return out
 
 
-class Session:
+class Session(ResourceLines, PciLines):
     """One Program on one guest."""
 
     def __init__(self, guest: Guest, plan: Plan, result: ProgramResult,
@@ -179,6 +116,7 @@ class Session:
         self.real_last: dict[str, dict[int, tuple[int, int]]] = {}
         self.model_last: BarMap = {}
         self.objs: dict[int, object] = {}
+        self.moved: dict[int, tuple[int, int]] = {}  # line -> (model, real) address
         self.hotadded: dict[str, str] = {}  # model device -> QMP id
         self.bound: set[str] = set()  # real devices a bind line bound
         self.loaded: list[str] = []  # real driver modules a bind line loaded
@@ -207,7 +145,10 @@ class Session:
                     if start <= addr <= end:
                         real = self.real_last.get(self.real_name(dev), {}).get(i)
                         if real is not None:
-                            return real[0] + addr - start
+                            moved = real[0] + addr - start
+                            if moved != addr:
+                                self.moved.setdefault(line.index, (addr, moved))
+                            return moved
         return addr
 
     def classify(self, phys: int, value: int | None) -> str:
@@ -297,16 +238,73 @@ class Session:
         for other in self.plan.lines:
             if other.op.NAME == "hotadd" and other.op.dev in devs and other.card_diffs:
                 return "the emulated card differs: " + "; ".join(other.card_diffs)
+        if line.index in self.moved:
+            model_addr, real_addr = self.moved[line.index]
+            return (f"{model_addr:#x} lies in a model BAR; the real BAR puts it at "
+                    f"{real_addr:#x} (another place relative to RAM and the other BARs)")
+        for other in self.plan.lines[:line.index]:
+            if other.skip and other.op.NAME not in QUERIES:
+                return (f"line {other.index} ({other.text}) changes the model's state but "
+                        "does not run for real")
         lo, hi = _span(line.op)
         if lo is None:
+            lo, hi = self._devmem_span(line)
+        if lo is None:
             return ""
-        model = _around(self.plan.model_iomem_boot, lo, hi)
-        real = _around(self.result.iomem_boot, lo, hi)
+        for bars in (line.bars_before, self.model_last):
+            for dev, by_bar in bars.items():
+                for i, (start, end) in by_bar.items():
+                    if start <= hi and lo <= end and not start <= lo <= end:
+                        return (f"[{lo:#x}-{hi:#x}] runs into {dev} BAR{i} in the model; "
+                                "the real BAR is elsewhere")
+        io = getattr(line.op, "parent", None) == "ioport" or \
+            getattr(line.op, "macro", "").startswith("io")
+        title = "/proc/ioports" if io else "/proc/iomem"
+        model = _around(self.plan.model_ioports_boot if io else self.plan.model_iomem_boot,
+                        lo, hi)
+        real = _around(self.result.ioports_boot if io else self.result.iomem_boot, lo, hi)
         if model != real:
-            return (f"the real /proc/iomem differs from the model's in [{lo:#x}-{hi:#x}] "
+            return (f"the real {title} differs from the model's in [{lo:#x}-{hi:#x}] "
                     f"(model: {'; '.join(model) or 'nothing'}; real: "
                     f"{'; '.join(real) or 'nothing'})")
         return ""
+
+    def _devmem_span(self, line: LinePlan) -> tuple[int | None, int]:
+        """The physical range a read, write or mmap of /dev/mem names."""
+        op = line.op
+        if op.NAME not in ("read", "write", "mmap"):
+            return None, 0
+        file = self._obj(op.file, RealFile)
+        if file is None or file.kind != "devmem":
+            return None, 0
+        size = getattr(op, "count", None) or getattr(op, "length", 1) or 1
+        return op.offset, op.offset + size - 1
+
+    def to_model_text(self, line: str) -> str:
+        """A real /proc/iomem change line in the model's names and addresses."""
+        sign, text = line[0], line[2:]
+        rng, _, name = text.partition(" :")
+        lo, hi = (int(x, 16) for x in rng.split("-"))
+        name = self.model_name(name.strip())
+        for dev, bars in self.real_last.items():
+            for i, (start, end) in bars.items():
+                model = self.plan.bars_end.get(self.model_name(dev), {}).get(i) or \
+                    self.model_last.get(self.model_name(dev), {}).get(i)
+                if model is not None and start <= lo <= hi <= end:
+                    lo, hi = model[0] + lo - start, model[0] + hi - start
+                    return f"{sign} {lo:08x}-{hi:08x} : {name}"
+        return f"{sign} {lo:08x}-{hi:08x} : {name}"
+
+    def compare_iomem(self) -> None:
+        """Set the result's iomem change fields from the boot and end /proc/iomem."""
+        r = self.result
+        if not r.iomem_end:
+            return
+        r.model_iomem_changes = tuple(iomem_changes(self.plan.model_iomem_boot,
+                                                    self.plan.model_iomem))
+        real = [self.to_model_text(t) for t in iomem_changes(r.iomem_boot, r.iomem_end)]
+        r.iomem_changes = tuple(sorted(real, key=lambda t: (t[2:], t[0])))
+        r.iomem_changes_agree = r.iomem_changes == r.model_iomem_changes
 
     def line(self, line: LinePlan) -> tuple[str, str, str]:
         """(real label, detail, note) of one line."""
@@ -331,7 +329,7 @@ class Session:
         if reply.ok:
             file.fd = int(reply.values[0])
             self._bind(line, file)
-        return _status(reply), path, ""
+        return status(reply), path, ""
 
     def op_open_devmem(self, op, line):
         return self._open(line, "/dev/mem", op.mode, RealFile(-1, "devmem"))
@@ -356,7 +354,7 @@ class Session:
         file = self._obj(op.file, RealFile)
         if file is None:
             return "EBADF", "", ""
-        return _status(self.g.call(f"ioctl {file.fd} {op.cmd}")), "", ""
+        return status(self.g.call(f"ioctl {file.fd} {op.cmd}")), "", ""
 
     def _file_offset(self, file: RealFile, offset: int, line: LinePlan) -> int:
         # /dev/mem and procfs mmaps take a physical address; resourceN takes a BAR offset.
@@ -370,13 +368,13 @@ class Session:
         reply = self.g.call(f"mmap {file.fd} {offset:#x} {op.length:#x} {op.flags} {op.prot}")
         if reply.ok:
             self._bind(line, RealMap(int(reply.values[0]), file, offset))
-        return _status(reply), f"real offset {offset:#x}", ""
+        return status(reply), f"real offset {offset:#x}", ""
 
     def op_munmap(self, op, line):
         vma = self._obj(op.vma, RealMap)
         if vma is None:
             return "EBADF", "", ""
-        return _status(self.g.call(f"munmap {vma.mid}")), "", ""
+        return status(self.g.call(f"munmap {vma.mid}")), "", ""
 
     def _phys(self, vma: RealMap, offset: int) -> int:
         if vma.file.kind == "resource":
@@ -390,10 +388,10 @@ class Session:
             return "EBADF", "", ""
         write = op.access == "write"
         reply = self.g.call(f"{command} {vma.mid} {op.offset:#x} {'w' if write else 'r'}")
-        status = _status(reply)
+        state = status(reply)
         phys = self._phys(vma, op.offset)
-        if status != "ok":
-            return status, f"phys {phys:#x}", ""
+        if state != "ok":
+            return state, f"phys {phys:#x}", ""
         if write or line.model == "= anon":
             # A store returns nothing to look at; a private copy reads like the page it
             # copied. Only "it did not fault" is observable.
@@ -416,7 +414,7 @@ class Session:
         offset = self.to_real(op.offset, line) if file.kind == "devmem" else op.offset
         reply = self.g.call(f"{command} {file.fd} {offset:#x} {op.count:#x}")
         if not reply.ok:
-            return _status(reply), f"offset {offset:#x}", ""
+            return status(reply), f"offset {offset:#x}", ""
         detail = f"offset {offset:#x} bytes {reply.values[1]}" if len(reply.values) > 1 \
             else ""
         return f"= {reply.values[0]}", detail, ""
@@ -436,241 +434,14 @@ class Session:
             offset = self.to_real(offset, line)
         reply = self.g.call(f"lseek {file.fd} {offset:#x} {op.whence}")
         if not reply.ok:
-            return _status(reply), "", ""
+            return status(reply), "", ""
         return f"= {reply.values[0]}", "", ""
 
     def op_close(self, op, line):
         file = self._obj(op.file, RealFile)
         if file is None:
             return "EBADF", "", ""
-        return _status(self.g.call(f"close {file.fd}")), "", ""
-
-    # --- kernel/resource.c through the test module ---------------------------------------
-
-    def _ctl(self, command: str) -> tuple[Reply, str]:
-        reply = self.g.call(f"ctl {command}")
-        return reply, _status(reply)
-
-    def _root(self, node: object) -> str | None:
-        if node in ("iomem", "ioport"):
-            return str(node)
-        if isinstance(node, int) and self.objs.get(node) == "module":
-            return f"h{node}"
-        return None
-
-    def _claim(self, line: LinePlan, root: str, start: int, n: int, flags: int,
-               name: str) -> tuple:
-        if root == "iomem":
-            start = self.to_real(start, line)
-        reply, status = self._ctl(f"region {root} {start:#x} {n:#x} {flags:#x} "
-                                  f"{line.handle} {name}")
-        if reply.ok:
-            self._bind(line, "module")
-        return status, f"start {start:#x}", ""
-
-    def op_request_region(self, op, line):
-        if op.NAME == "__request_region":
-            root = self._root(op.parent)
-            if root is None:
-                return "EBADF", "", ""
-            return self._claim(line, root, op.start, op.n, op.flags, op.name)
-        root, flags = MACRO_ROOT_FLAGS.get(op.macro, ("ioport", 0))
-        return self._claim(line, root, op.start, op.n, flags, op.name)
-
-    def op_request_mem_region(self, op, line):
-        flags = IORESOURCE_EXCLUSIVE if op.exclusive == "yes" else 0
-        return self._claim(line, "iomem", op.start, op.n, flags, op.name or "drv")
-
-    def _release(self, line: LinePlan, root: str, start: int, n: int) -> tuple:
-        if root == "iomem":
-            start = self.to_real(start, line)
-        return self._ctl(f"release {root} {start:#x} {n:#x}")[1], f"start {start:#x}", ""
-
-    def op_release_region(self, op, line):
-        root = self._root(op.parent)
-        if root is None:
-            return "EBADF", "", ""
-        return self._release(line, root, op.start, op.n)
-
-    def op_release_mem_region(self, op, line):
-        return self._release(line, "iomem", op.start, op.n)
-
-    def _new_struct(self, op, line, command: str):
-        root = self._root(op.parent)
-        if root is None:
-            return "EBADF", "", ""
-        start, end = op.start, op.end
-        if root == "iomem":
-            start, end = self.to_real(start, line), self.to_real(end, line)
-        reply, status = self._ctl(f"{command} {root} {start:#x} {end:#x} {op.flags:#x} "
-                                  f"{op.desc} {line.handle} {op.name}")
-        # The struct is the line's handle whatever the answer (the model's rule too).
-        if reply.ok or reply.status == "err":
-            self._bind(line, "module")
-        return status, "", ""
-
-    def op_request_resource(self, op, line):
-        return self._new_struct(op, line, "reqres")
-
-    def op_insert_resource(self, op, line):
-        return self._new_struct(op, line, "insres")
-
-    def op_insert_resource_expand_to_fit(self, op, line):
-        return self._new_struct(op, line, "insfit")
-
-    def _on_struct(self, op, command: str, args: str = ""):
-        root = self._root(op.res)
-        if root is None:
-            return "EBADF", "", ""
-        return self._ctl(f"{command} {root}{args}")[1], "", ""
-
-    def op_release_resource(self, op, line):
-        return self._on_struct(op, "relres")
-
-    def op_remove_resource(self, op, line):
-        return self._on_struct(op, "rmres")
-
-    def op_adjust_resource(self, op, line):
-        return self._on_struct(op, "adjres", f" {op.start:#x} {op.size:#x}")
-
-    def op_request_free_mem_region(self, op, line):
-        root = self._root(op.base)
-        if root is None:
-            return "EBADF", "", ""
-        reply, status = self._ctl(f"freemem {root} {op.size:#x} {line.handle} {op.name}")
-        if reply.ok:
-            self._bind(line, "module")
-        return status, "", ""
-
-    def op_region_intersects(self, op, line):
-        start = self.to_real(op.start, line)
-        reply, status = self._ctl(f"intersects {start:#x} {op.size:#x} {op.flags:#x} "
-                                  f"{op.desc}")
-        if not reply.ok:
-            return status, "", ""
-        return f"= {REGION_NAMES.get(int(reply.values[0]), reply.values[0])}", "", ""
-
-    def op_page_is_ram(self, op, line):
-        reply, status = self._ctl(f"pageram {op.pfn:#x}")
-        if not reply.ok:
-            return status, "", ""
-        return f"= {'true' if int(reply.values[0]) else 'false'}", "", ""
-
-    # --- PCI: sysfs writes and hot-plug --------------------------------------------------
-
-    def _sysfs(self, path: str, text: str) -> str:
-        return _status(self.g.call(f"wr {path} {text}"))
-
-    def _dev_path(self, model_dev: str) -> str:
-        return f"/sys/bus/pci/devices/{self.real_name(model_dev)}"
-
-    def op_remove(self, op, line):
-        status = self._sysfs(f"{self._dev_path(op.dev)}/remove", "1")
-        self.refresh()
-        return status, "", ""
-
-    def op_rescan(self, op, line):
-        status = self._sysfs("/sys/bus/pci/rescan", "1")
-        self.refresh()
-        return status, "", ""
-
-    def _load(self, driver: str) -> str:
-        """insmod a real driver (and what it needs) the first time a line binds it: with
-        drivers_autoprobe 0 the load binds nothing by itself."""
-        for module in DRIVER_MODULES[driver]:
-            if module not in self.loaded:
-                reply = self.g.call(f"sh insmod /lib/iomemfuzz/{module}.ko 2>&1")
-                if reply.values != ("0",):
-                    return f"insmod {module} failed: {' '.join(reply.lines)}"
-                self.loaded.append(module)
-        return ""
-
-    def op_bind(self, op, line):
-        real = self.real_name(op.dev)
-        driver = op.driver or "drv"
-        note = ""
-        if driver in DRIVER_MODULES:
-            failed = self._load(driver)
-            if failed:
-                return "not run", "", failed
-        if driver not in self.plan.modules:
-            status = self._sysfs(f"{self._dev_path(op.dev)}/driver_override", driver)
-            if status != "ok":
-                return status, "", "driver_override failed"
-        elif (op.claims == "yes") != (driver == "e1000"):
-            note = f"the real {driver} {'claims' if driver == 'e1000' else 'never claims'}"
-        status = self._sysfs(f"/sys/bus/pci/drivers/{driver}/bind", real)
-        if status == "ok":
-            self.bound.add(real)
-        return status, "", note
-
-    def op_unbind(self, op, line):
-        return self._sysfs(f"{self._dev_path(op.dev)}/driver/unbind",
-                           self.real_name(op.dev)), "", ""
-
-    def op_resize(self, op, line):
-        return self._sysfs(f"{self._dev_path(op.dev)}/resource{op.bar}_resize",
-                           str(op.size)), "", ""
-
-    def _wait_devices(self, until) -> set[str]:
-        deadline = time.monotonic() + HOTPLUG_WAIT_S
-        while True:
-            devs = set(self.g.sh("ls /sys/bus/pci/devices"))
-            if until(devs) or time.monotonic() > deadline:
-                return devs
-            time.sleep(0.3)
-
-    def _port(self, model_dev: str) -> dict[str, object] | None:
-        """Where a hot-added card goes: the model's own slot on an i440fx root bus (ACPI
-        hotplug), else the next free PCIe root port of a q35 guest."""
-        if self.plan.guest is not None and not self.plan.guest.q35:
-            if model_dev[:8] != "0000:00:" or not model_dev.endswith(".0"):
-                return None
-            return {"bus": "pci.0", "addr": f"{int(model_dev[8:10], 16):#x}"}
-        return {"bus": self.ports.pop(0)} if self.ports else None
-
-    def op_hotadd(self, op, line):
-        port = self._port(op.dev)
-        if port is None:
-            return "not run", "", "no hotplug slot in this guest takes that card"
-        card = line.card
-        assert card is not None
-        before = set(self.g.sh("ls /sys/bus/pci/devices"))
-        qid = f"ha{line.index}"
-        props = {"driver": card.qemu, "id": qid, **port}
-        if op.rom:
-            assert self.g.workdir is not None
-            rom = self.g.workdir / f"rom-{op.rom:#x}.bin"
-            rom.write_bytes(b"\x55\xaa" + bytes(op.rom - 2))
-            props["romfile"] = str(rom)
-        else:
-            props["rombar"], props["romfile"] = 0, ""
-        try:
-            self.g.qmp("device_add", **props)
-        except GuestDied:
-            raise
-        except GuestError as exc:
-            return "not run", "", f"QEMU refused the card: {exc}"
-        after = self._wait_devices(lambda devs: len(devs - before) > 0)
-        new = sorted(after - before)
-        if not new:
-            return "ETIMEDOUT", "", "the guest never saw the card"
-        self.names[op.dev] = new[0]
-        self.hotadded[op.dev] = qid
-        self.refresh()
-        notes = [f"{card.qemu} card at {new[0]}", *line.card_diffs]
-        return "ok", "", "; ".join(notes)
-
-    def op_hotremove(self, op, line):
-        qid = self.hotadded.get(op.dev)
-        if qid is None:
-            return "not run", "", "only cards the Program hot-added can be pulled"
-        real = self.real_name(op.dev)
-        self.g.qmp("device_del", id=qid)
-        self._wait_devices(lambda devs: real not in devs)
-        del self.hotadded[op.dev]
-        self.refresh()
-        return "ok", "", ""
+        return status(self.g.call(f"close {file.fd}")), "", ""
 
     # --- between Programs ----------------------------------------------------------------
 

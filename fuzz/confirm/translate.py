@@ -113,6 +113,16 @@ HOW: dict[str, How] = {
 }
 
 
+# Operations that only look: when one of them cannot run, later lines still run in the
+# state the model had. Any other line that cannot run may leave the real kernel in another
+# state than the model's, and a later disagreement says so.
+QUERIES = frozenset({
+    "iomem_is_exclusive", "walk_iomem_res_desc", "walk_system_ram_res", "walk_mem_res",
+    "walk_system_ram_range", "lookup_resource", "iomem_map_sanity_check", "read_proc_iomem",
+    "region_intersects", "page_is_ram", "touch", "ptrace_access", "read", "lseek",
+})
+
+
 def how(op: object) -> How:
     """The route for one operation, taking ``mode=spawn`` lines out (scheduler lines)."""
     entry = HOW.get(type(op).NAME, _none("unknown operation"))

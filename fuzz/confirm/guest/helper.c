@@ -20,8 +20,10 @@
  *   munmap MAPPING
  *   touch MAPPING OFFSET r|w    -> = ok VALUE (a 32-bit load when aligned, else a byte)
  *   pmem MAPPING OFFSET r|w     -> the same access through /proc/self/mem
- *   pread FD OFFSET COUNT       -> = ok RETURNED FIRST-BYTES
- *   pwrite FD OFFSET COUNT      (writes back what a read at the offset returned)
+ *   pread FD OFFSET COUNT       -> = ok RETURNED FIRST-BYTES: lseek(SEEK_SET) then read(),
+ *                               so the file position moves as the model's read line moves it
+ *   pwrite FD OFFSET COUNT      the same for write(), writing back what a read at the
+ *                               offset returned (a failed write leaves the position at OFFSET)
  *   lseek FD OFFSET set|cur|end -> = ok POSITION
  *   ioctl FD mem|io|wc|uc       (the /proc/bus/pci PCIIOC_* requests)
  *   wr PATH TEXT                (one write(2) of TEXT: sysfs and debugfs files)
@@ -214,6 +216,11 @@ static void do_pmem(char **a)
 	close(fd);
 }
 
+static ssize_t write_all(int fd, const unsigned char *buf, size_t count)
+{
+	return write(fd, buf, count);
+}
+
 static void do_pread(char **a, int write)
 {
 	int fd = (int)num(a[0]);
@@ -231,10 +238,11 @@ static void do_pread(char **a, int write)
 		/* Write back what is there, so a write changes no register or byte. */
 		if (pread(fd, buf, count, off) < 0)
 			memset(buf, 0, count);
-		ret = pwrite(fd, buf, count, off);
-	} else {
-		ret = pread(fd, buf, count, off);
 	}
+	if (lseek(fd, off, SEEK_SET) < 0)
+		ret = -1;
+	else
+		ret = write ? write_all(fd, buf, count) : read(fd, buf, count);
 	if (ret < 0) {
 		reply_err(errno);
 	} else {

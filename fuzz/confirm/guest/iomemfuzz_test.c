@@ -20,7 +20,7 @@
  *      freemem ROOT SIZE ID NAME             request_free_mem_region()
  *      intersects START SIZE FLAGS DESC      region_intersects()
  *      pageram PFN                           page_is_ram()
- *      reset                                 release every struct still linked, newest
+ *      reset                                 release every struct still in a tree, newest
  *                                            first, and forget the handles
  *
  *    ROOT is "iomem", "ioport", or "hID" (a struct an earlier command created).
@@ -90,6 +90,17 @@ static struct resource *new_resource(u64 start, u64 end, unsigned long flags,
 	res->desc = desc;
 	res->name = kstrdup(name, GFP_KERNEL);
 	return res;
+}
+
+/* Is @res linked under @root? Compares pointers only: @res may have been freed. */
+static bool linked(struct resource *root, struct resource *res)
+{
+	struct resource *p;
+
+	for (p = root->child; p; p = p->sibling)
+		if (p == res || linked(p, res))
+			return true;
+	return false;
 }
 
 /* The words from @from to @end as one string again (a name may hold spaces). */
@@ -194,9 +205,12 @@ static long long run(char *line)
 		return region_intersects(a, b, c, d);
 	}
 	if (!strcmp(argv[0], "reset")) {
+		/* A handle may name a struct __release_region() freed: only structs still
+		 * found in one of the trees are dereferenced. */
 		for (id = MAX_HANDLES; id-- > 0;) {
-			if (handles[id] && handles[id]->parent)
-				release_resource(handles[id]);
+			res = handles[id];
+			if (res && (linked(&iomem_resource, res) || linked(&ioport_resource, res)))
+				release_resource(res);
 			handles[id] = NULL;
 		}
 		return 0;
