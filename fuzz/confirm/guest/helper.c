@@ -20,10 +20,8 @@
  *   munmap MAPPING
  *   touch MAPPING OFFSET r|w    -> = ok VALUE (a 32-bit load when aligned, else a byte)
  *   pmem MAPPING OFFSET r|w     -> the same access through /proc/self/mem
- *   pread FD OFFSET COUNT       -> = ok RETURNED FIRST-BYTES: lseek(SEEK_SET) then read(),
- *                               so the file position moves as the model's read line moves it
- *   pwrite FD OFFSET COUNT      the same for write(), writing back what a read at the
- *                               offset returned (a failed write leaves the position at OFFSET)
+ *   pread FD OFFSET COUNT       -> = ok RETURNED FIRST-BYTES (pread(2): no position change)
+ *   pwrite FD OFFSET COUNT      (pwrite(2) of what a pread at the offset returned)
  *   lseek FD OFFSET set|cur|end -> = ok POSITION
  *   ioctl FD mem|io|wc|uc       (the /proc/bus/pci PCIIOC_* requests)
  *   wr PATH TEXT                (one write(2) of TEXT: sysfs and debugfs files)
@@ -216,11 +214,6 @@ static void do_pmem(char **a)
 	close(fd);
 }
 
-static ssize_t write_all(int fd, const unsigned char *buf, size_t count)
-{
-	return write(fd, buf, count);
-}
-
 static void do_pread(char **a, int write)
 {
 	int fd = (int)num(a[0]);
@@ -239,10 +232,7 @@ static void do_pread(char **a, int write)
 		if (pread(fd, buf, count, off) < 0)
 			memset(buf, 0, count);
 	}
-	if (lseek(fd, off, SEEK_SET) < 0)
-		ret = -1;
-	else
-		ret = write ? write_all(fd, buf, count) : read(fd, buf, count);
+	ret = write ? pwrite(fd, buf, count, off) : pread(fd, buf, count, off);
 	if (ret < 0) {
 		reply_err(errno);
 	} else {

@@ -77,6 +77,12 @@ static struct resource *root_of(const char *word)
 	return NULL;
 }
 
+/* A name as the model passes it: an empty name is NULL (/proc/iomem prints "<BAD>"). */
+static const char *name_or_null(const char *name)
+{
+	return *name ? kstrdup(name, GFP_KERNEL) : NULL;
+}
+
 static struct resource *new_resource(u64 start, u64 end, unsigned long flags,
 				     unsigned long desc, const char *name)
 {
@@ -88,7 +94,7 @@ static struct resource *new_resource(u64 start, u64 end, unsigned long flags,
 	res->end = end;
 	res->flags = flags;
 	res->desc = desc;
-	res->name = kstrdup(name, GFP_KERNEL);
+	res->name = name_or_null(name);
 	return res;
 }
 
@@ -139,8 +145,7 @@ static long long run(char *line)
 		    id >= MAX_HANDLES)
 			return -EINVAL;
 		res = __request_region(root, a, b,
-				       kstrdup(argc >= 7 ? join(argv[6], end) : "", GFP_KERNEL),
-				       (int)c);
+				       name_or_null(argc >= 7 ? join(argv[6], end) : ""), (int)c);
 		if (!res)
 			return -EBUSY;
 		handles[id] = res;
@@ -177,8 +182,8 @@ static long long run(char *line)
 		if (!root || kstrtou64(argv[2], 0, &a) || kstrtouint(argv[3], 0, &id) ||
 		    id >= MAX_HANDLES)
 			return -EINVAL;
-		res = request_free_mem_region(root, a, kstrdup(argc >= 5 ? join(argv[4], end) : "",
-							       GFP_KERNEL));
+		res = request_free_mem_region(root, a,
+					      name_or_null(argc >= 5 ? join(argv[4], end) : ""));
 		if (IS_ERR(res))
 			return PTR_ERR(res);
 		handles[id] = res;
