@@ -2,11 +2,11 @@
 
 Each line's real answer is put in the model's vocabulary (``ok``, an errno name,
 ``SIGBUS``, ``= 0x4``, ``= 0000:00:03.0/bar0+0x10``, ``= ram``, ``= unbacked``), so the
-report compares two labels. What an access reached is read from the value a load
-returned and where the address lies in the real system: inside a BAR of a device and
-non-zero is that device (named as the model names it); zero is ``unbacked`` (QEMU answers
-reads that nothing decodes with zeros; hardware answers all-ones); inside System RAM is
-``ram``.
+report compares two labels. What an access reached comes from where the address lies in
+the real system and the device's state: inside a BAR of a present device with memory
+decode on is that device's register (named as the model names it), with decode off is
+``unbacked``; inside System RAM is ``ram``; elsewhere a load of zeros (QEMU) or all-ones
+(hardware's master abort) is ``unbacked`` (:meth:`Session.classify`).
 
 Names and addresses differ between the model and the guest (the guest's firmware placed
 the BARs, and a card hot-added on q35 sits behind a root port), so the session keeps two
