@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from iomemfuzz.fuzz.executor import Trace, run
-from iomemfuzz.fuzz.program import Program
+from iomemfuzz.fuzz.program import Program, op_line_numbers
 from iomemfuzz.model.profile import DEFAULT, resolve
 
 CLEAN = "clean"
@@ -43,12 +43,6 @@ class Result:
     @property
     def ok(self) -> bool:
         return not self.mismatches
-
-
-def _op_line_numbers(text: str) -> list[int]:
-    """1-based file line of each operation line (non-blank, non-comment)."""
-    return [i for i, raw in enumerate(text.splitlines(), start=1)
-            if raw.strip() and not raw.strip().startswith("#")]
 
 
 def _check_program_level(path: str, profile: str, expects: tuple[str, ...], trace: Trace,
@@ -87,7 +81,7 @@ def check_program(program: Program, path: str, text: str,
         targets = [profile_override]
     else:
         targets = [main] + [p for p in expectations if p is not None and p != main]
-    lines = _op_line_numbers(text)
+    lines = op_line_numbers(text)
     for name in targets:
         profile = resolve(name)
         trace = run(program, profile)
