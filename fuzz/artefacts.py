@@ -33,10 +33,11 @@ from iomemfuzz.fuzz import decode
 from iomemfuzz.fuzz.corpus import finding_path, program_files, safe_name, save_finding, write_atomic
 from iomemfuzz.fuzz.executor import run
 from iomemfuzz.fuzz.finding import Finding
-from iomemfuzz.fuzz.job import DEFAULT_TARGET, Workspace
+from iomemfuzz.fuzz.job_config import DEFAULT_TARGET
 from iomemfuzz.fuzz.minimize import DEFAULT_MAX_RUNS, minimize
 from iomemfuzz.fuzz.program import Program, ProgramSyntaxError, format_program, read_program
 from iomemfuzz.fuzz.targets import ENV_KNOWN, ENV_PROFILE, ENV_QUEUE
+from iomemfuzz.fuzz.workspace import Workspace
 from iomemfuzz.model.machine import DEFAULT_MACHINE
 from iomemfuzz.model.profile import DEFAULT, resolve
 
@@ -263,6 +264,12 @@ def merge_work_corpus(workdir: Path | str = "work", profile: str | None = None,
     interrupt the merge."""
     name = resolve(profile).name
     ws = Workspace(Path(workdir), name)
+    # The merge replaces the corpus a running job's workers read: never while one runs.
+    with ws.locked():
+        return _merge(ws, name, max_len, target)
+
+
+def _merge(ws: Workspace, name: str, max_len: int, target: Path | None) -> Merged:
     old = ws.root / "corpus.old"
     if old.is_dir() and not any(ws.corpus.iterdir()):
         # A merge was interrupted between its two renames: the old corpus is the corpus.

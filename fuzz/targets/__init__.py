@@ -47,6 +47,9 @@ ENV_MUTATOR = "IOMEMFUZZ_MUTATOR"
 ENV_QUEUE = "IOMEMFUZZ_QUEUE"
 ENV_KNOWN = "IOMEMFUZZ_KNOWN"
 PROFILE_FLAG = "-iomemfuzz_profile="
+# A line a job-mode target prints when its queue refused a write: the job reads it from the
+# target's output and stores the input itself ("UNQUEUED SIGNATURE HEX-INPUT WHY").
+UNQUEUED = "iomemfuzz-unqueued:"
 
 
 class FindingError(AssertionError):
@@ -183,9 +186,7 @@ class Harness:
         if not new:
             again = self.refinds.pick(trace.signatures, len(ops)) if self.queue else None
             if again is not None:
-                from iomemfuzz.fuzz.corpus import write_atomic
-
-                write_atomic(self.queue / refind_name(again, data), data)
+                self._enqueue(refind_name(again, data), again, data)
             return
         if self.queue is None:
             from iomemfuzz.fuzz.program import Program, format_program
@@ -194,12 +195,22 @@ class Harness:
             first = trace.first
             raise FindingError(new[0], self.profile.name, format_program(program),
                                first.message if first else "")
-        from iomemfuzz.fuzz.corpus import write_atomic
-
         self.seen.update(new)
         for sig in new:
             self.refinds.found(sig, len(ops))
-        write_atomic(self.queue / queue_name(new[0], data), data)
+        self._enqueue(queue_name(new[0], data), new[0], data)
+
+    def _enqueue(self, name: str, sig: str, data: bytes) -> None:
+        """Queue ``data`` for the job; when the disk refuses, hand it over on stdout
+        (the job reads every line the target prints) and keep fuzzing."""
+        from iomemfuzz.fuzz.corpus import write_atomic
+
+        assert self.queue is not None
+        try:
+            write_atomic(self.queue / name, data)
+        except OSError as exc:
+            print(f"{UNQUEUED} {sig} {data.hex()} {self.queue / name}: "
+                  f"{exc.strerror or exc}", flush=True)
 
 
 def die_with_parent() -> None:
