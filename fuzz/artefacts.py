@@ -35,7 +35,13 @@ from iomemfuzz.fuzz.executor import run
 from iomemfuzz.fuzz.finding import Finding
 from iomemfuzz.fuzz.job_config import DEFAULT_TARGET
 from iomemfuzz.fuzz.minimize import DEFAULT_MAX_RUNS, minimize
-from iomemfuzz.fuzz.program import Program, ProgramSyntaxError, format_program, read_program
+from iomemfuzz.fuzz.program import (
+    Program,
+    ProgramFileError,
+    ProgramSyntaxError,
+    format_program,
+    read_program,
+)
 from iomemfuzz.fuzz.targets import ENV_KNOWN, ENV_PROFILE, ENV_QUEUE
 from iomemfuzz.fuzz.workspace import Workspace
 from iomemfuzz.model.machine import DEFAULT_MACHINE
@@ -187,8 +193,8 @@ def export_seeds(out: Path | str, corpus: Path | str = "corpus",
     report = Exported()
     for path in corpus_programs(corpus, profile):
         try:
-            data = seed_bytes(read_program(str(path)))
-        except (ProgramSyntaxError, ValueError, OSError) as exc:
+            data = seed_bytes(read_program(path))
+        except (ProgramSyntaxError, ProgramFileError, ValueError) as exc:
             # One bad file (outside the decoder's domain, or unreadable) costs one seed,
             # reported by name, not the whole export or the fuzz job that exports first.
             report.skipped.append((path, str(exc)))
@@ -212,7 +218,10 @@ def known_signatures(corpus: Path | str, profile: str) -> set[str]:
     name = resolve(profile).name
     sigs: set[str] = set()
     for path in corpus_programs(corpus):
-        program = read_program(str(path))
+        try:
+            program = read_program(path)
+        except (ProgramSyntaxError, ProgramFileError):
+            continue  # export_seeds lists it among the skipped files
         for key, expects in program.expectations().items():
             if (key or program.profile or DEFAULT.name) == name:
                 sigs.update(e.partition(" ")[2].strip() for e in expects

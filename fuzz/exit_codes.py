@@ -6,6 +6,8 @@ from a bad argument or unreadable file (2) from a bug in iomemfuzz itself (3).
 
 from __future__ import annotations
 
+import textwrap
+
 OK = 0
 FINDING = 1
 INPUT = 2
@@ -28,11 +30,15 @@ TABLE: tuple[tuple[int, str], ...] = (
 PRECEDENCE = (INTERRUPTED, INPUT, INTERNAL, FINDING, OK)
 
 
-def table_text(indent: str = "  ") -> str:
+def table_text(indent: str = "  ", width: int = 88) -> str:
     """The table as the ``--help`` epilog prints it."""
-    lines = [f"{indent}{code:<4} {text}" for code, text in TABLE]
-    lines.append(f"{indent}When several apply, the first in the order "
-                 f"{', '.join(map(str, PRECEDENCE))} wins.")
+    lines = []
+    for code, text in TABLE:
+        lines += textwrap.wrap(text, width, initial_indent=f"{indent}{code:<4} ",
+                               subsequent_indent=indent + " " * 5)
+    lines += textwrap.wrap(f"When several apply, the first in the order "
+                           f"{', '.join(map(str, PRECEDENCE))} wins.", width,
+                           initial_indent=indent, subsequent_indent=indent)
     return "\n".join(lines)
 
 

@@ -211,8 +211,13 @@ class _Job:
         if cfg.seed is None:
             self.console.say(f"hypothesis seed {seed} (repeat this run with --seed {seed})")
         known = sorted(set(self.sink.known) | set(self.sink.reported))
-        self.hypothesis = HypothesisPool(self.profile, self.ws.queue, known, cfg.max_time,
-                                         cfg.jobs, seed, self.stats)
+        try:
+            self.hypothesis = HypothesisPool(self.profile, self.ws.queue, known,
+                                             cfg.max_time, cfg.jobs, seed, self.stats)
+        except OSError as exc:
+            # Its shared counters live in a temporary file (multiprocessing's heap).
+            raise OSError(exc.errno, f"cannot start the hypothesis workers: {exc.strerror}",
+                          exc.filename) from None
         try:
             self.hypothesis.run(self.stopped, self.elapsed, cfg.max_time, self.tick)
         finally:

@@ -244,7 +244,7 @@ def _comment(text: str) -> str:
 # Limits of what the reader accepts. Generous: the largest corpus file is about 3 KB and its
 # longest line about 160 characters; they bound the work any input can cause.
 MAX_PROGRAM_BYTES = 1 << 20
-MAX_LINE_CHARS = 4096
+MAX_LINE_CHARS = 16384
 # Whitespace around a line and between tokens: ASCII space and tab, and the CR of a CRLF
 # line end. Lines end at LF only; every other control or separator character (form feed,
 # U+0085, U+2028, ...) is part of its line, so line numbers are an editor's.

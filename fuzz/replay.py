@@ -15,7 +15,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from iomemfuzz.fuzz.executor import Trace, run
-from iomemfuzz.fuzz.program import Program, op_line_numbers
+from iomemfuzz.fuzz.program import (
+    Program,
+    ProgramFileError,
+    ProgramSyntaxError,
+    decode_program,
+    op_line_numbers,
+    parse_program,
+    read_program_bytes,
+)
 from iomemfuzz.model.profile import DEFAULT, resolve
 
 CLEAN = "clean"
@@ -103,3 +111,50 @@ def check_program(program: Program, path: str, text: str,
             expects = expectations.get(name, ())
         _check_program_level(path, name, expects, trace, result.mismatches)
     return result
+
+
+@dataclass
+class Replayed:
+    """One file of ``iomemfuzz replay``: its result, or why it could not be replayed."""
+
+    path: str
+    result: Result | None = None
+    error: ProgramSyntaxError | ProgramFileError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None and self.result.ok
+
+    def as_json(self) -> dict[str, object]:
+        out: dict[str, object] = {"path": self.path, "ok": self.ok}
+        if self.error is not None:
+            syntax = isinstance(self.error, ProgramSyntaxError)
+            out["error"] = {
+                "message": self.error.message if syntax else str(self.error),
+                "line": self.error.line if syntax else None,
+                "column": self.error.column if syntax else None}
+        if self.result is not None:
+            out["profiles"] = self.result.profiles
+            out["mismatches"] = [{"line": m.line or None, "message": m.message}
+                                 for m in self.result.mismatches]
+        return out
+
+
+def replay_bytes(data: bytes, path: str, profile_override: str | None = None) -> Replayed:
+    """Parse and check the bytes of one Program file; a malformed one is a Replayed with
+    its syntax error (file:line:column), never an exception."""
+    try:
+        text = decode_program(data, path)
+        program = parse_program(text, path)
+    except ProgramSyntaxError as exc:
+        return Replayed(path, error=exc)
+    return Replayed(path, check_program(program, path, text, profile_override))
+
+
+def replay_file(path: str, profile_override: str | None = None) -> Replayed:
+    """:func:`replay_bytes` of a file; a file that cannot be read is a Replayed too."""
+    try:
+        data = read_program_bytes(path)
+    except ProgramFileError as exc:
+        return Replayed(path, error=exc)
+    return replay_bytes(data, path, profile_override)

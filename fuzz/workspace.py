@@ -57,8 +57,11 @@ class Workspace:
                 raise WorkdirBusy(
                     f"work directory {self.root} is in use by another iomemfuzz job "
                     f"(pid {holder}); wait for it to end or give another --workdir") from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            except OSError as exc:
+                raise OSError(exc.errno, exc.strerror, str(self.lock_file)) from None
             yield
         finally:
             # Closing the descriptor drops the lock; the file (and its stale pid) stays.

@@ -249,6 +249,118 @@ PROFILES: dict[str, KernelProfile] = {p.name: p for p in _ROWS}
 DEFAULT = _DEB
 
 
+# Every setting in words, for `iomemfuzz profiles`: (when True, when False) for a switch,
+# {value: words} for a text setting. tests/unit/test_profile_words.py checks that every
+# setting and every allowed value has its words.
+SETTING_WORDS: dict[str, tuple[str, str] | dict[str, str]] = {
+    "region_intersects_nested": (
+        "region_intersects() looks into nested resources (b4afe4183ec7)",
+        "region_intersects() looks at top-level resources only"),
+    "iomem_is_exclusive_v516": (
+        "iomem_is_exclusive() as reworked in v5.16 (System RAM and EXCLUSIVE always "
+        "exclusive)",
+        "iomem_is_exclusive() as in v4.5-v5.15 (iomem=relaxed turns every check off)"),
+    "walkers_nested": (
+        "RAM walkers and page_is_ram() see nested resources (v5.14)",
+        "RAM walkers and page_is_ram() see top-level resources only"),
+    "strict_devmem": ("CONFIG_STRICT_DEVMEM=y", "CONFIG_STRICT_DEVMEM=n"),
+    "io_strict_devmem": ("CONFIG_IO_STRICT_DEVMEM=y", "CONFIG_IO_STRICT_DEVMEM=n"),
+    "iomem_cmdline": {
+        IOMEM_DEFAULT: "no iomem= boot parameter",
+        IOMEM_RELAXED: "booted with iomem=relaxed",
+        IOMEM_STRICT: "booted with iomem=strict",
+    },
+    "lockdown": {
+        LOCKDOWN_NONE: "no kernel lockdown",
+        LOCKDOWN_INTEGRITY: "lockdown=integrity (/dev/mem and PCI resource access refused)",
+        LOCKDOWN_CONFIDENTIALITY: "lockdown=confidentiality (integrity and more)",
+    },
+    "pat_enabled": ("PAT on: PCI resources can be mapped write-combining",
+                    "PAT off: no write-combining PCI mappings"),
+    "have_pci_legacy": ("legacy_io/legacy_mem files exist (alpha, powerpc)",
+                        "no legacy_io/legacy_mem files (x86)"),
+    "revoke_devmem": ("a claim revokes /dev/mem mappings of its range (v5.8)",
+                      "nothing is revoked: /dev/mem mappings survive claims"),
+    "revoke_pci_mmaps": (
+        "a claim also revokes PCI sysfs/procfs BAR mappings (v5.12)",
+        "PCI sysfs/procfs BAR mappings survive claims (zapped only with their file)"),
+    "mapping_at_open": (
+        "a PCI resource file finds its mapping at open() (v5.15)",
+        "a PCI resource file's mapping is captured when the file is created"),
+    "legacy_mem_mapping_typo": (
+        "legacy_mem's mapping is assigned to legacy_io (the 5.12-5.14 typo)",
+        "legacy_mem and legacy_io each get their own mapping"),
+    "legacy_files_wait_for_sysfs_init": (
+        "legacy files wait for sysfs to be initialised, like resource files",
+        "legacy files are created from host-bridge registration, before fs_initcall"),
+    "procfs_mmap_checks_exclusive": (
+        "procfs BAR mmap checks iomem_is_exclusive() (v5.12)",
+        "procfs BAR mmap does not check iomem_is_exclusive()"),
+    "iomem_init_inode_fails": ("iomem_init_inode() fails at fs_initcall (injected)",
+                               "iomem_init_inode() succeeds"),
+    "iomem_inode_in_resource": (
+        "the revocation inode is made in kernel/resource.c (v5.12)",
+        "the revocation inode is made by chr_dev_init() (v5.8-5.11)"),
+    "premerge_null_mapping_without_io_strict": (
+        "iomem_get_mapping() returns NULL when IO_STRICT_DEVMEM=n (never-merged 2020 "
+        "series)",
+        "iomem_get_mapping() always returns the mapping"),
+    "pci_resource_llseek_fixed": ("PCI resource files seek from their end (v6.7)",
+                                  "SEEK_END on a PCI resource file returns 0"),
+    "early_userspace": ("userspace may act before fs_initcall (test only)",
+                        "userspace starts after the initcalls"),
+    "dynamic_config_attrs": (
+        "config/rom/reset/vpd/label are created dynamically, before resourceN (<= 5.12)",
+        "config/rom/reset/vpd/label are static attributes"),
+    "res_attr_store_after_create": (
+        "pci_create_attr() stores res_attr[] after the file exists (6.1.3, v6.2)",
+        "pci_create_attr() stores res_attr[] before creating the file (double free on "
+        "EEXIST)"),
+    "static_resource_files": (
+        "resourceN are static attributes made at device_add (no pci_sysfs_init)",
+        "resourceN are made by pci_sysfs_init() or at hot-add"),
+    "proc_init_locked": ("pci_proc_init() is serialised and idempotent",
+                         "pci_proc_init() is neither serialised nor idempotent"),
+    "rom_visibility_at_device_add": (
+        "static attribute visibility is decided at device_add, before ROM fixups "
+        "(5.13-5.16)",
+        "static attribute visibility is decided after the final fixups"),
+    "resize_attr": ("resourceN_resize files exist (v6.1)", "no resourceN_resize files"),
+    "claim_policy": {
+        CLAIM_REVOKE: "a claim succeeds and revokes user mappings of its range (Linux)",
+        CLAIM_FAIL: "a claim fails with -EBUSY while user mappings of its range exist",
+    },
+    "promise_exclusive_after_claim": (
+        "promise: after a claim no user access reaches a claimed byte",
+        "no promise about user access after a claim"),
+    "revoke_granularity": {
+        GRANULARITY_PAGE: "revocation may reach whole pages around a claim",
+        GRANULARITY_BYTE: "revocation may reach claimed bytes only",
+    },
+}
+
+
+def describe_setting(name: str, value: object) -> str:
+    """``name = value`` in words (SETTING_WORDS), for people rather than Python."""
+    if name == "by_design":
+        ids = sorted(value)  # type: ignore[call-overload]
+        return (f"accepts {', '.join(ids)} by design (recorded, not findings)" if ids
+                else "accepts nothing by design")
+    words = SETTING_WORDS[name]
+    if isinstance(words, tuple):
+        return words[0] if value else words[1]
+    return words[str(value)]
+
+
+def differences(profile: KernelProfile, base: KernelProfile | None) -> dict[str, object]:
+    """The settings of ``profile`` that differ from ``base`` (all of them without one)."""
+    own = profile.settings()
+    if base is None:
+        return own
+    theirs = base.settings()
+    return {k: v for k, v in own.items() if theirs[k] != v}
+
+
 class ProfileError(ValueError):
     """A profile name or override that does not exist or does not parse."""
 
