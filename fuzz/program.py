@@ -250,6 +250,7 @@ MAX_LINE_CHARS = 16384
 # U+0085, U+2028, ...) is part of its line, so line numbers are an editor's.
 _LINE_WS = " \t\r"
 _TOKEN_WS = " \t"
+_BLANKS = re.compile(f"[{_TOKEN_WS}]*")
 
 
 class ProgramFileError(OSError):
@@ -378,8 +379,7 @@ class _Cursor:
         return ProgramSyntaxError(self.path, self.lineno, col, message)
 
     def skip_ws(self) -> None:
-        while self.pos < len(self.text) and self.text[self.pos] in _TOKEN_WS:
-            self.pos += 1
+        self.pos = _BLANKS.match(self.text, self.pos).end()  # type: ignore[union-attr]
 
     def at_end(self) -> bool:
         return self.pos >= len(self.text)
