@@ -22,8 +22,8 @@ TABLE: tuple[tuple[int, str], ...] = (
     (INTERNAL, "internal error: iomemfuzz itself failed (one line says where the "
                "traceback was written; --debug prints it), or a fuzz job's model raised "
                "or hung on an input"),
-    (INTERRUPTED, "interrupted (Ctrl-C, SIGTERM); a fuzz job still stores and "
-                  "summarises what it found"),
+    (INTERRUPTED, "interrupted by Ctrl-C (a fuzz job: also SIGTERM); a fuzz job still "
+                  "stores and summarises what it found"),
 )
 # When several apply (a fuzz job can find bugs and then meet a full disk), the first of
 # these wins.

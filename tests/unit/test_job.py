@@ -359,8 +359,9 @@ def test_sigint_ends_cleanly_with_a_summary(tmp_path):
         rest, _ = proc.communicate(timeout=30)
     finally:
         proc.kill()
-    assert proc.returncode == 1  # findings were made
-    assert "(interrupted) summary" in rest
+    # Interrupted wins over "findings were made" (exit_codes.PRECEDENCE).
+    assert proc.returncode == 130
+    assert "(interrupted) summary" in rest and "new findings: none" not in rest
     _replays(tmp_path / "corpus")
 
 
