@@ -43,6 +43,7 @@ _WORD = re.compile(r"\S+")
 _FLAGS = re.compile(r"[A-Za-z0-9_|]+")
 # Digits (leading zeros aside) of the largest argument value, 2**64 - 1, in decimal.
 _MAX_DIGITS = 20
+_MAX_MESSAGE = 300
 # The key of a header line; the value is the rest of the line. No pattern here can
 # backtrack more than linearly (an earlier `(.*?)\s*$` was quadratic in the line length).
 _HEADER = re.compile(r"#[ \t]?([a-z]+(?:@[A-Za-z0-9._:=,+-]+)?):")
@@ -52,6 +53,9 @@ class ProgramSyntaxError(ValueError):
     """Malformed Program text. Names the file, line and column, and what was expected."""
 
     def __init__(self, path: str, line: int, column: int, message: str) -> None:
+        if len(message) > _MAX_MESSAGE:
+            # A message quotes what it found, which can be a line's worth of text.
+            message = message[:_MAX_MESSAGE] + "..."
         self.path = path
         self.line = line
         self.column = column
