@@ -75,6 +75,7 @@ def _limit_file_size():
     resource.setrlimit(resource.RLIMIT_FSIZE, (300, 300))
 
 
+@pytest.mark.slow
 def test_file_size_limit_ends_the_job_with_a_summary_and_exit_2(tmp_path):
     pytest.importorskip("atheris")
     done = iomemfuzz("fuzz", "--max-time", "10", "--seed", "1", "--corpus",

@@ -6,9 +6,11 @@ from __future__ import annotations
 import signal
 import subprocess
 
+import pytest
 from robust_rig import IOMEMFUZZ, env, iomemfuzz, one_line
 
 
+@pytest.mark.slow
 def test_a_held_workdir_is_refused_naming_the_holder(tmp_path):
     work = tmp_path / "work"
     first = subprocess.Popen(

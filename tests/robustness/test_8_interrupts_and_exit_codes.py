@@ -10,6 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from iomemfuzz.fuzz import cli
 from robust_rig import IOMEMFUZZ, ROOT, env, one_line
 
@@ -31,6 +32,7 @@ def _ours(pid: int) -> bool:
     return bool(caught & SIGINT_BIT) and not ignored & SIGPIPE_BIT
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_the_first_0_3_s_is_exit_130_without_a_traceback():
     # Ctrl-C at 0, 20, ..., 300 ms after the start, or as soon after as the process runs
     # iomemfuzz code: before that (the interpreter's own start-up, about 20 ms on an idle
@@ -50,6 +52,7 @@ def test_ctrl_c_in_the_first_0_3_s_is_exit_130_without_a_traceback():
         assert err == "iomemfuzz: interrupted\n", (delay, err)
 
 
+@pytest.mark.slow
 def test_an_interrupted_job_exits_130_with_its_summary(tmp_path):
     proc = subprocess.Popen(
         [IOMEMFUZZ, "fuzz", "--engine", "hypothesis", "--max-time", "60", "--corpus",
