@@ -142,7 +142,8 @@ class Cell:
         return {"row": self.row, "profile": self.profile, "state": self.state,
                 "ran_as": self.ran_as, "signatures": list(self.signatures),
                 "classes": list(self.classes), "accepted": list(self.accepted),
-                "catalogs": list(self.catalogs), "reason": self.reason, "outcomes": list(self.outcomes)}
+                "catalogs": list(self.catalogs), "reason": self.reason,
+                "outcomes": list(self.outcomes)}
 
 
 @dataclass(frozen=True, slots=True)
