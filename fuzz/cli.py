@@ -55,6 +55,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    if args.lanes or args.iomem is not None:
+        from iomemfuzz.fuzz.reports import show_picture
+
+        return show_picture(args.file, profile=args.profile, lanes=args.lanes,
+                            iomem=args.iomem, output=args.output, everything=args.all)
     try:
         program = read_program(args.file)
         text = narrate(program, args.profile)
@@ -159,6 +164,19 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     return show(args.id, args.json)
 
 
+def cmd_matrix(args: argparse.Namespace) -> int:
+    from iomemfuzz.fuzz.reports import matrix
+
+    return matrix(as_json=args.json, as_markdown=args.markdown, pictures=args.picture,
+                  write_docs=args.write_docs, verbose=args.verbose)
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from iomemfuzz.fuzz.reports import plot
+
+    return plot(args.workdir, output=args.output)
+
+
 def cmd_resign(args: argparse.Namespace) -> int:
     from iomemfuzz.fuzz.resign import main
 
@@ -188,6 +206,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="narrate one run step by step")
     p.add_argument("file")
     p.add_argument("--profile", type=_profile_arg, default=None)
+    p.add_argument("--lanes", action="store_true",
+                   help="draw one lane per kernel task, the points each reached in order")
+    p.add_argument("--iomem", type=int, default=None, metavar="STEP",
+                   help="draw /proc/iomem before and after line STEP ([N] in the story)")
+    p.add_argument("-o", "--output", default=None,
+                   help="picture file, .svg or .png (default: FILE-lanes.svg / "
+                        "FILE-iomem-STEP.svg)")
+    p.add_argument("--all", action="store_true",
+                   help="--lanes: every slice (default: long uneventful runs shortened)")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("profiles", help="list the named kernel profiles and their settings")
@@ -251,6 +278,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an entry (B16) or a group (B29); omit for the list")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_catalog)
+
+    p = sub.add_parser("matrix", help="run every catalog reproducer on every profile: the "
+                                      "bug x profile table, grouped by question")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--markdown", action="store_true", help="print docs/MATRIX.md")
+    p.add_argument("--picture", action="append", default=[], metavar="FILE",
+                   help="also draw the heat map to FILE (.svg or .png; repeatable)")
+    p.add_argument("--write-docs", action="store_true",
+                   help="regenerate docs/MATRIX.md, docs/matrix.json and docs/ pictures")
+    p.add_argument("-v", "--verbose", action="store_true", help="every cell's signatures")
+    p.set_defaults(func=cmd_matrix)
+
+    p = sub.add_parser("plot", help="draw a fuzz job's coverage and findings over time")
+    p.add_argument("workdir", help="a fuzz --workdir (or one profile's folder in it, or "
+                                   "a stats.json)")
+    p.add_argument("-o", "--output", default=None,
+                   help="picture file, .svg or .png (default: progress.svg beside the data)")
+    p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("resign", help="rewrite the expect lines of corpus files under "
                                       "the current signatures")

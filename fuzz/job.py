@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from iomemfuzz.fuzz import decode
+from iomemfuzz.fuzz import decode, fuzz_stats
 from iomemfuzz.fuzz.corpus import (
     finding_path,
     program_files,
@@ -548,6 +548,9 @@ class _Job:
         self.sink = FindingSink(cfg.corpus, self.profile, self.engine, self.console,
                                 self.started, cfg.minimize_runs)
         self.stats = Stats()
+        self.stats_file = fuzz_stats.StatsFile(self.ws.root / fuzz_stats.NAME,
+                                               engine=self.engine, profile=self.profile,
+                                               max_time=cfg.max_time, jobs=cfg.jobs)
         self.workers: list[int] = []
         self.errors: list[Path] = []
         self._mark = (self.started, 0)
@@ -571,6 +574,8 @@ class _Job:
         self.console.progress(progress_line(self.engine, self.profile, self.elapsed(),
                                             self.cfg.max_time, self.stats,
                                             len(self.sink.reported)), force=force)
+        self.stats_file.tick(self.elapsed(), self.stats, self.sink.reported, force=force,
+                             known=len(self.sink.known), errors=len(self.errors))
 
     def collect_artifacts(self, folder: Path, tail: list[str]) -> None:
         if not folder.is_dir():

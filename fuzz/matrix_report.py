@@ -189,7 +189,7 @@ def describe_change(m: Matrix, ch: Change, role: str = "") -> str:
     """One generated sentence: "v6.1-deb-claim-fails (fail the claim while mapped;
     claim_policy=fail) removes B5, B6; introduces nothing; ..."."""
     settings = ", ".join(setting_changes(ch.base, ch.profile)) or "no setting"
-    head = f"{ch.profile} ({role + '; ' if role else ''}{settings} against {ch.base})"
+    head = f"{ch.profile} — {role + ': ' if role else ''}{settings} against {ch.base} —"
     parts = [f"removes {_ids(ch.removes, m, ch.profile)}"]
     if ch.accepts:
         parts.append(f"accepts as by design {_ids(ch.accepts)}")
@@ -214,13 +214,13 @@ def summaries(m: Matrix, g: Group) -> list[str]:
         return [f"{p}: {resolve(p).description}; finding: {_ids(_has(m, p))}."
                 for p in g.profiles]
     if g.baseline is not None:
-        out = [f"{g.baseline} ({g.role(g.baseline) or resolve(g.baseline).description}) "
-               f"has {_ids(_has(m, g.baseline))}."]
+        out = [f"{g.baseline} — {g.role(g.baseline) or resolve(g.baseline).description} "
+               f"— has {_ids(_has(m, g.baseline))}."]
         out += [describe_change(m, compare(m, g.baseline, p), g.role(p))
                 for p in g.profiles if p != g.baseline]
         return out
     first = g.profiles[0]
-    out = [f"{first} ({resolve(first).description}) has {_ids(_has(m, first))}."]
+    out = [f"{first} — {resolve(first).description} — has {_ids(_has(m, first))}."]
     for before, after in zip(g.profiles, g.profiles[1:], strict=False):
         out.append(describe_change(m, compare(m, before, after),
                                    resolve(after).description))
@@ -300,13 +300,19 @@ def _md_cell(c: Cell, base: Cell | None = None, m: Matrix | None = None) -> str:
 
 
 def _differs(m: Matrix, g: Group, key: str) -> bool:
+    """Does ``key``'s row read differently across the group (a row that is n/a on every
+    profile of it does not, whatever its lines saw)?"""
     cells = [m.cell(key, p) for p in g.profiles]
+    if all(c.state in (NOT_APPLICABLE, NOT_RUN) for c in cells):
+        return False
     return len({(c.state, c.signatures, c.accepted, c.outcomes) for c in cells}) > 1
 
 
 def _question_md(m: Matrix, g: Group, number: int) -> list[str]:
     out = ["", f"### {number}. {g.title}", ""]
-    out += [f"- {s}" for s in summaries(m, g)]
+    for s in summaries(m, g):
+        name, _, rest = s.partition(" ")
+        out.append(f"- **{name}** {rest.replace('->', '→')}")
     keys = [r.key for r in m.rows if _differs(m, g, r.key)]
     if g.key == PLANTED[0]:
         keys = [r.key for r in m.rows if r.planted]
