@@ -401,8 +401,9 @@ before): *removes* (a finding there, none here), *accepts as by design*, *introd
 differently without a verdict change (the first line whose outcome differs)."""
 
 
-def markdown(m: Matrix, *, pictures: tuple[str, str] = ("matrix.svg", "matrix.png")) -> str:
-    """docs/MATRIX.md."""
+def markdown(m: Matrix, *, pictures: tuple[str, str] = ("matrix.svg", "matrix.png"),
+             examples: Iterable[tuple[str, str]] = ()) -> str:
+    """docs/MATRIX.md; ``examples`` are (file, caption) of other pictures in docs/."""
     svg, png = pictures
     out = [
         "# The bug × profile matrix",
@@ -418,8 +419,11 @@ def markdown(m: Matrix, *, pictures: tuple[str, str] = ("matrix.svg", "matrix.pn
         "",
         f"[![The matrix as a heat map: profiles down, reproducers across]({svg})]({png})",
         "",
-        "## The answers",
     ]
+    shown = [f"[{caption}]({name})" for name, caption in examples]
+    if shown:
+        out += ["More pictures: " + "; ".join(shown) + ".", ""]
+    out += ["## The answers"]
     for i, g in enumerate(groups(m), start=1):
         out += _question_md(m, g, i)
     out += ["", "## The whole matrix", "",

@@ -48,7 +48,9 @@ def matrix(*, as_json: bool = False, as_markdown: bool = False, pictures: Sequen
     if as_json:
         out.write(json_text(m))
     elif as_markdown:
-        out.write(markdown(m))
+        from iomemfuzz.fuzz.pictures.docs import captions
+
+        out.write(markdown(m, examples=captions()))
     else:
         out.write(text(m, verbose=verbose))
     if pictures:

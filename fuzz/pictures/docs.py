@@ -38,20 +38,30 @@ class Example:
     source: str  # from the repository root
     step: int | None = None
     command: str = ""
+    caption: str = ""
 
 
 EXAMPLES: tuple[Example, ...] = (
     Example("race-b1.svg", "lanes",
             "corpus/findings/v6.1-deb/b1-pci-sysfs-init-meets-async-bus-add.prog",
             command="iomemfuzz show --lanes corpus/findings/v6.1-deb/"
-                    "b1-pci-sysfs-init-meets-async-bus-add.prog -o docs/race-b1.svg"),
+                    "b1-pci-sysfs-init-meets-async-bus-add.prog -o docs/race-b1.svg",
+            caption="B1's race, one lane per kernel task (`iomemfuzz show --lanes`)"),
     Example("iomem-b15-claim.svg", "iomem",
             "corpus/findings/v6.1-deb/b15-claim-revokes-mapping.prog", 2,
             command="iomemfuzz show --iomem 2 corpus/findings/v6.1-deb/"
-                    "b15-claim-revokes-mapping.prog -o docs/iomem-b15-claim.svg"),
+                    "b15-claim-revokes-mapping.prog -o docs/iomem-b15-claim.svg",
+            caption="B15's claim revoking a /dev/mem mapping, /proc/iomem before and after "
+                    "(`iomemfuzz show --iomem 2`)"),
     Example("fuzz-progress.svg", "progress", "docs/" + FUZZ_STATS,
-            command="iomemfuzz plot docs/fuzz-stats.json -o docs/fuzz-progress.svg"),
+            command="iomemfuzz plot docs/fuzz-stats.json -o docs/fuzz-progress.svg",
+            caption="a two-minute fuzz job's coverage and findings (`iomemfuzz plot`)"),
 )
+
+
+def captions() -> list[tuple[str, str]]:
+    """(file, caption) of each example, for docs/MATRIX.md."""
+    return [(ex.name, ex.caption) for ex in EXAMPLES]
 
 
 def example_data(ex: Example, root: Path) -> Any:
@@ -86,7 +96,7 @@ def write_docs(root: Path, matrix: Matrix | None = None,
     docs = root / "docs"
     m = matrix if matrix is not None else compute(root=root)
     written = []
-    for name, text in ((MATRIX_MD, markdown(m)), (MATRIX_JSON, json_text(m))):
+    for name, text in ((MATRIX_MD, markdown(m, examples=captions())), (MATRIX_JSON, json_text(m))):
         (docs / name).write_text(text, encoding="utf-8")
         written.append(docs / name)
     manifest: dict[str, dict[str, str]] = {}
@@ -115,7 +125,7 @@ def stale(root: Path, matrix: Matrix | None = None) -> list[str]:
     docs = root / "docs"
     m = matrix if matrix is not None else compute(root=root)
     out = []
-    for name, text in ((MATRIX_MD, markdown(m)), (MATRIX_JSON, json_text(m))):
+    for name, text in ((MATRIX_MD, markdown(m, examples=captions())), (MATRIX_JSON, json_text(m))):
         path = docs / name
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
             out.append(f"docs/{name} differs from the matrix")
