@@ -455,11 +455,20 @@ class Kernel:
                       write: bool) -> tuple[int, Target | None]:
         return self.mm.access_remote(vma, offset, length, write=write)
 
-    def read(self, file: File, offset: int, count: int) -> int:
-        return file.f_op.read(file, offset, count)
+    def pread(self, file: File, offset: int, count: int) -> int:
+        """pread64(2): the file's ->read at ``offset``; the file position does not move
+        (ksys_pread64 hands the method a copy of the offset, never f_pos)."""
+        pos = file.pos
+        ret = file.f_op.read(file, offset, count)
+        file.pos = pos
+        return ret
 
-    def write(self, file: File, offset: int, count: int) -> int:
-        return file.f_op.write(file, offset, count)
+    def pwrite(self, file: File, offset: int, count: int) -> int:
+        """pwrite64(2): the file's ->write at ``offset``; the position does not move."""
+        pos = file.pos
+        ret = file.f_op.write(file, offset, count)
+        file.pos = pos
+        return ret
 
     def llseek(self, file: File, offset: int, whence: int) -> int:
         return file.f_op.llseek(file, offset, whence)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from iomemfuzz.fuzz.confirm.plan import LinePlan
 from iomemfuzz.fuzz.confirm.qemu import Reply
 from iomemfuzz.fuzz.confirm.results import status
-from iomemfuzz.model.resource import IORESOURCE_EXCLUSIVE, IORESOURCE_MUXED
+from iomemfuzz.model.ioport import IORESOURCE_EXCLUSIVE, IORESOURCE_MUXED
 
 REGION_NAMES = {0: "INTERSECTS", 1: "DISJOINT", 2: "MIXED"}
 MACRO_ROOT_FLAGS = {"io": ("ioport", 0), "io_muxed": ("ioport", IORESOURCE_MUXED),

@@ -31,7 +31,7 @@ from iomemfuzz.fuzz.confirm.results import (
     status,
 )
 from iomemfuzz.fuzz.confirm.translate import QUERIES
-from iomemfuzz.model.resource import IORESOURCE_IO, IORESOURCE_MEM
+from iomemfuzz.model.ioport import IORESOURCE_IO, IORESOURCE_MEM
 
 __all__ = ["LineResult", "ProgramResult", "Session", "read_bars"]
 
