@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,6 @@ PROGRAMS = [
     SEEDS / "mapping-qemu-i440fx-bind-revokes.prog",
     SEEDS / "pci-qemu-i440fx-remove-rescan.prog",
 ]
-BUDGET_S = 120.0
 
 
 @pytest.mark.slow
@@ -35,10 +33,8 @@ def test_three_programs_confirm_on_a_real_kernel():
         pytest.skip("iomemfuzz confirm needs Debian packages that are not installed "
                     f"(.ci/run installs them): {install_command(missing)}")
     out, err = io.StringIO(), io.StringIO()
-    began = time.monotonic()
     code = confirm_files([str(p) for p in PROGRAMS], Options(kernel="6.1"), as_json=True,
                          out=out, err=err)
-    took = time.monotonic() - began
     assert code == 0, out.getvalue() + err.getvalue()
     results = json.loads(out.getvalue())
     assert [r["path"] for r in results] == [str(p) for p in PROGRAMS]
@@ -52,4 +48,3 @@ def test_three_programs_confirm_on_a_real_kernel():
     assert bind['r2 = bind(dev="0000:00:03.0", driver="e1000")'] == "ok"
     assert "SIGBUS" in bind.values()
     assert rescan["r6 = rescan()"] == "ok"
-    assert took < BUDGET_S, f"confirm took {took:.0f} s"

@@ -19,9 +19,9 @@ before misuse fails the test.
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import replace
 
+import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
@@ -55,10 +55,9 @@ from iomemfuzz.model.resource_check import I3_EMPTY, preorder, tree_problems
 from iomemfuzz.model.resource_tree import ResourceTree
 from iomemfuzz.model.sched import WOULD_BLOCK
 
-# The CI budget: at least this many operations across all runs, in well under a minute.
+# At least this many operations across all runs (15-30 s on a loaded 2-core box; a
+# count, not a time: speed is a benchmark's business).
 MIN_OPERATIONS = int(os.environ.get("IOMEMFUZZ_TREE_OPS", "20000"))
-# Typically 15-30 s on a loaded 2-core box; the budget only stops a runaway loop.
-TIME_BUDGET_S = 120.0 * max(1, MIN_OPERATIONS // 20_000)
 # Shrinking these sequences can take minutes; CI reports the failing run as generated (it
 # replays with the printed seed). Set IOMEMFUZZ_SHRINK=1 to shrink locally.
 PHASES = tuple(Phase) if os.environ.get("IOMEMFUZZ_SHRINK") else (
@@ -446,12 +445,12 @@ class TreeOperations(RuleBasedStateMachine):
             assert not bad, bad
 
 
+@pytest.mark.slow  # 20,000 operations
 def test_tree_operations_keep_the_invariants():
     """Run the state machine until MIN_OPERATIONS operations have been executed."""
     from hypothesis.stateful import run_state_machine_as_test
 
     Counter.operations = 0
-    started = time.monotonic()
     rounds = 0
     while Counter.operations < MIN_OPERATIONS:
         run_state_machine_as_test(TreeOperations, settings=settings(
@@ -460,7 +459,5 @@ def test_tree_operations_keep_the_invariants():
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                    HealthCheck.filter_too_much]))
         rounds += 1
-        assert time.monotonic() - started < TIME_BUDGET_S, (
-            f"only {Counter.operations} operations in {TIME_BUDGET_S}s")
     assert Counter.operations >= MIN_OPERATIONS
     assert rounds >= 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -16,23 +15,17 @@ from iomemfuzz.fuzz.program import read_program
 from iomemfuzz.model import profile as profiles
 
 ROOT = Path(__file__).resolve().parents[2]
+# Every reproducer on every profile, in a module fixture: about ten seconds.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def timed():
-    started = time.monotonic()
-    m = mx.compute()
-    return m, time.monotonic() - started
+def m():
+    # How long it takes is a benchmark's business (the command prints it), not a test's.
+    return mx.compute()
 
 
-@pytest.fixture(scope="module")
-def m(timed):
-    return timed[0]
-
-
-def test_the_whole_matrix_runs_well_under_a_minute(timed):
-    m, seconds = timed
-    assert seconds < 60, f"matrix took {seconds:.1f}s"
+def test_the_whole_matrix_has_a_cell_per_row_and_profile(m):
     assert len(m.cells) == len(m.rows) * len(m.profiles)
 
 

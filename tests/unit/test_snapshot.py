@@ -48,6 +48,7 @@ def _copy(program: Program, profile) -> Kernel:
     return fresh_kernel(profile, machine, booted=needs_boot(program.ops))
 
 
+@pytest.mark.slow  # every profile on every machine: 150 templates
 @pytest.mark.parametrize("machine", sorted(MACHINES))
 @pytest.mark.parametrize("profile", sorted(PROFILES))
 def test_every_profile_and_machine_has_a_checked_template(profile, machine):
@@ -74,6 +75,7 @@ def test_corpus_and_decoded_programs_run_alike_on_copies_and_scratch_kernels():
     assert booted > 50  # both kinds of start are exercised
 
 
+@pytest.mark.slow  # every profile on every machine
 def test_a_run_leaves_nothing_behind_for_the_next_on_any_profile_or_machine():
     # As a fuzzer uses copies: one process, run after run. Program B must observe the
     # same after any Program A as on a kernel built from scratch.

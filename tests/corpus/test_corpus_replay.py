@@ -9,7 +9,7 @@ from iomemfuzz.fuzz.corpus import program_files
 from iomemfuzz.fuzz.program import read_program
 from iomemfuzz.fuzz.replay import check_program
 
-CORPUS = Path(__file__).resolve().parent.parent / "corpus"
+CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 FILES = sorted(program_files([CORPUS]))
 
 
