@@ -25,7 +25,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 
 from iomemfuzz.model import errno
-from iomemfuzz.model.event import INFO, NULL_DEREF, SIGBUS, UNMAP, Log
+from iomemfuzz.model.event import INFO, NULL_DEREF, SIGBUS, UNMAP, WARN, Log
 from iomemfuzz.model.profile import KernelProfile
 from iomemfuzz.model.sched import Point, complete
 
@@ -299,6 +299,9 @@ class Mm:
         self.vmas: list[Vma] = []  # every linked VMA not yet unmapped, in link order
         self.pending: list[Vma] = []  # populated VMAs parked before vma_link()
         self.resolvers: list[Resolver] = []
+        # What an address no decoder answers reaches (the Kernel names the machine's
+        # unclaimed-read value in it).
+        self.unbacked: Target = UNBACKED
         # Per-kernfs-node (and per proc entry) inode address spaces, keyed by the node.
         self._inode_spaces: dict[object, AddressSpace] = {}
         self._clock = 0
@@ -535,12 +538,13 @@ class Mm:
             self.resolvers.append(resolver)
 
     def physical(self, addr: int) -> Target:
-        """What the physical address ``addr`` reaches: asks each decoder in order."""
+        """What the physical address ``addr`` reaches: asks each decoder in order; when
+        none answers, :attr:`unbacked` (what the machine returns for an unclaimed read)."""
         for resolver in self.resolvers:
             target = resolver(addr)
             if target is not None:
                 return target
-        return UNBACKED
+        return self.unbacked
 
     def record_access(self, via: str, process: Process, phys: int, length: int,
                       write: bool, target: Target, vma: Vma | None = None, *,
@@ -602,7 +606,9 @@ class Mm:
         get_user_pages refuses VM_IO|VM_PFNMAP, so the access goes through the VMA's
         ``.access``: -EINVAL without a live PTE (spec §3.5), or for a write through a
         read-only PTE. For sysfs mmaps the kernfs wrapper first refuses (-EINVAL) once
-        the file has been removed. Returns (bytes or -errno, what was reached)."""
+        the file has been removed. A private copy a write made is ordinary RAM, which
+        neither kernel maps (-ENOMEM on 6.1, -EINVAL on 6.12). Returns (bytes or -errno,
+        what was reached)."""
         if vma.unmapped or not vma.process.alive or not 0 <= offset < vma.size:
             return -errno.EIO, None
         if vma.access_gate is not None and not vma.access_gate():
@@ -616,7 +622,14 @@ class Mm:
             return -errno.EINVAL, None
         length = max(1, min(length, PAGE_SIZE - (offset & (PAGE_SIZE - 1))))
         if state == PTE_COW:
-            return length, Target(TARGET_ANON, f"pid{vma.process.pid}")
+            # The PTE maps the process's anonymous copy, ordinary RAM: 6.12.118 refuses
+            # it before mapping (-EINVAL); before that, x86 ioremap() refuses RAM and
+            # warns (-ENOMEM). Neither returns the copy's bytes.
+            if self.profile.generic_access_phys_refuses_ram:
+                return -errno.EINVAL, None
+            self.log.emit(WARN, f"ioremap on RAM at pid{vma.process.pid}'s copy of "
+                          f"{vma.describe()} +{offset:#x}", pid=vma.process.pid, vma=vma.id)
+            return -errno.ENOMEM, None
         phys = ((vma.pgoff + index) << PAGE_SHIFT) | (offset & (PAGE_SIZE - 1))
         target = self.physical(phys)
         self.record_access("ptrace", vma.process, phys, length, write, target, vma)

@@ -16,9 +16,11 @@ from iomemfuzz.model.resource_check import preorder
 
 DEVICES = (
     PciDeviceSpec("00:01.0", (BarSpec(0x1000000, prefetch=True), None, BarSpec(0x1000)),
-                  vga=True, driver="bochs-drm"),
+                  vga=True, driver="bochs-drm", vendor=0x1234, device=0x1111,
+                  pci_class=0x030000),
     PciDeviceSpec("00:02.0", (BarSpec(0x40, io=True), BarSpec(0x1000), None, None,
-                              BarSpec(0x4000, prefetch=True, is64=True)), driver="virtio-pci"),
+                              BarSpec(0x4000, prefetch=True, is64=True)), driver="virtio-pci",
+                  vendor=0x1AF4, device=0x1000, pci_class=0x020000),
     PciDeviceSpec("00:03.0", (BarSpec(0x1000),)),
 )
 MACHINE = replace(DEFAULT_MACHINE, name="q35-with-devices", pci_devices=DEVICES)
