@@ -58,7 +58,7 @@ class ModuleLoad(Op):
     ("VVVV:DDDD[,...]", "*" for any; "" none: it binds only through new_id or
     driver_override)."""
 
-    driver: str = arg(Kind.NAME, "drv", choices=DRIVERS)
+    driver: str = arg(Kind.NAME, "e1000", choices=DRIVERS)
     ids: str = arg(Kind.NAME, "", choices=IDS)
     claims: str = arg(Kind.CHOICE, "yes", choices=YES_NO)
     mode: str = arg(Kind.CHOICE, "call", choices=MODES)
@@ -82,7 +82,7 @@ class ModuleUnload(Op):
     last bound first: its remove releases the claims, the devices keep decoding) and
     forgets its dynamic ids. ENOENT if no such module is loaded."""
 
-    driver: str = arg(Kind.NAME, "drv", choices=DRIVERS)
+    driver: str = arg(Kind.NAME, "e1000", choices=DRIVERS)
     mode: str = arg(Kind.CHOICE, "call", choices=MODES)
 
     def run(self, ctx: Context) -> Outcome:
@@ -99,7 +99,7 @@ class NewId(Op):
     EEXIST for an id the driver already has, EINVAL for fewer than two fields, ENOENT
     if DRIVER is not loaded."""
 
-    driver: str = arg(Kind.NAME, "drv", choices=DRIVERS)
+    driver: str = arg(Kind.NAME, "e1000", choices=DRIVERS)
     id: str = arg(Kind.NAME, "8086 100e", choices=NEW_IDS)
     mode: str = arg(Kind.CHOICE, "call", choices=MODES)
 
@@ -116,7 +116,7 @@ class RemoveId(Op):
     dynamic id (devices bound through it stay bound). ENODEV if there is none, ENOENT
     if DRIVER is not loaded."""
 
-    driver: str = arg(Kind.NAME, "drv", choices=DRIVERS)
+    driver: str = arg(Kind.NAME, "e1000", choices=DRIVERS)
     id: str = arg(Kind.NAME, "8086 100e", choices=NEW_IDS)
 
     def run(self, ctx: Context) -> Outcome:

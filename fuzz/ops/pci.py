@@ -209,7 +209,7 @@ class Bind(Op):
     probe's error (a claiming driver's claim revokes user mappings)."""
 
     dev: str = arg(Kind.NAME, DEV, choices=DEVS)
-    driver: str = arg(Kind.NAME, "drv", choices=DRIVERS)
+    driver: str = arg(Kind.NAME, "e1000", choices=DRIVERS)
     mode: str = arg(Kind.CHOICE, "call", choices=MODES)
 
     def run(self, ctx: Context) -> Outcome:
