@@ -51,6 +51,10 @@ class KernelProfile:
     iomem_is_exclusive_v516: bool = True
     # walk_system_ram_res / walk_mem_res / page_is_ram see nested nodes (v5.14). Spec §2.11.
     walkers_nested: bool = True
+    # A MUXED waiter sets its task state only after dropping resource_lock, so a release
+    # in between wakes nobody (before "resource: fix lost wakeup when waiting for a muxed
+    # region", stable 6.12.117; not in 6.1-deb).
+    muxed_wait_loses_wakeup: bool = True
     # get_free_mem_region() starts an ascending search at ALIGN(max(base.start, align))
     # and steps by the alignment, not the size, in both directions ("resource: make
     # alloc_free_mem_region() works for iomem_resource", v6.12): alloc_free_mem_region()
@@ -200,7 +204,8 @@ _V57 = replace(_V58, name="v5.7", description="v5.7: no revocation at all",
 _V612 = replace(_DEB, name="v6.12",
                 description="Debian linux-source-6.12 (6.12.118), Debian config",
                 pci_resource_llseek_fixed=True, host_probe_takes_rescan_lock=True,
-                gfr_steps_by_align=True, generic_access_phys_refuses_ram=True)
+                gfr_steps_by_align=True, generic_access_phys_refuses_ram=True,
+                muxed_wait_loses_wakeup=False)
 _NEXT = replace(_V612, name="next-2026",
                 description="linux-next 2026: static resource files, no pci_sysfs_init",
                 static_resource_files=True)

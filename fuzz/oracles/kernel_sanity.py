@@ -44,6 +44,8 @@ def _mechanism(event) -> str:
     if event.kind in (DOUBLE_FREE, USE_AFTER_FREE):
         return freed_in(str(event.get("freed_by") or ""))
     if event.kind == HANG:
+        if event.get("lost_wakeup"):
+            return "lost-wakeup"  # the wake-up came before the task slept (6.1 MUXED)
         holder = event.get("holder")
         return f"held-by-{slug(str(holder))}" if holder else ""
     return ""
@@ -94,6 +96,8 @@ def explain(kind: str, function: str, mechanism: str) -> str:
     if mechanism.startswith("freed-in-"):
         text += f"; it was freed first by {mechanism.removeprefix('freed-in-')}".replace(
             "-", " ")
+    elif mechanism == "lost-wakeup":
+        text += "; the wake-up came between dropping the lock and sleeping"
     elif mechanism.startswith("held-by-"):
         text += f"; {mechanism.removeprefix('held-by-')} holds what it waits for"
     return text
