@@ -163,6 +163,11 @@ def cmd_resign(args: argparse.Namespace) -> int:
     from iomemfuzz.fuzz.resign import main
 
     return main(args.paths, write=not args.dry_run, check=args.check)
+def cmd_confirm(args: argparse.Namespace) -> int:
+    from iomemfuzz.fuzz.confirm import Options, confirm_files
+
+    return confirm_files(args.files, Options(args.kernel, args.append or "", args.profile),
+                         as_json=args.json)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -255,6 +260,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true",
                    help="exit 1 if a change is more than a renaming (behaviour changed)")
     p.set_defaults(func=cmd_resign)
+    p = sub.add_parser("confirm", help="run Programs on a real kernel in QEMU and compare "
+                                       "each line with the model (docs/CONFIRM.md)")
+    p.add_argument("files", nargs="+", help=".prog files")
+    p.add_argument("--kernel", choices=("6.1", "6.12"), default="6.1")
+    p.add_argument("--append", default=None, help="extra kernel command line (iomem=relaxed)")
+    p.add_argument("--profile", type=_profile_arg, default=None,
+                   help="the model profile to compare with (default: the file's)")
+    p.add_argument("--json", action="store_true", help="JSON report")
+    p.set_defaults(func=cmd_confirm)
     return parser
 
 

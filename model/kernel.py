@@ -462,11 +462,20 @@ class Kernel:
                       write: bool) -> tuple[int, Target | None]:
         return self.mm.access_remote(vma, offset, length, write=write)
 
-    def read(self, file: File, offset: int, count: int) -> int:
-        return file.f_op.read(file, offset, count)
+    def pread(self, file: File, offset: int, count: int) -> int:
+        """pread64(2): the file's ->read at ``offset``; the file position does not move
+        (ksys_pread64 hands the method a copy of the offset, never f_pos)."""
+        pos = file.pos
+        ret = file.f_op.read(file, offset, count)
+        file.pos = pos
+        return ret
 
-    def write(self, file: File, offset: int, count: int) -> int:
-        return file.f_op.write(file, offset, count)
+    def pwrite(self, file: File, offset: int, count: int) -> int:
+        """pwrite64(2): the file's ->write at ``offset``; the position does not move."""
+        pos = file.pos
+        ret = file.f_op.write(file, offset, count)
+        file.pos = pos
+        return ret
 
     def llseek(self, file: File, offset: int, whence: int) -> int:
         return file.f_op.llseek(file, offset, whence)
@@ -519,6 +528,13 @@ class Kernel:
 
     def sysfs_drivers_probe(self, dev: PciDev | None) -> Path:
         return self.pci.drivers_probe(dev)
+
+    def sysfs_drivers_autoprobe(self, value: str) -> int:
+        """echo VALUE > /sys/bus/pci/drivers_autoprobe (`drivers_autoprobe_store()`,
+        drivers/base/bus.c, v6.1): text starting with '0' stops driver registration from
+        probing, anything else turns it back on."""
+        self.pci.state.drivers_autoprobe = not value.startswith("0")
+        return 0
 
     def sysfs_new_id(self, driver: str, text: str) -> Path:
         drv = self.pci_driver(driver)

@@ -600,15 +600,25 @@ class Mm:
 
     def access_remote(self, vma: Vma, offset: int, length: int = 1, *,
                       write: bool = False) -> tuple[int, Target | None]:
-        """Models ptrace / /proc/PID/mem on an iomem VMA: `__access_remote_vm()` →
-        ``vm_ops->access`` = `generic_access_phys()`, mm/memory.c, v6.1.
+        """Models what a debugger sees (`mem_rw()` of /proc/PID/mem, fs/proc/base.c, and
+        `generic_ptrace_peekdata()`, kernel/ptrace.c, v6.1) of ``__access_remote_vm()``
+        on an iomem VMA: nothing copied is -EIO, whatever the reason below it."""
+        ret, target = self.generic_access_phys(vma, offset, length, write=write)
+        return (-errno.EIO, None) if ret <= 0 else (ret, target)
+
+    def generic_access_phys(self, vma: Vma, offset: int, length: int = 1, *,
+                            write: bool = False) -> tuple[int, Target | None]:
+        """Models `__access_remote_vm()` → ``vm_ops->access`` = `generic_access_phys()`,
+        mm/memory.c, v6.1.
 
         get_user_pages refuses VM_IO|VM_PFNMAP, so the access goes through the VMA's
         ``.access``: -EINVAL without a live PTE (spec §3.5), or for a write through a
         read-only PTE. For sysfs mmaps the kernfs wrapper first refuses (-EINVAL) once
-        the file has been removed. A private copy a write made is ordinary RAM, which
-        neither kernel maps (-ENOMEM on 6.1, -EINVAL on 6.12). Returns (bytes or -errno,
-        what was reached)."""
+        the file has been removed. A page a private write copied is System RAM: on 6.1
+        ioremap_prot() refuses it with a warning (arch/x86/mm/ioremap.c) and the call
+        fails with -ENOMEM; 6.12.118 refuses it before mapping (-EINVAL, no warning;
+        ``profile.generic_access_phys_refuses_ram``). Returns (bytes or -errno, what was
+        reached)."""
         if vma.unmapped or not vma.process.alive or not 0 <= offset < vma.size:
             return -errno.EIO, None
         if vma.access_gate is not None and not vma.access_gate():
@@ -622,13 +632,10 @@ class Mm:
             return -errno.EINVAL, None
         length = max(1, min(length, PAGE_SIZE - (offset & (PAGE_SIZE - 1))))
         if state == PTE_COW:
-            # The PTE maps the process's anonymous copy, ordinary RAM: 6.12.118 refuses
-            # it before mapping (-EINVAL); before that, x86 ioremap() refuses RAM and
-            # warns (-ENOMEM). Neither returns the copy's bytes.
             if self.profile.generic_access_phys_refuses_ram:
                 return -errno.EINVAL, None
-            self.log.emit(WARN, f"ioremap on RAM at pid{vma.process.pid}'s copy of "
-                          f"{vma.describe()} +{offset:#x}", pid=vma.process.pid, vma=vma.id)
+            self.log.emit(WARN, f"ioremap on RAM: the copied page at {vma.describe()} "
+                          f"+{offset & ~(PAGE_SIZE - 1):#x}", function="ioremap_prot")
             return -errno.ENOMEM, None
         phys = ((vma.pgoff + index) << PAGE_SHIFT) | (offset & (PAGE_SIZE - 1))
         target = self.physical(phys)

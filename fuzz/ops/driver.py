@@ -160,3 +160,17 @@ class DriversProbe(Op):
             return ENODEV
         return _start(ctx, ctx.kernel.sysfs_drivers_probe(dev), f"drivers_probe {dev.name}",
                       self.mode)
+
+
+@op("drivers_autoprobe", family=FAMILY)
+class DriversAutoprobe(Op):
+    """echo VALUE > /sys/bus/pci/drivers_autoprobe: with 0, loading a module binds
+    nothing by itself (bind, drivers_probe, new_id and bus-add of a new device still
+    probe); anything not starting with 0 restores the default."""
+
+    value: str = arg(Kind.NAME, "0", choices=("0", "1"))
+
+    def run(self, ctx: Context) -> Outcome:
+        if not _userspace(ctx):
+            return EAGAIN
+        return errno_outcome(ctx.kernel.sysfs_drivers_autoprobe(self.value))

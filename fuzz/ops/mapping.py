@@ -365,7 +365,7 @@ class _ReadWrite(Op):
         if fn is None or not (file.writable if write else file.readable):
             return errno_outcome(-errno.EINVAL if fn is None else -errno.EBADF)
         kernel = ctx.kernel
-        ret = (kernel.write if write else kernel.read)(file, self.offset, self.count)
+        ret = (kernel.pwrite if write else kernel.pread)(file, self.offset, self.count)
         return errno_outcome(ret) if ret < 0 else value_outcome(ret)
 
 

@@ -245,7 +245,7 @@ touch(vma=r6)
 """
     assert _labels(text, "v6.1-deb") == [
         "ok", "EPERM", "ok", "EINVAL", "EINVAL", "EPERM", "ok", "= anon", "= anon",
-        "ENOMEM", "EPERM", "EINVAL", "ok", "= anon", "ok", "SIGSEGV"]
+        "EIO", "EPERM", "EINVAL", "ok", "= anon", "ok", "SIGSEGV"]
 
 
 def test_qemu_observed_sequence():
