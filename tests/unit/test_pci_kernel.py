@@ -79,7 +79,7 @@ def test_muxed_wait_wakes_through_the_tree_hook_and_hangs_otherwise():
     first = tree.request_muxed_region(0x2E, 2, "a")
     task = k.sched.spawn(tree.request_region_task(tree.ioport_resource, 0x2E, 2, "b",
                                                   IORESOURCE_MUXED), "b")
-    assert k.sched.step(task) == "blocked"
+    assert k.sched.run(task) == "blocked"
     tree.release_region(first.start, 2)
     assert k.finish() == [] and task.result is not None
     stuck = kernel()
