@@ -9,11 +9,13 @@ registered drivers. Each kernel file is one module of functions that take the
 :class:`PciCore` first, in that file's order: :mod:`~iomemfuzz.model.pci_probe`
 (probe.c), :mod:`~iomemfuzz.model.pci_bus` (bus.c), :mod:`~iomemfuzz.model.pci_remove`
 (remove.c), :mod:`~iomemfuzz.model.pci_setup_res` (setup-res.c, setup-bus.c, rebar.c),
-:mod:`~iomemfuzz.model.pci_x86` (arch/x86/pci), :mod:`~iomemfuzz.model.pci_driver`
-(pci-driver.c, the driver core's dd.c and bus.c, pci.c's region requests),
-:mod:`~iomemfuzz.model.pciehp_pci` and :mod:`~iomemfuzz.model.acpi_pci_root` (who
-enumerates); a module modelling several files has a section per file. A call from one
-kernel file into
+:mod:`~iomemfuzz.model.pci_x86` (arch/x86/pci), :mod:`~iomemfuzz.model.pci_enable`
+(pci.c: enable, disable, region requests), :mod:`~iomemfuzz.model.pci_driver`
+(pci-driver.c: matching, the bus's probe and remove, new_id), whose drivers are the data
+of :mod:`~iomemfuzz.model.pci_driver_table`, :mod:`~iomemfuzz.model.driver_core` (the
+driver core's dd.c, bus.c and driver.c), :mod:`~iomemfuzz.model.pciehp_pci` and
+:mod:`~iomemfuzz.model.acpi_pci_root` (who enumerates); a module modelling several files
+has a section per file. A call from one kernel file into
 another is an import of one module by another, so the import graph is the call graph
 between kernel files, and tools/import_cycles.py keeps it free of cycles. Module
 functions rather than mixins or per-file objects: a call names the file it goes to, as
@@ -21,6 +23,9 @@ in C, and there is no per-file object for kernel snapshots (fuzz/snapshot.py) to
 :class:`iomemfuzz.model.pci.Pci` is the facade the rest of the model holds: a PciCore
 that wires in pci-sysfs.c and proc.c and offers the entry points (remove, rescan,
 hot-add, bind, ...).
+
+The driver core reaches PCI only through ``pci_bus_type`` (match, probe, remove), as dd.c
+does in the kernel: :class:`PciBusCalls` here, which the facade wires to pci_driver.py.
 
 pci-sysfs.c and proc.c sit *above* the core, as in the kernel, where they call core
 functions (for_each_pci_dev, pci_rescan_bus) and the core calls them only through the

@@ -79,10 +79,3 @@ def driver_for(name: str, specs: tuple[PciDeviceSpec, ...]) -> PciDriver:
         return DRIVERS[name]
     ids = tuple(dict.fromkeys(PciId(s.vendor, s.device) for s in specs))
     return generic_driver(name, ids, specs[0].claims if specs else True)
-
-
-def driver_text(drv: PciDriver) -> str:
-    """One line about a driver for narration."""
-    ids = ",".join(i.text() for i in drv.id_table[:4]) or "none"
-    more = f"+{len(drv.id_table) - 4}" if len(drv.id_table) > 4 else ""
-    return f"{drv.name} ids={ids}{more} enable={drv.enable} claims={drv.claims}"
