@@ -127,6 +127,21 @@ def _new_wrong_type(kernel, book, caller, a) -> bool:
     return resource_type(new) != (_root(parent).flags & IORESOURCE_TYPE_BITS)
 
 
+def _busy_over_busy(kernel, book, caller, a) -> bool:
+    """A busy new struct would take a busy node in: __request_region and
+    __release_region treat a busy node as a leaf, so whatever it covers could no longer
+    be released (or claimed) by the callers that hold it."""
+    new = a["new"]
+    if not new.flags & IORESOURCE_BUSY:
+        return False
+    for root in kernel.roots:
+        for node in _walk(root):
+            if (node.flags & IORESOURCE_BUSY and new.start <= node.start
+                    and node.end <= new.end):
+                return True
+    return False
+
+
 def _not_holding_region(kernel, book, caller, a) -> bool:
     """No live region of ``caller`` at exactly [start, start+n-1] under that root."""
     root, start, end = _root(a["parent"]), a["start"], a["start"] + a["n"] - 1
@@ -222,6 +237,10 @@ NEW_RANGE = Rule("struct-range", "a new struct has start <= end", "callers set e
 NEW_TYPE = Rule("struct-type", "a new struct carries its root's type (MEM under iomem, "
                 "IO under ioport)", "callers fill flags from the kind of space they "
                 "request in", _new_wrong_type)
+BUSY_OVER_BUSY = Rule("busy-covers-no-busy", "a busy struct a caller inserts takes in no "
+                      "busy region (firmware's or another caller's)",
+                      "insert_resource's callers (e820 'Kernel code', crash kernel) place a "
+                      "busy node over ranges nobody claimed", _busy_over_busy)
 HOLDS = Rule("holds-region", "a caller releases only a region it requested and still "
              "holds, with the same start and length (B16)",
              "kernel-doc of __release_region: release a previously reserved region; "
@@ -249,8 +268,8 @@ CONTRACT: dict[str, tuple[Rule, ...]] = {
     "__request_region": (PARENT, REGION_SIZE, REGION_FLAGS),
     "__release_region": (PARENT, REGION_SIZE, HOLDS),
     "request_resource": (PARENT, NEW_RANGE, NEW_TYPE),
-    "insert_resource": (PARENT, NEW_RANGE, NEW_TYPE),
-    "insert_resource_expand_to_fit": (PARENT, NEW_RANGE, NEW_TYPE),
+    "insert_resource": (PARENT, NEW_RANGE, NEW_TYPE, BUSY_OVER_BUSY),
+    "insert_resource_expand_to_fit": (PARENT, NEW_RANGE, NEW_TYPE, BUSY_OVER_BUSY),
     "devm_request_resource": (PARENT, NEW_RANGE, NEW_TYPE),
     "allocate_resource": (PARENT, NEW_TYPE),
     "release_resource": (STRUCT, OWN, NO_FOREIGN),

@@ -94,18 +94,14 @@ def _worker(argv: Sequence[str]) -> int:
     from iomemfuzz.fuzz.corpus import program_files
     from iomemfuzz.fuzz.decode import decode
     from iomemfuzz.fuzz.executor import run
-    from iomemfuzz.fuzz.program import ProgramSyntaxError, parse_program
+    from iomemfuzz.fuzz.program import decode_program, parse_program, read_program_bytes
     from iomemfuzz.fuzz.replay import check_program
 
     count = 0
+    # The command read every file before starting this worker: no error is expected here.
     for path in program_files(args.paths):
-        text = path.read_text(encoding="utf-8")
-        try:
-            program = parse_program(text, str(path))
-        except ProgramSyntaxError as exc:
-            print(f"skipped: {exc}", file=sys.stderr)
-            continue
-        check_program(program, str(path), text, args.profile)
+        text = decode_program(read_program_bytes(str(path)), str(path))
+        check_program(parse_program(text, str(path)), str(path), text, args.profile)
         count += 1
     for folder in args.bytes:
         for path in sorted(Path(folder).iterdir()):

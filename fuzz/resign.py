@@ -23,7 +23,7 @@ from pathlib import Path
 from iomemfuzz.fuzz.corpus import program_files, write_atomic
 from iomemfuzz.fuzz.executor import run
 from iomemfuzz.fuzz.program import Program, format_program, read_program, sort_headers
-from iomemfuzz.fuzz.replay import CLEAN, FINDING
+from iomemfuzz.fuzz.replay import ACCEPTED, CLEAN, FINDING
 from iomemfuzz.model.profile import DEFAULT, resolve
 
 # Kinds that were renamed: an old ORACLE/KIND and the new one it became.
@@ -59,12 +59,16 @@ class Change:
     def renaming_only(self) -> bool:
         """Every old verdict has exactly one new one of the same oracle and kind, and
         nothing new appeared."""
-        if self.old == self.new:
+        # Verdicts of findings only: an "accepted" line says what a clean run accepted,
+        # which older files did not spell out.
+        old = tuple(o for o in self.old if not o.startswith(ACCEPTED)) or (CLEAN,)
+        new = tuple(n for n in self.new if not n.startswith(ACCEPTED)) or (CLEAN,)
+        if old == new:
             return True
-        if (CLEAN,) in (self.old, self.new) or len(self.old) != len(self.new):
+        if (CLEAN,) in (old, new) or len(old) != len(new):
             return False
-        olds = [o.partition(" ")[2] for o in self.old]
-        news = [n.partition(" ")[2] for n in self.new]
+        olds = [o.partition(" ")[2] for o in old]
+        news = [n.partition(" ")[2] for n in new]
         return all(sum(renames(o, n) for n in news) == 1 for o in olds) and all(
             any(renames(o, n) for o in olds) for n in news)
 
@@ -91,9 +95,10 @@ def verdict(program: Program, profile: str) -> tuple[tuple[str, ...], str]:
     trace = run(program, resolve(profile))
     first = trace.first
     sigs = trace.signatures
+    accepted = tuple(dict.fromkeys(f"{ACCEPTED} {v.signature}" for v in trace.accepted))
     if not sigs:
-        return (CLEAN,), ""
-    return tuple(f"{FINDING} {s}" for s in sigs), first.cls if first else ""
+        return accepted or (CLEAN,), ""
+    return tuple(f"{FINDING} {s}" for s in sigs) + accepted, first.cls if first else ""
 
 
 def resign_program(program: Program, path: str, report: Report) -> Program:

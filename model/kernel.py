@@ -659,8 +659,14 @@ class CoreBroker:
         self.kernel.release_region(parent, start, n, holder, checked=False)
 
     def tree_changed(self, holder: str = "") -> None:
-        """Kernel code (a removal, a resize) changed the tree on ``holder``'s behalf."""
-        self.kernel.observer.tree_changed(self.kernel, holder, holder)
+        """Kernel code (a removal, a resize) changed the tree on ``holder``'s behalf
+        ("remove 0000:00:03.0"): the observer hears the kernel function, never a name."""
+        call = _CORE_CALLS.get(holder.split(" ", 1)[0], "pci_core")
+        self.kernel.observer.tree_changed(self.kernel, holder, call)
+
+
+# What the PCI core's tree changes are, by the first word of the holder it names.
+_CORE_CALLS = {"remove": "pci_stop_and_remove_bus_device", "resize": "pci_resize_resource"}
 
 
 __all__ = ["REFUSED", "WOULD_BLOCK", "CoreBroker", "Kernel", "Observer"]

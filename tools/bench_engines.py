@@ -42,7 +42,9 @@ from pathlib import Path
 
 from iomemfuzz.fuzz import decode
 from iomemfuzz.fuzz.executor import run, run_ops
-from iomemfuzz.fuzz.job import DEFAULT_TARGET, JobConfig, hypothesis_worker, run_job
+from iomemfuzz.fuzz.hypothesis_pool import hypothesis_worker
+from iomemfuzz.fuzz.job import JobConfig, run_job
+from iomemfuzz.fuzz.job_config import DEFAULT_TARGET
 from iomemfuzz.fuzz.ops import REGISTRY, load_families
 from iomemfuzz.fuzz.program import parse_program
 from iomemfuzz.fuzz.targets import ENV_MUTATOR, ENV_PROFILE, ENV_QUEUE

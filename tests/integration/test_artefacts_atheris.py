@@ -12,8 +12,9 @@ from pathlib import Path
 from iomemfuzz.fuzz import decode
 from iomemfuzz.fuzz.artefacts import merge_work_corpus
 from iomemfuzz.fuzz.corpus import finding_path
-from iomemfuzz.fuzz.job import DEFAULT_TARGET, Workspace
+from iomemfuzz.fuzz.job_config import DEFAULT_TARGET
 from iomemfuzz.fuzz.program import parse_program
+from iomemfuzz.fuzz.workspace import Workspace
 
 BIN = Path(sys.executable).parent
 # B16 is a finding where callers may break their contract: the misuse profile.

@@ -113,7 +113,7 @@ def test_plan_of_a_boot_program_runs_nothing():
 
 
 def test_a_program_with_nothing_runnable_needs_no_qemu(capsys):
-    path = ROOT / "corpus" / "findings" / "v6.1-deb" / "b28-muxed-waiter-hangs.prog"
+    path = ROOT / "corpus" / "seeds" / "tree-b28-muxed-waiter-hangs.prog"
     assert main(["confirm", str(path)]) == 0
     assert "not run:" in capsys.readouterr().out
 

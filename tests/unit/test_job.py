@@ -16,23 +16,17 @@ from pathlib import Path
 
 import pytest
 from iomemfuzz.fuzz import decode
+from iomemfuzz.fuzz.console import Console
 from iomemfuzz.fuzz.corpus import program_files, safe_name
-from iomemfuzz.fuzz.job import (
-    DEFAULT_TARGET,
-    Console,
-    FindingSink,
-    JobConfig,
-    Stats,
-    Summary,
-    Workspace,
-    format_summary,
-    known_signatures,
-    parse_status,
-    run_job,
-)
+from iomemfuzz.fuzz.job import JobConfig, run_job
+from iomemfuzz.fuzz.job_config import DEFAULT_TARGET
 from iomemfuzz.fuzz.program import format_program, parse_program, read_program
 from iomemfuzz.fuzz.replay import check_program
+from iomemfuzz.fuzz.sink import FindingSink, known_signatures
+from iomemfuzz.fuzz.summary import Stats, Summary, format_summary
+from iomemfuzz.fuzz.supervisor import parse_status
 from iomemfuzz.fuzz.targets import SHORTEN, Refinds, read_known, refind_name
+from iomemfuzz.fuzz.workspace import Workspace
 
 GAP = 0xFE000000
 # B16 is found where callers may break their contract (a release of what they never
@@ -370,8 +364,9 @@ def test_sigint_ends_cleanly_with_a_summary(tmp_path):
         rest, _ = proc.communicate(timeout=30)
     finally:
         proc.kill()
-    assert proc.returncode == 1  # findings were made
-    assert "(interrupted) summary" in rest
+    # Interrupted wins over "findings were made" (exit_codes.PRECEDENCE).
+    assert proc.returncode == 130
+    assert "(interrupted) summary" in rest and "new findings: none" not in rest
     _replays(tmp_path / "corpus")
 
 
