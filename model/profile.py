@@ -349,8 +349,23 @@ SETTING_WORDS: dict[str, tuple[str, str] | dict[str, str]] = {
         "iomem_get_mapping() returns NULL when IO_STRICT_DEVMEM=n (never-merged 2020 "
         "series)",
         "iomem_get_mapping() always returns the mapping"),
-    "pci_resource_llseek_fixed": ("PCI resource files seek from their end (v6.7)",
-                                  "SEEK_END on a PCI resource file returns 0"),
+    "pci_resource_llseek_fixed": (
+        "PCI resource files seek from their end, and lseek on a removed sysfs file is "
+        "ENODEV (v6.7)",
+        "SEEK_END on a PCI resource file returns 0; a removed sysfs file still seeks"),
+    "generic_access_phys_refuses_ram": (
+        "generic_access_phys() refuses ordinary RAM up front (6.12.118)",
+        "generic_access_phys() leaves ordinary RAM to ioremap(), which warns and fails"),
+    "host_probe_takes_rescan_lock": (
+        "pci_host_probe() holds the rescan lock around scan and bus-add (v6.12)",
+        "pci_host_probe() takes no lock"),
+    "gfr_steps_by_align": (
+        "get_free_mem_region() starts at the alignment and steps by it (v6.12)",
+        "get_free_mem_region() starts at the base and steps by the size"),
+    "muxed_wait_loses_wakeup": (
+        "a MUXED waiter can miss a wake-up between unlocking and sleeping (before "
+        "6.12.117)",
+        "a MUXED waiter marks itself sleeping before it unlocks"),
     "early_userspace": ("userspace may act before fs_initcall (test only)",
                         "userspace starts after the initcalls"),
     "dynamic_config_attrs": (
