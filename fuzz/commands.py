@@ -186,6 +186,12 @@ def cmd_show(args: argparse.Namespace) -> int:
     from iomemfuzz.fuzz.narration import story
     from iomemfuzz.fuzz.program import read_program
 
+    if args.lanes or args.iomem is not None:
+        from iomemfuzz.fuzz.reports import show_picture
+
+        return show_picture(args.file, profile=args.profile, lanes=args.lanes,
+                            iomem=args.iomem, output=args.output, everything=args.all)
+
     told = story(read_program(args.file), args.profile)
     if args.json:
         _print_json({"path": args.file, **told.as_json()})
@@ -204,6 +210,15 @@ def _add_show(sub: argparse._SubParsersAction) -> None:
                    help="run on this profile (default: the file's own)")
     p.add_argument("--json", action="store_true",
                    help="print the story as one JSON object: steps, events, verdict")
+    p.add_argument("--lanes", action="store_true",
+                   help="draw the run as one lane per kernel task (the race picture)")
+    p.add_argument("--iomem", type=int, default=None, metavar="STEP",
+                   help="draw /proc/iomem before and after line STEP ([N] in the story)")
+    p.add_argument("-o", "--output", default=None,
+                   help="picture file, .svg or .png (default: FILE-lanes.svg / "
+                        "FILE-iomem-STEP.svg)")
+    p.add_argument("--all", action="store_true",
+                   help="--lanes: every slice (default: long uneventful runs shortened)")
     p.set_defaults(func=cmd_show, module="iomemfuzz.fuzz.narration")
 
 
@@ -505,9 +520,55 @@ def _add_confirm(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_confirm, module="iomemfuzz.fuzz.confirm")
 
 
+def cmd_matrix(args: argparse.Namespace) -> int:
+    from iomemfuzz.fuzz.reports import matrix
+
+    for picture in args.picture:
+        _output_file(Path(picture), "--picture")
+    return matrix(as_json=args.json, as_markdown=args.markdown, pictures=args.picture,
+                  write_docs=args.write_docs, verbose=args.verbose)
+
+
+def _add_matrix(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("matrix", help="run every catalog reproducer on every profile: the "
+                                      "bug x profile table, grouped by question",
+                       epilog=_epilog("examples:\n  iomemfuzz matrix\n"
+                                      "  iomemfuzz matrix --json > matrix.json\n"
+                                      "  iomemfuzz matrix --picture matrix.png\n"),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--markdown", action="store_true", help="print docs/MATRIX.md")
+    p.add_argument("--picture", action="append", default=[], metavar="FILE",
+                   help="also draw the heat map to FILE (.svg or .png; repeatable)")
+    p.add_argument("--write-docs", action="store_true",
+                   help="regenerate docs/MATRIX.md, docs/matrix.json and docs/ pictures")
+    p.add_argument("-v", "--verbose", action="store_true", help="every cell's signatures")
+    p.set_defaults(func=cmd_matrix, module="iomemfuzz.fuzz.reports")
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from iomemfuzz.fuzz.reports import plot
+
+    if not Path(args.workdir).exists():
+        raise InputError(f"{args.workdir}: no such file or directory")
+    return plot(args.workdir, output=args.output)
+
+
+def _add_plot(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plot", help="draw a fuzz job's coverage and findings over time",
+                       epilog=_epilog("examples:\n  iomemfuzz plot work/ -o progress.png\n"),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("workdir", help="a fuzz --workdir (or one profile's folder in it, or "
+                                   "a stats.json)")
+    p.add_argument("-o", "--output", default=None,
+                   help="picture file, .svg or .png (default: progress.svg beside the data)")
+    p.set_defaults(func=cmd_plot, module="iomemfuzz.fuzz.reports")
+
+
 SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_replay, _add_show, _add_profiles, _add_fuzz, _add_minimize, _add_coverage,
-    _add_import_crash, _add_export_seeds, _add_catalog, _add_resign, _add_confirm)
+    _add_import_crash, _add_export_seeds, _add_catalog, _add_resign, _add_confirm,
+    _add_matrix, _add_plot)
 
 
 def _version() -> str:

@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from iomemfuzz.fuzz import decode
+from iomemfuzz.fuzz import decode, fuzz_stats
 from iomemfuzz.fuzz.artefacts import export_seeds
 from iomemfuzz.fuzz.console import Console, progress_line
 from iomemfuzz.fuzz.corpus import write_atomic
@@ -101,6 +101,9 @@ class _Job:
         self.sink = FindingSink(cfg.corpus, self.profile, self.engine, self.console,
                                 self.started, cfg.minimize_runs, err)
         self.stats = Stats()
+        self.stats_file = fuzz_stats.StatsFile(self.ws.root / fuzz_stats.NAME,
+                                               engine=self.engine, profile=self.profile,
+                                               max_time=cfg.max_time, jobs=cfg.jobs)
         self.workers: list[int] = []
         self.errors: list[Path] = []
         self.io_error: str | None = None
@@ -135,6 +138,12 @@ class _Job:
         self.console.progress(progress_line(self.engine, self.profile, self.elapsed(),
                                             self.cfg.max_time, self.stats,
                                             len(self.sink.reported)), force=force)
+        was = self.stats_file.broken
+        self.stats_file.tick(self.elapsed(), self.stats, self.sink.reported, force=force,
+                             known=len(self.sink.known), errors=len(self.errors))
+        if self.stats_file.broken is not None and was is None:
+            self.console.say(f"not writing {fuzz_stats.NAME} any more: "
+                             f"{self.stats_file.broken}")
 
     def _take_handoffs(self) -> None:
         """Candidates workers could not queue (their disk refused) come through their

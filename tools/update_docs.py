@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Regenerate the docs that are generated from the code's tables: the operation list in
-corpus/README.md, the bug catalog in docs/CATALOG.md (from fuzz/catalog.toml) and the
-triage table in docs/FINDINGS.md (from replaying the corpus)."""
+corpus/README.md, the bug catalog in docs/CATALOG.md (from fuzz/catalog.toml), the
+triage table in docs/FINDINGS.md (from replaying the corpus), and the bug x profile
+matrix in docs/MATRIX.md with docs/matrix.json and the pictures in docs/ (the same as
+`iomemfuzz matrix --write-docs`)."""
 
 from __future__ import annotations
 
@@ -47,6 +49,10 @@ def main() -> None:
     print(f"updated {CATALOG_MD}")
     FINDINGS_MD.write_text(findings())
     print(f"updated {FINDINGS_MD}")
+    # Imported here: drawing needs matplotlib, the other documents do not.
+    from iomemfuzz.fuzz.pictures.docs import write_docs
+
+    write_docs(ROOT)
 
 
 if __name__ == "__main__":
