@@ -36,12 +36,13 @@ from iomemfuzz.model.event import RELEASE_NONEXISTENT, Log
 from iomemfuzz.model.ioport import IORESOURCE_BUSY, Resource
 from iomemfuzz.model.machine import (
     DEFAULT_MACHINE,
+    READS_ONES,
     Machine,
     build_tree,
     physical_map,
     render_proc_iomem,
 )
-from iomemfuzz.model.mm import Access, File, Mm, Process, Target, Vma
+from iomemfuzz.model.mm import TARGET_NONE, Access, File, Mm, Process, Target, Vma
 from iomemfuzz.model.pci import Pci, PciBus, PciDev, PciDeviceSpec, PciDriver
 from iomemfuzz.model.pci_mmap import BarResolver, PciMmap
 from iomemfuzz.model.profile import CLAIM_FAIL, DEFAULT, KernelProfile
@@ -146,8 +147,14 @@ class Kernel:
         self.pci = Pci(self.profile, self.log, self.resources, self.sysfs, self.sched,
                        tuple(self.machine.pci_devices), broker=CoreBroker(self))
         self.pci.files.iomem_get_mapping = self.resources.iomem_get_mapping
-        self.mm.add_resolver(BarResolver(self.pci.present_devices))
+        # What an address reaches is the machine's: the cards' decoders, then memory and
+        # platform decoders, then the machine's unclaimed-read value.
+        bars = BarResolver(self.pci.hardware)
+        self.mm.add_resolver(bars)
         self.mm.add_resolver(MemoryResolver(physical_map(self.machine)))
+        self.mm.unbacked = Target(TARGET_NONE, "reads " + getattr(
+            self.machine, "unclaimed_read", READS_ONES))
+        self.pci_mmap.port_decoder = bars.port
         self.boot = Boot(self.profile, self.log, self.sched, self.pci, self.devmem)
         self.booted = booted
         if booted:
@@ -503,17 +510,88 @@ class Kernel:
     def sysfs_rescan(self) -> Path:
         return self.pci.rescan()
 
-    def sysfs_bind(self, dev: PciDev, drv: PciDriver) -> Path:
-        return self.pci.bind(dev, drv)
+    def pci_driver(self, name: str) -> PciDriver | None:
+        """The registered PCI driver called ``name`` (its /sys/bus/pci/drivers entry)."""
+        return self.pci.state.drivers.get(name)
 
-    def sysfs_unbind(self, dev: PciDev) -> Path:
-        return self.pci.unbind(dev)
+    def sysfs_bind(self, dev: PciDev | None, driver: str) -> Path:
+        """drivers/DRIVER/bind; -ENOENT when no such driver is loaded (no such file)."""
+        drv = self.pci_driver(driver)
+        return _returns(-errno.ENOENT) if drv is None else self.pci.bind(dev, drv)
+
+    def sysfs_unbind(self, dev: PciDev | None, driver: str) -> Path:
+        """drivers/DRIVER/unbind; ``driver`` "" names the device's own driver."""
+        drv = self.pci_driver(driver) if driver else getattr(dev, "driver", None)
+        if drv is None:
+            return _returns(-errno.ENOENT if driver else -errno.ENODEV)
+        return self.pci.unbind(dev, drv)
+
+    def sysfs_drivers_probe(self, dev: PciDev | None) -> Path:
+        return self.pci.drivers_probe(dev)
+
+    def sysfs_drivers_autoprobe(self, value: str) -> int:
+        """echo VALUE > /sys/bus/pci/drivers_autoprobe (`drivers_autoprobe_store()`,
+        drivers/base/bus.c, v6.1): text starting with '0' stops driver registration from
+        probing, anything else turns it back on."""
+        self.pci.state.drivers_autoprobe = not value.startswith("0")
+        return 0
+
+    def sysfs_new_id(self, driver: str, text: str) -> Path:
+        drv = self.pci_driver(driver)
+        return _returns(-errno.ENOENT) if drv is None else self.pci.new_id(drv, text)
+
+    def sysfs_remove_id(self, driver: str, text: str) -> int:
+        drv = self.pci_driver(driver)
+        return -errno.ENOENT if drv is None else self.pci.remove_id(drv, text)
+
+    def sysfs_driver_override(self, dev: PciDev, text: str) -> int:
+        return self.pci.files.driver_override_store(dev, text)
+
+    def sysfs_enable(self, dev: PciDev, value: str) -> Path:
+        return self.pci.files.enable_store(dev, value)
+
+    def sysfs_dev_rescan(self, dev: PciDev) -> Path:
+        return self.pci.files.dev_rescan_store(dev)
+
+    def sysfs_bus_rescan(self, bus: PciBus) -> Path:
+        return self.pci.files.bus_rescan_store(bus)
+
+    def module_load(self, drv: PciDriver) -> Path:
+        """insmod of a PCI driver module: -EEXIST when one of that name is loaded."""
+        if drv.name in self.pci.state.drivers:
+            return _returns(-errno.EEXIST)
+        return self.pci.module_load(drv)
+
+    def module_unload(self, driver: str) -> Path:
+        """rmmod: -ENOENT when no such module is loaded."""
+        drv = self.pci_driver(driver)
+        return _returns(-errno.ENOENT) if drv is None else self.pci.module_unload(drv)
 
     def sysfs_resize(self, dev: PciDev, bar: int, size: int) -> Path:
         return self.pci.files.resource_resize_store(dev, bar, size)
 
     def pci_host_probe(self, bus: PciBus) -> Path:
         return self.pci.pci_host_probe(bus)
+
+    # Reads of sysfs and /proc a developer asserts with; they change nothing.
+
+    def busy_entries(self, root: Resource, start: int, end: int) -> list[Resource]:
+        """The busy nodes of /proc/iomem (or /proc/ioports) that overlap [start, end]."""
+        return [n for n in descendants(root) if n.flags & IORESOURCE_BUSY
+                and n.start <= end and n.end >= start]
+
+    def sysfs_files(self, dev: PciDev) -> list[str]:
+        """`ls /sys/bus/pci/devices/DEV`."""
+        return self.sysfs.files(dev.sd)
+
+    def sysfs_driver_link(self, dev: PciDev) -> str | None:
+        """readlink of /sys/bus/pci/devices/DEV/driver: the driver's name, or None."""
+        link = dev.driver_link
+        return None if link is None or link.removed else str(link.priv)
+
+    def sysfs_resource_file(self, dev: PciDev) -> list[str]:
+        """The lines of /sys/bus/pci/devices/DEV/resource."""
+        return self.pci.files.resource_show(dev)
 
     # --- kernel paths -----------------------------------------------------------------
 
@@ -554,6 +632,12 @@ class Kernel:
         }
         return sections
 
+
+
+def _returns(value: int) -> Path:
+    """A kernel path that returns ``value`` at once (a sysfs file that does not exist)."""
+    return value
+    yield  # a generator, so it runs as a task like every other path
 
 
 class CoreBroker:

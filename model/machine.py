@@ -49,6 +49,7 @@ from .resource_tree import ResourceTree
 
 __all__ = [  # noqa: RUF022 - public API first, tables after
     "Machine", "MACHINES", "DEFAULT_MACHINE", "ProcIomemSyntaxError",
+    "READS_ONES", "READS_ZEROS",
     "parse_proc_iomem", "render_proc_iomem", "shape", "build_tree", "build_resource_tree",
     "name_flags", "IOMEM_NAME_FLAGS", "IOPORT_NAME_FLAGS",
 ]
@@ -296,13 +297,22 @@ def shape(root: Resource) -> Shape:
     return walk(root.child)
 
 
+# What a CPU read of an address nothing decodes returns (Machine.unclaimed_read).
+READS_ZEROS = "zeros"  # QEMU: unassigned_mem_read() returns 0, writes are dropped
+READS_ONES = "all-ones"  # hardware: master abort / Unsupported Request completes as ~0
+
+
 @dataclass(frozen=True, slots=True)
 class Machine:
     """One bootable machine: firmware/platform resources as /proc text, and PCI devices.
 
-    ``iomem``/``ioports`` are what /proc shows after boot minus PCI device BARs. The
-    elements of ``pci_devices`` are model/pci_spec.py's device specs; this module only stores
-    them."""
+    ``iomem``/``ioports`` are what /proc shows after boot minus PCI device BARs and
+    firmware-placed ROMs (the PCI model claims both, as the kernel does). The elements
+    of ``pci_devices`` are model/pci_spec.py's device specs (which also say whether
+    firmware left each function decoding); this module only stores them.
+    ``unclaimed_read``: what a read of an address no device decodes returns (a BAR of a
+    function whose decoding is off included): READS_ZEROS on QEMU, READS_ONES on
+    hardware."""
 
     name: str
     description: str
@@ -311,6 +321,7 @@ class Machine:
     pci_devices: tuple = ()
     # boot_cpu_data.x86_phys_bits: QEMU's default for its emulated CPUs.
     phys_bits: int = 40
+    unclaimed_read: str = READS_ONES
 
     def iomem_shape(self) -> Shape:
         """The parsed iomem tree (cached per text)."""
@@ -504,20 +515,24 @@ _MINIMAL_IOPORTS = """\
 0d00-ffff : PCI Bus 0000:00
 """
 
-# The functions of that guest as `lspci -v` shows them, with the addresses OVMF assigned
-# (so /proc/iomem after boot matches the real guest): std VGA (bochs-drm), virtio-net,
-# the ICH9 AHCI controller and SMBus. Every driver requests its regions.
+# The functions of that guest as `lspci -nv` shows them, with the ids and addresses OVMF
+# assigned (so /proc/iomem after boot matches the real guest): std VGA (bochs-drm),
+# virtio-net with its iPXE ROM in the gap below the VGA's BAR2, the ICH9 AHCI controller
+# and SMBus. Firmware left every function decoding; every driver requests its regions.
 _QEMU_Q35_PCI = (
     PciDeviceSpec("0000:00:01.0", bar_specs({0: "mem:0x1000000:pref@0xc0000000",
                                              2: "mem:0x1000@0xc1040000"}),
-                  rom=0x10000, vga=True, driver="bochs-drm"),
+                  rom=0x10000, vga=True, driver="bochs-drm",
+                  vendor=0x1234, device=0x1111, pci_class=0x030000),
     PciDeviceSpec("0000:00:02.0", bar_specs({1: "mem:0x1000@0xc1041000",
                                              4: "mem:0x4000:pref:64@0x380000000000"}),
-                  rom=0x40000, driver="virtio-pci"),
+                  rom=0x40000, rom_addr=0xC1000000, driver="virtio-pci",
+                  vendor=0x1AF4, device=0x1000, pci_class=0x020000),
     PciDeviceSpec("0000:00:1f.2", bar_specs({4: "io:0x20@0x6040",
                                              5: "mem:0x1000@0xc1042000"}),
-                  driver="ahci"),
-    PciDeviceSpec("0000:00:1f.3", bar_specs({4: "io:0x40@0x6000"}), driver="i801_smbus"),
+                  driver="ahci", vendor=0x8086, device=0x2922, pci_class=0x010601),
+    PciDeviceSpec("0000:00:1f.3", bar_specs({4: "io:0x40@0x6000"}), driver="i801_smbus",
+                  vendor=0x8086, device=0x2930, pci_class=0x0C0500),
 )
 
 # A server with CXL memory that firmware reports as Soft Reserved and that dax kmem has
@@ -555,10 +570,10 @@ ff000000-ffffffff : Reserved
 
 _ROWS: tuple[Machine, ...] = (
     Machine("qemu-q35", "QEMU/KVM q35 + OVMF guest, 4 GiB, Debian 6.1 kernel",
-            _QEMU_Q35_IOMEM, _QEMU_Q35_IOPORTS, _QEMU_Q35_PCI),
+            _QEMU_Q35_IOMEM, _QEMU_Q35_IOPORTS, _QEMU_Q35_PCI, unclaimed_read=READS_ZEROS),
     # The same guest with an empty PCI bus: Programs that hot-add their own devices.
     Machine("qemu-q35-bare", "the qemu-q35 guest with no PCI functions present",
-            _QEMU_Q35_IOMEM, _QEMU_Q35_IOPORTS),
+            _QEMU_Q35_IOMEM, _QEMU_Q35_IOPORTS, unclaimed_read=READS_ZEROS),
     Machine("minimal", "smallest realistic x86 layout (RAM, VGA hole, one PCI window)",
             _MINIMAL_IOMEM, _MINIMAL_IOPORTS),
     Machine("cxl-dax", "server with CXL memory onlined by dax kmem (System RAM nested "

@@ -8,10 +8,15 @@ turns that into the :class:`~iomemfuzz.model.machine.Machine` the model boots on
 * each device BAR (resource lines 0-5) becomes a firmware-assigned
   :class:`~iomemfuzz.model.pci.BarSpec`, and its node (named after the function) is taken
   out of the /proc text together with the driver claim under it: the PCI model puts both
-  back when it enumerates the device and binds its driver, as the kernel did;
+  back when it enumerates the device and binds its driver, as the kernel did; a placed
+  expansion ROM (resource line 6) likewise becomes the function's firmware ROM address,
+  which the model claims at fs_initcall;
+* the function's ids and class become the spec's (drivers match on them); firmware is
+  taken to have left every assigned function decoding (the captures are SeaBIOS guests,
+  which enable every function; a ``command`` key, the PCI_COMMAND register in hex, says
+  otherwise for one function);
 * everything else stays as /proc text: firmware and platform ranges, bridge windows
-  ("PCI Bus 0000:01"), claimed expansion ROMs (resource line 6: the model does not claim
-  ROMs at boot) and resources PCI quirks added beyond the BARs;
+  ("PCI Bus 0000:01") and resources PCI quirks added beyond the BARs;
 * a driver whose claims cover every BAR (named after it) is a claiming driver; a driver
   with no claims is a B13 driver (``claims=False``). Anything in between (a driver that
   claims some BARs, or names its claims otherwise, as virtio-pci's "virtio-pci-modern")
@@ -38,7 +43,7 @@ from .ioport import (
     IORESOURCE_PREFETCH,
     IORESOURCE_UNSET,
 )
-from .machine import MACHINES, Machine
+from .machine import MACHINES, READS_ONES, READS_ZEROS, Machine
 from .pci import PCI_STD_NUM_BARS, BarSpec, PciDeviceSpec, parse_bdf
 
 __all__ = [
@@ -73,6 +78,7 @@ class DeviceDump:
     pci_class: int = 0
     revision: int = 0
     driver: str | None = None
+    command: int | None = None
     # (line index, start, end, flags) of every non-zero line of sysfs ``resource``.
     resources: tuple[tuple[int, int, int, int], ...] = ()
 
@@ -125,7 +131,7 @@ def _device(bdf: str, fields: list[tuple[str, str, str]]) -> DeviceDump:
             if len(words) != 4:
                 raise MachineFileError(f"{where}: resource wants INDEX START END FLAGS")
             resources.append(tuple(_int(w, where) for w in words))
-        elif key in ("vendor", "device", "class", "revision"):
+        elif key in ("vendor", "device", "class", "revision", "command"):
             values[key] = _int(value, where) if value != "-" else 0
         elif key == "subsystem":
             values[key] = tuple(_int(w, where) if w != "-" else 0 for w in words[:2])
@@ -134,7 +140,8 @@ def _device(bdf: str, fields: list[tuple[str, str, str]]) -> DeviceDump:
         # Unknown keys are kept readable for people and ignored here (format 1 may grow).
     return DeviceDump(bdf, values.get("vendor", 0), values.get("device", 0),
                       values.get("subsystem", (0, 0)), values.get("class", 0),
-                      values.get("revision", 0), values.get("driver"), tuple(resources))
+                      values.get("revision", 0), values.get("driver"),
+                      values.get("command"), tuple(resources))
 
 
 def parse_machine_file(text: str, path: str = "<machine>") -> MachineDump:
@@ -249,6 +256,9 @@ def _split(dump: MachineDump) -> tuple[str, str, dict[tuple[str, int], list[str]
     mem: dict[tuple[int, int, str], list[str]] = {}
     io: dict[tuple[int, int, str], list[str]] = {}
     for dev in dump.devices:
+        rom = _rom(dev)
+        if rom is not None:
+            mem[rom[0], rom[0] + rom[1] - 1, dev.bdf] = []
         for i, start, end, flags in dev.resources:
             if i >= PCI_STD_NUM_BARS:
                 continue
@@ -283,6 +293,18 @@ def _claims(dev: DeviceDump, under: dict[tuple[str, int], list[str]]) -> bool | 
     return True
 
 
+def _rom(dev: DeviceDump) -> tuple[int, int] | None:
+    """(address, size) of a ROM the dump shows placed in the tree (a size-aligned
+    power-of-two range not at 0 and not the VGA shadow), else None."""
+    rom = dev.resource(PCI_ROM_LINE)
+    if rom is None or dev.pci_class >> 8 == VGA_CLASS:
+        return None
+    size = rom[1] - rom[0] + 1
+    if size <= 0 or size & (size - 1) or not rom[0] or rom[0] % size:
+        return None
+    return rom[0], size
+
+
 def _spec(dev: DeviceDump, claims: bool | str) -> PciDeviceSpec:
     bars: list[BarSpec | None] = [None] * PCI_STD_NUM_BARS
     for i, start, end, flags in dev.resources:
@@ -294,9 +316,16 @@ def _spec(dev: DeviceDump, claims: bool | str) -> PciDeviceSpec:
     rom_size = rom[1] - rom[0] + 1 if rom is not None else 0
     if rom_size & (rom_size - 1):
         rom_size = 0
+    placed = _rom(dev)
+    decode = dev.command is None or bool(dev.command & 0x3)
     return PciDeviceSpec(dev.bdf, tuple(bars), rom=rom_size,
                          vga=dev.pci_class >> 8 == VGA_CLASS, driver=dev.driver,
-                         claims=claims is not False)
+                         claims=claims is not False, vendor=dev.vendor & 0xFFFF,
+                         device=dev.device & 0xFFFF, pci_class=dev.pci_class & 0xFFFFFF,
+                         sub_vendor=dev.subsystem[0] & 0xFFFF,
+                         sub_device=dev.subsystem[1] & 0xFFFF,
+                         rom_addr=placed[0] if placed is not None and placed[1] == rom_size
+                         else None, fw_decode=decode)
 
 
 def _with_lossy(dump: MachineDump) -> MachineDump:
@@ -317,9 +346,22 @@ def machine_from_dump(dump: MachineDump) -> Machine:
     description = dump.get("description") or "; ".join(dump.get_all("note")) or \
         f"captured on {dump.name}"
     phys_bits = dump.get("phys-bits")
-    kwargs = {"phys_bits": int(phys_bits)} if phys_bits.isdigit() else {}
+    kwargs: dict[str, object] = {"phys_bits": int(phys_bits)} if phys_bits.isdigit() else {}
+    kwargs["unclaimed_read"] = _unclaimed_read(dump)
     return Machine(dump.name, f"{description} (kernel {dump.get('kernel', '?')})", iomem,
                    ioports, specs, **kwargs)
+
+
+def _unclaimed_read(dump: MachineDump) -> str:
+    """What a read nothing decodes returns on the dumped machine: an ``unclaimed-read``
+    key (``zeros`` / ``all-ones``) if the file has one, else zeros for a QEMU guest (a
+    ``qemu`` line or a QEMU DMI vendor) and all-ones (master abort) for hardware."""
+    value = dump.get("unclaimed-read")
+    if value in (READS_ZEROS, READS_ONES):
+        return value
+    if dump.get("qemu") or dump.get("dmi").startswith("QEMU"):
+        return READS_ZEROS
+    return READS_ONES
 
 
 # --- finding machines -------------------------------------------------------------------

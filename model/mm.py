@@ -299,6 +299,9 @@ class Mm:
         self.vmas: list[Vma] = []  # every linked VMA not yet unmapped, in link order
         self.pending: list[Vma] = []  # populated VMAs parked before vma_link()
         self.resolvers: list[Resolver] = []
+        # What an address no decoder answers reaches (the Kernel names the machine's
+        # unclaimed-read value in it).
+        self.unbacked: Target = UNBACKED
         # Per-kernfs-node (and per proc entry) inode address spaces, keyed by the node.
         self._inode_spaces: dict[object, AddressSpace] = {}
         self._clock = 0
@@ -535,12 +538,13 @@ class Mm:
             self.resolvers.append(resolver)
 
     def physical(self, addr: int) -> Target:
-        """What the physical address ``addr`` reaches: asks each decoder in order."""
+        """What the physical address ``addr`` reaches: asks each decoder in order; when
+        none answers, :attr:`unbacked` (what the machine returns for an unclaimed read)."""
         for resolver in self.resolvers:
             target = resolver(addr)
             if target is not None:
                 return target
-        return UNBACKED
+        return self.unbacked
 
     def record_access(self, via: str, process: Process, phys: int, length: int,
                       write: bool, target: Target, vma: Vma | None = None, *,
@@ -610,9 +614,11 @@ class Mm:
         get_user_pages refuses VM_IO|VM_PFNMAP, so the access goes through the VMA's
         ``.access``: -EINVAL without a live PTE (spec §3.5), or for a write through a
         read-only PTE. For sysfs mmaps the kernfs wrapper first refuses (-EINVAL) once
-        the file has been removed. A page a private write copied is System RAM, which
-        ioremap_prot() refuses with a warning (arch/x86/mm/ioremap.c): -EINVAL too.
-        Returns (bytes or -errno, what was reached)."""
+        the file has been removed. A page a private write copied is System RAM: on 6.1
+        ioremap_prot() refuses it with a warning (arch/x86/mm/ioremap.c) and the call
+        fails with -ENOMEM; 6.12.118 refuses it before mapping (-EINVAL, no warning;
+        ``profile.generic_access_phys_refuses_ram``). Returns (bytes or -errno, what was
+        reached)."""
         if vma.unmapped or not vma.process.alive or not 0 <= offset < vma.size:
             return -errno.EIO, None
         if vma.access_gate is not None and not vma.access_gate():
@@ -626,9 +632,11 @@ class Mm:
             return -errno.EINVAL, None
         length = max(1, min(length, PAGE_SIZE - (offset & (PAGE_SIZE - 1))))
         if state == PTE_COW:
+            if self.profile.generic_access_phys_refuses_ram:
+                return -errno.EINVAL, None
             self.log.emit(WARN, f"ioremap on RAM: the copied page at {vma.describe()} "
                           f"+{offset & ~(PAGE_SIZE - 1):#x}", function="ioremap_prot")
-            return -errno.EINVAL, None
+            return -errno.ENOMEM, None
         phys = ((vma.pgoff + index) << PAGE_SHIFT) | (offset & (PAGE_SIZE - 1))
         target = self.physical(phys)
         self.record_access("ptrace", vma.process, phys, length, write, target, vma)

@@ -15,7 +15,14 @@ core without a cycle (tools/import_cycles.py checks that).
 
 from __future__ import annotations
 
-from iomemfuzz.model import acpi_pci_root, pci_driver, pci_probe, pci_x86, pciehp_pci
+from iomemfuzz.model import (
+    acpi_pci_root,
+    driver_core,
+    pci_driver,
+    pci_probe,
+    pci_x86,
+    pciehp_pci,
+)
 from iomemfuzz.model.event import Log
 from iomemfuzz.model.pci_core import (
     PCI_NUM_RESOURCES,
@@ -32,23 +39,28 @@ from iomemfuzz.model.pci_setup_res import REBAR_MAX_CODE
 from iomemfuzz.model.pci_spec import (
     HOST_ACPI,
     HOST_ASYNC,
+    HOST_VMD,
+    HOSTS,
     PCI_STD_NUM_BARS,
     BarSpec,
     PciDeviceSpec,
+    PciId,
     bar_specs,
     parse_bdf,
+    parse_ids,
     pci_name,
 )
-from iomemfuzz.model.pci_sysfs import PciSysfs
+from iomemfuzz.model.pci_sysfs import STATIC_DEVICE_FILES, PciSysfs
 from iomemfuzz.model.profile import KernelProfile
 from iomemfuzz.model.resource_tree import ResourceTree
 from iomemfuzz.model.sched import Path, Scheduler
 from iomemfuzz.model.sysfs import Sysfs
 
 __all__ = [
-    "HOST_ACPI", "HOST_ASYNC", "PCI_NUM_RESOURCES", "PCI_ROM_RESOURCE", "PCI_STD_NUM_BARS",
-    "REBAR_MAX_CODE", "BarSpec", "Pci", "PciBus", "PciDev", "PciDeviceSpec", "PciDriver",
-    "RegionBroker", "TreeBroker", "bar_specs", "parse_bdf", "pci_name",
+    "HOSTS", "HOST_ACPI", "HOST_ASYNC", "HOST_VMD", "PCI_NUM_RESOURCES", "PCI_ROM_RESOURCE",
+    "PCI_STD_NUM_BARS", "REBAR_MAX_CODE", "BarSpec", "Pci", "PciBus", "PciDev",
+    "PciDeviceSpec", "PciDriver", "PciId", "RegionBroker", "TreeBroker", "bar_specs",
+    "parse_bdf", "parse_ids", "pci_name",
 ]
 
 
@@ -63,6 +75,7 @@ class Pci(PciCore):
                  sysfs: Sysfs, sched: Scheduler, specs: tuple[PciDeviceSpec, ...] = (),
                  broker: RegionBroker | None = None) -> None:
         super().__init__(profile, log, resources, sysfs, sched, specs, broker)
+        self.bus_type = pci_driver.pci_bus_type
         self.files = PciSysfs(profile, log, sysfs, sched, self)
         self.proc = PciProc(profile, log, sched, self)
 
@@ -110,15 +123,38 @@ class Pci(PciCore):
         /sys/bus/pci/rescan."""
         return self.files.rescan_store()
 
-    def bind(self, dev: PciDev, drv: PciDriver) -> Path:
+    def bind(self, dev: PciDev | None, drv: PciDriver) -> Path:
         """Models `bind_store()`, drivers/base/bus.c, v6.1: writing the device to
-        /sys/bus/pci/drivers/<drv>/bind. -EBUSY if bound, -ENODEV if gone."""
-        return pci_driver.bind_store(self, dev, drv)
+        /sys/bus/pci/drivers/<drv>/bind (a registered driver). -ENODEV if the device is
+        gone or the driver does not match it, -EBUSY if bound, or the probe's error."""
+        return driver_core.bind_store(self, drv, dev)
 
-    def unbind(self, dev: PciDev) -> Path:
-        """Models `unbind_store()`, drivers/base/bus.c, v6.1: writing to
-        /sys/bus/pci/drivers/<drv>/unbind. -ENODEV if no driver is bound."""
-        return pci_driver.unbind_store(self, dev)
+    def unbind(self, dev: PciDev | None, drv: PciDriver) -> Path:
+        """Models `unbind_store()`, drivers/base/bus.c, v6.1: writing the device to
+        /sys/bus/pci/drivers/<drv>/unbind. -ENODEV unless it is bound to ``drv``."""
+        return driver_core.unbind_store(self, drv, dev)
+
+    def drivers_probe(self, dev: PciDev | None) -> Path:
+        """Models `drivers_probe_store()`, drivers/base/bus.c, v6.1."""
+        return driver_core.drivers_probe_store(self, dev)
+
+    def module_load(self, drv: PciDriver) -> Path:
+        """A driver module's `module_init()` → `pci_register_driver()`,
+        drivers/pci/pci-driver.c, v6.1: binds every matching unbound device."""
+        return pci_driver.pci_register_driver(self, drv)
+
+    def module_unload(self, drv: PciDriver) -> Path:
+        """A driver module's `module_exit()` → `pci_unregister_driver()`,
+        drivers/pci/pci-driver.c, v6.1: releases its devices, last bound first."""
+        return pci_driver.pci_unregister_driver(self, drv)
+
+    def new_id(self, drv: PciDriver, text: str) -> Path:
+        """Models `new_id_store()`, drivers/pci/pci-driver.c, v6.1."""
+        return pci_driver.new_id_store(self, drv, text)
+
+    def remove_id(self, drv: PciDriver, text: str) -> int:
+        """Models `remove_id_store()`, drivers/pci/pci-driver.c, v6.1."""
+        return pci_driver.remove_id_store(self, drv, text)
 
     def hot_add(self, spec: PciDeviceSpec) -> Path:
         """Models `pciehp_configure_device()`, drivers/pci/hotplug/pciehp_pci.c, v6.1:
@@ -133,13 +169,27 @@ class Pci(PciCore):
     # --- narration -----------------------------------------------------------------------
 
     def describe(self) -> str:
-        """One line per registered device: state, driver, BARs, dynamic files."""
+        """One line per registered device: state, driver, BARs, ROM, the files beyond
+        the static attributes every device has, what it decodes; then one per card the
+        kernel has no device for that still decodes."""
         lines = []
+        known = set()
         for dev in self.devices():
+            known.add(dev.name)
             bars = " ".join(f"BAR{i}={dev.resource[i]!r}" for i in range(PCI_STD_NUM_BARS)
                             if dev.bar_len(i))
+            if dev.bar_len(PCI_ROM_RESOURCE):
+                bars += f" ROM={dev.resource[PCI_ROM_RESOURCE]!r}"
             state = "added" if dev.added else "registered"
             drv = dev.driver.name if dev.driver else "-"
-            files = ",".join(self.sysfs.files(dev.sd))
-            lines.append(f"{dev.name} {state} driver={drv} {bars} files=[{files}]")
+            files = ",".join(f for f in self.sysfs.files(dev.sd)
+                             if f not in STATIC_DEVICE_FILES)
+            lines.append(f"{dev.name} {state} driver={drv} {bars} files=[{files}] "
+                         f"decode={dev.hw.describe()}")
+        for name, hw in self.hardware():
+            if name in known or (not hw.decodes(False) and not hw.decodes(True)):
+                continue
+            bars = " ".join(f"BAR{i}@{first:#x}-{last:#x}"
+                            for io in (False, True) for i, first, last in hw.windows(io))
+            lines.append(f"{name} not-enumerated decode={hw.describe()} {bars}".rstrip())
         return "\n".join(lines)

@@ -9,9 +9,9 @@ inside ``pci_assign_resource`` in pci_setup_res.py.
 
 from __future__ import annotations
 
+from iomemfuzz.model.driver_core import device_attach
 from iomemfuzz.model.event import WARN
 from iomemfuzz.model.pci_core import PciBus, PciCore, PciDev
-from iomemfuzz.model.pci_driver import device_attach
 from iomemfuzz.model.pci_x86 import pci_fixup_video
 from iomemfuzz.model.sched import Path, Point
 

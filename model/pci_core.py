@@ -9,11 +9,13 @@ registered drivers. Each kernel file is one module of functions that take the
 :class:`PciCore` first, in that file's order: :mod:`~iomemfuzz.model.pci_probe`
 (probe.c), :mod:`~iomemfuzz.model.pci_bus` (bus.c), :mod:`~iomemfuzz.model.pci_remove`
 (remove.c), :mod:`~iomemfuzz.model.pci_setup_res` (setup-res.c, setup-bus.c, rebar.c),
-:mod:`~iomemfuzz.model.pci_x86` (arch/x86/pci), :mod:`~iomemfuzz.model.pci_driver`
-(pci-driver.c, the driver core's dd.c and bus.c, pci.c's region requests),
-:mod:`~iomemfuzz.model.pciehp_pci` and :mod:`~iomemfuzz.model.acpi_pci_root` (who
-enumerates); a module modelling several files has a section per file. A call from one
-kernel file into
+:mod:`~iomemfuzz.model.pci_x86` (arch/x86/pci), :mod:`~iomemfuzz.model.pci_enable`
+(pci.c: enable, disable, region requests), :mod:`~iomemfuzz.model.pci_driver`
+(pci-driver.c: matching, the bus's probe and remove, new_id), whose drivers are the data
+of :mod:`~iomemfuzz.model.pci_driver_table`, :mod:`~iomemfuzz.model.driver_core` (the
+driver core's dd.c, bus.c and driver.c), :mod:`~iomemfuzz.model.pciehp_pci` and
+:mod:`~iomemfuzz.model.acpi_pci_root` (who enumerates); a module modelling several files
+has a section per file. A call from one kernel file into
 another is an import of one module by another, so the import graph is the call graph
 between kernel files, and tools/import_cycles.py keeps it free of cycles. Module
 functions rather than mixins or per-file objects: a call names the file it goes to, as
@@ -21,6 +23,9 @@ in C, and there is no per-file object for kernel snapshots (fuzz/snapshot.py) to
 :class:`iomemfuzz.model.pci.Pci` is the facade the rest of the model holds: a PciCore
 that wires in pci-sysfs.c and proc.c and offers the entry points (remove, rescan,
 hot-add, bind, ...).
+
+The driver core reaches PCI only through ``pci_bus_type`` (match, probe, remove), as dd.c
+does in the kernel: :class:`PciBusCalls` here, which the facade wires to pci_driver.py.
 
 pci-sysfs.c and proc.c sit *above* the core, as in the kernel, where they call core
 functions (for_each_pci_dev, pci_rescan_bus) and the core calls them only through the
@@ -40,9 +45,14 @@ hardware is, not what the kernel made of it. A :class:`PciDev` is the kernel's
 ``struct pci_dev`` for one enumeration of a spec; a removed and rescanned device is a
 new PciDev.
 
+What the function itself holds (its command register and BAR registers) is
+:class:`~iomemfuzz.model.pci_hw.PciHw`, one per card in a slot: it outlives the PciDev, so a
+removed function keeps decoding where it last decoded, and what a physical address
+reaches is read from it, not from the kernel's view.
+
 Simplifications (each safe for the properties modelled): root buses only (no bridges,
-so no bridge windows to resize); BARs decode at their assigned address while the device
-is registered; config space is not modelled beyond the BARs.
+so no bridge windows to resize); config space is not modelled beyond the ids, the
+command register's decode bits and the BARs.
 """
 
 from __future__ import annotations
@@ -53,11 +63,14 @@ from typing import Any, Protocol
 
 from iomemfuzz.model.event import USE_AFTER_FREE, Log
 from iomemfuzz.model.ioport import U64_MAX, Resource
+from iomemfuzz.model.pci_hw import PciHw
 from iomemfuzz.model.pci_spec import (
     HOST_ACPI,
     HOST_ASYNC,
+    HOST_VMD,
     PCI_STD_NUM_BARS,
     PciDeviceSpec,
+    PciId,
     parse_bdf,
     pci_name,
 )
@@ -75,13 +88,31 @@ IORESOURCE_ROM_SHADOW = 0x2
 IORESOURCE_PCI_FIXED = 0x10
 
 
+# What a driver's probe enables (PciDriver.enable).
+ENABLE_ALL = "all"  # pci_enable_device(): memory and I/O decoding
+ENABLE_MEM = "mem"  # pci_enable_device_mem(): memory only
+ENABLE_MANAGED = "managed"  # pcim_enable_device(): both, undone by devres at detach
+ENABLE_NONE = "none"  # the probe enables nothing
+
+
 @dataclass(frozen=True, slots=True)
 class PciDriver:
-    """A PCI driver: its name and whether its probe claims the BARs
-    (`pci_request_regions`) — drivers that never do are B13."""
+    """Models `struct pci_driver`, include/linux/pci.h, v6.1, with its probe and remove
+    reduced to data (pci_driver.py runs them).
+
+    ``id_table``: the static ids it binds. ``enable``: what probe enables (ENABLE_*).
+    ``claims``: whether probe requests the BARs it uses (`pci_request_regions`; drivers
+    that never do are B13), under the driver's name. ``io_devices``: device ids for which
+    the driver uses its I/O BARs too (e1000_is_need_ioport); for any other device it
+    enables and claims memory only. None: always both. ``probe_error``: the errno probe
+    returns after whatever it enabled (vfio-pci with no IOMMU group: -EINVAL)."""
 
     name: str
     claims: bool = True
+    id_table: tuple[PciId, ...] = ()
+    enable: str = ENABLE_ALL
+    io_devices: frozenset[int] | None = None
+    probe_error: int = 0
 
 
 class RegionBroker(Protocol):
@@ -160,7 +191,13 @@ class PciDev:
         "devfn",
         "devres",
         "driver",
+        "driver_link",
+        "driver_override",
+        "enable_cnt",
+        "fw_addr",
+        "hw",
         "lock",
+        "managed_enable",
         "match_driver",
         "name",
         "on_klist",
@@ -177,9 +214,12 @@ class PciDev:
         "uaf_reported",
     )
 
-    def __init__(self, spec: PciDeviceSpec, bus: PciBus) -> None:
+    def __init__(self, spec: PciDeviceSpec, bus: PciBus, hw: PciHw | None = None) -> None:
         self.spec = spec
         self.bus = bus
+        # The card's registers (config reads and writes go there); a removed card's
+        # PciHw stays with its slot, a pulled card's with nothing.
+        self.hw = hw if hw is not None else PciHw.hot_plugged(spec)
         _domain, _bus, self.devfn = spec.address
         self.name = spec.name
         self.resource: list[Resource] = [Resource(0, 0, self.name, 0, 0)
@@ -194,6 +234,12 @@ class PciDev:
         self.match_driver = False
         self.driver: PciDriver | None = None
         self.devres: list[tuple[Resource, int, int]] = []  # (root, start, n) claimed
+        self.enable_cnt = 0  # pci_enable_device() calls not yet undone
+        self.managed_enable = False  # pcim_enable_device(): devres disables at detach
+        self.driver_override: str | None = None
+        self.driver_link: KernfsNode | None = None  # the "driver" symlink while it exists
+        # pcibios_save_fw_addr(): BAR -> the firmware address a failed boot claim had.
+        self.fw_addr: dict[int, int] = {}
         self.procent: object = None
         self.lock = Mutex(f"device_lock({self.name})")
         self.refcount = 1  # device_initialize
@@ -218,9 +264,10 @@ class PciDev:
 
 @dataclass(slots=True)
 class PciSlot:
-    """A physical slot: the hardware in it (None: empty)."""
+    """A physical slot: the card in it (None: empty) and that card's registers."""
 
     spec: PciDeviceSpec | None = None
+    hw: PciHw | None = None
 
 
 @dataclass(slots=True)
@@ -229,7 +276,13 @@ class PciState:
 
     driver_core_ready: bool = False  # pci_driver_init (postcore) registered the bus type
     pciehp_ready: bool = False  # pcie_portdrv_init (device) bound the hotplug service
+    # The bus's driver list, in registration order (what device_attach walks).
     drivers: dict[str, PciDriver] = field(default_factory=dict)
+    # Each registered driver's dynamic ids (new_id), in the order they were added.
+    dynids: dict[str, list[PciId]] = field(default_factory=dict)
+    # Each registered driver's klist of bound devices, in bind order.
+    bound: dict[str, list[PciDev]] = field(default_factory=dict)
+    drivers_autoprobe: bool = True  # /sys/bus/pci/drivers_autoprobe
     probed_hosts: set[tuple[int, int]] = field(default_factory=set)
 
 
@@ -257,6 +310,18 @@ class PciProcCalls(Protocol):
     def pci_proc_detach_device(self, dev: PciDev) -> None: ...
 
 
+class PciBusCalls(Protocol):
+    """What the driver core (driver_core.py) calls through ``pci_bus_type``: match,
+    probe and remove (drivers/pci/pci-driver.c implements them, pci_driver.py models
+    that; the facade plugs it in)."""
+
+    def match(self, pci: PciCore, dev: PciDev, drv: PciDriver) -> bool: ...
+
+    def probe(self, pci: PciCore, dev: PciDev, drv: PciDriver) -> Path: ...
+
+    def remove(self, pci: PciCore, dev: PciDev) -> None: ...
+
+
 class PciCore:
     """drivers/pci's shared state: the root buses, the klist of every registered
     device, the hardware in the slots, the registered drivers, the rescan/remove lock,
@@ -265,6 +330,7 @@ class PciCore:
     # Set by the facade (iomemfuzz.model.pci.Pci) once the core exists.
     files: PciSysfsCalls
     proc: PciProcCalls
+    bus_type: PciBusCalls
 
     def __init__(self, profile: KernelProfile, log: Log, resources: ResourceTree,
                  sysfs: Sysfs, sched: Scheduler, specs: tuple[PciDeviceSpec, ...] = (),
@@ -284,7 +350,10 @@ class PciCore:
         for spec in specs:
             if spec.name in self.slots and self.slots[spec.name].spec is not None:
                 raise ValueError(f"two devices at {spec.name}")
-            self.slots[spec.name] = PciSlot(spec if spec.present else None)
+            if spec.present:
+                self.slots[spec.name] = PciSlot(spec, PciHw.power_on(spec))
+            else:
+                self.slots[spec.name] = PciSlot()
             self.root_bus(spec.bus_key, spec.host)
         if not any(b.host == HOST_ACPI for b in self.buses.values()):
             self.root_bus((0, 0), HOST_ACPI)
@@ -315,13 +384,18 @@ class PciCore:
                 return dev
         return None
 
-    def present_devices(self) -> Iterator[PciDev]:
-        """Devices decoding their BARs (for the mm model's physical-address resolver)."""
-        return (d for d in self.devices() if d.registered)
+    def hardware(self) -> Iterator[tuple[str, PciHw]]:
+        """(slot name, registers) of every card in a slot, in slot order, whether or not
+        the kernel has a device for it: what decodes physical addresses."""
+        for name in sorted(self.slots, key=parse_bdf):
+            hw = self.slots[name].hw
+            if hw is not None:
+                yield name, hw
 
     def async_buses(self) -> list[PciBus]:
         """Root buses enumerated by an async host probe, in bus order."""
-        return [self.buses[k] for k in sorted(self.buses) if self.buses[k].host == HOST_ASYNC]
+        return [self.buses[k] for k in sorted(self.buses)
+                if self.buses[k].host in (HOST_ASYNC, HOST_VMD)]
 
     def kasan_check(self, dev: PciDev, where: str) -> None:
         """A path touches ``dev``: KASAN's use-after-free report (a USE_AFTER_FREE

@@ -28,7 +28,6 @@ from iomemfuzz.model.ioport import (
     IORESOURCE_IO,
     IORESOURCE_MEM,
     IORESOURCE_PREFETCH,
-    IORESOURCE_UNSET,
 )
 from iomemfuzz.model.mm import (
     CAP_SYS_RAWIO,
@@ -133,6 +132,9 @@ class PciMmap:
         self.resources = resources
         self.mm = mm
         self.devmem = devmem
+        # What answers an I/O port (the Kernel plugs in BarResolver.port); None: the
+        # BAR the file names, always.
+        self.port_decoder: Callable[[int], Target | None] | None = None
 
     # --- sysfs resource files ------------------------------------------------------------
 
@@ -285,7 +287,12 @@ class PciMmap:
             return -errno.EINVAL
         if count not in (1, 2, 4):
             return -errno.EINVAL
-        target = Target(TARGET_BAR, _dev_name(pdev), bar, port - res.start)
+        # inb/outb go to whatever decodes the port (a function with I/O decoding off
+        # answers nothing: the read is the machine's unclaimed value).
+        if self.port_decoder is None:
+            target = Target(TARGET_BAR, _dev_name(pdev), bar, port - res.start)
+        else:
+            target = self.port_decoder(port) or self.mm.unbacked
         self.mm.record_access("write" if write else "read", process, port, count, write,
                               target, space=SPACE_IO, path=f"{_dev_name(pdev)} resource{bar}")
         return count
@@ -294,9 +301,13 @@ class PciMmap:
         """Models lseek(2) on a PCI resource file, v6.1: `generic_file_llseek()` sizes the
         file by ``f_mapping->host``, which since v5.12 is the zero-sized iomem inode, so
         SEEK_END lands at 0 + offset (B11b). With the v6.7 fix (profile
-        ``pci_resource_llseek_fixed``) `fixed_size_llseek()` uses the attribute's size
-        and refuses positions past it."""
+        ``pci_resource_llseek_fixed``) `kernfs_fop_llseek()` refuses a removed file
+        (-ENODEV) and `fixed_size_llseek()` uses the attribute's size and refuses
+        positions past it."""
         if self.profile.pci_resource_llseek_fixed:
+            # kernfs_fop_llseek() takes an active reference first.
+            if file.private is not None and getattr(file.private, "removed", False):
+                return -errno.ENODEV
             eof = maxsize = file.inode_size
         else:
             eof = file.f_mapping.host_size if file.f_mapping is not None else 0
@@ -410,23 +421,32 @@ def _proc_name(pdev: object) -> str:
 
 
 class BarResolver:
-    """A physical-address decoder for Mm: the memory BARs of every device ``devices()``
-    yields (the devices present on the bus, which decode their BARs), as
-    (device, BAR, offset). Register it before the memory map's resolver.
+    """A physical-address decoder for Mm: what the cards in the slots decode now, as
+    (device, BAR, offset). ``hardware()`` yields (slot name, registers) for every card
+    (pci_core's ``hardware``); a card answers a memory address inside a memory BAR only
+    while its command register has memory decoding on, at the address its BAR register
+    holds — whether or not the kernel still has a device for it (issue 17, point 1). If
+    two cards decode the same address (the kernel reassigned a removed card's range to
+    another), the one in the lower slot answers. Register it before the memory map's
+    resolver.
 
     A class, not a closure: the kernel is often built on the model's uninstrumented code
     (see fuzz/targets/plaincode.py), and a closure made then would keep that code for
     every later lookup; a method follows the code switch."""
 
-    def __init__(self, devices: Callable[[], Iterable[object]]) -> None:
-        self.devices = devices
+    def __init__(self, hardware: Callable[[], Iterable[tuple[str, object]]]) -> None:
+        self.hardware = hardware
 
     def __call__(self, addr: int) -> Target | None:
-        for pdev in self.devices():
-            for bar in range(PCI_STD_NUM_BARS):
-                res = pdev.resource[bar]  # type: ignore[attr-defined]
-                if (res.flags & IORESOURCE_MEM and not res.flags & IORESOURCE_UNSET
-                        and pci_resource_len(pdev, bar)
-                        and res.start <= addr <= res.end):
-                    return Target(TARGET_BAR, _dev_name(pdev), bar, addr - res.start)
+        return self._decode(addr, io=False)
+
+    def port(self, port: int) -> Target | None:
+        """What answers an I/O cycle at ``port``: the same rule with I/O decoding."""
+        return self._decode(port, io=True)
+
+    def _decode(self, addr: int, *, io: bool) -> Target | None:
+        for name, hw in self.hardware():
+            for bar, first, last in hw.windows(io):  # type: ignore[attr-defined]
+                if first <= addr <= last:
+                    return Target(TARGET_BAR, name, bar, addr - first)
         return None

@@ -13,8 +13,10 @@ from iomemfuzz.model import errno
 from iomemfuzz.model.event import WARN
 from iomemfuzz.model.ioport import (
     IORESOURCE_MEM,
+    IORESOURCE_PREFETCH,
+    IORESOURCE_READONLY,
+    IORESOURCE_ROM_ENABLE,
     IORESOURCE_SIZEALIGN,
-    IORESOURCE_UNSET,
     IORESOURCE_WINDOW,
     U64_MAX,
     Resource,
@@ -22,34 +24,40 @@ from iomemfuzz.model.ioport import (
 from iomemfuzz.model.pci_bus import pci_bus_add_devices
 from iomemfuzz.model.pci_core import PCI_ROM_RESOURCE, PciBus, PciCore, PciDev
 from iomemfuzz.model.pci_setup_res import FOUR_GIB, pci_assign_unassigned_bus_resources
-from iomemfuzz.model.pci_spec import PCI_STD_NUM_BARS, parse_bdf
+from iomemfuzz.model.pci_spec import HOST_ASYNC, PCI_STD_NUM_BARS, parse_bdf
 from iomemfuzz.model.pci_x86 import pci_fixup_video
 from iomemfuzz.model.resource_check import descendants
-from iomemfuzz.model.sched import Path, Point
+from iomemfuzz.model.sched import Path, Point, mutex_lock, mutex_unlock
 
 # The memory window a DT host bridge without a listed window gets (see _host_windows).
 ASYNC_WINDOW_SIZE = 256 << 20
+# The flags pci_read_bases() gives an expansion ROM resource before sizing it.
+ROM_FLAGS = IORESOURCE_MEM | IORESOURCE_PREFETCH | IORESOURCE_READONLY | IORESOURCE_SIZEALIGN
 
 
 def pci_read_bases(pci: PciCore, dev: PciDev) -> None:
-    """Models `pci_read_bases()`, drivers/pci/probe.c, v6.1 (`__pci_read_base()` per
-    BAR): a BAR with a firmware address keeps it; one without is UNSET
-    [0, size - 1]."""
+    """Models `pci_read_bases()` → `__pci_read_base()`, drivers/pci/probe.c, v6.1: size
+    each BAR and read the address the function's register holds now. On x86 bus and CPU
+    addresses are the same, so every value is taken as an address, 0 included: a BAR
+    never programmed reads as [0, size - 1] without UNSET (boot claiming skips address
+    0; assignment places it). The expansion ROM becomes a prefetchable, read-only,
+    size-aligned memory resource at the ROM BAR's address, enabled if its enable bit is
+    set. A removed and rescanned function therefore comes back where it last decoded
+    (until assignment moves it), not where firmware first put it."""
+    hw = dev.hw
     for i in range(PCI_STD_NUM_BARS):
         bar = dev.spec.bar(i)
-        res = dev.resource[i]
-        if bar is None:
+        size = hw.sizes[i]
+        if bar is None or not size:
             continue
+        res = dev.resource[i]
         res.flags = bar.flags
-        if bar.addr is not None:
-            res.start, res.end = bar.addr, bar.addr + bar.size - 1
-        else:
-            res.flags |= IORESOURCE_UNSET
-            res.start, res.end = 0, bar.size - 1
-    if dev.spec.rom:
+        res.start, res.end = hw.bars[i], hw.bars[i] + size - 1
+    if hw.sizes[PCI_ROM_RESOURCE]:
         rom = dev.resource[PCI_ROM_RESOURCE]
-        rom.flags = IORESOURCE_MEM | IORESOURCE_SIZEALIGN | IORESOURCE_UNSET
-        rom.start, rom.end = 0, dev.spec.rom - 1
+        rom.flags = ROM_FLAGS | (IORESOURCE_ROM_ENABLE if hw.rom_enabled else 0)
+        start = hw.bars[PCI_ROM_RESOURCE]
+        rom.start, rom.end = start, start + hw.sizes[PCI_ROM_RESOURCE] - 1
 
 
 def pci_register_host_bridge(pci: PciCore, bus: PciBus) -> None:
@@ -101,7 +109,7 @@ def pci_scan_child_bus(pci: PciCore, bus: PciBus, slot: int | None = None) -> Pa
             continue
         if any(d.name == spec.name for d in bus.devices):
             continue  # pci_get_slot found it: already enumerated
-        dev = PciDev(spec, bus)
+        dev = PciDev(spec, bus, pci.slots[name].hw)
         pci_read_bases(pci, dev)
         pci_device_add(pci, dev)
         yield Point("pci_scan_child_bus: after pci_device_add", dev.name)
@@ -123,19 +131,31 @@ def _host_windows(pci: PciCore, bus: PciBus) -> None:
 
 
 def pci_host_probe(pci: PciCore, bus: PciBus) -> Path:
-    """Models `pci_host_probe()`, drivers/pci/probe.c, v6.1, run from a host bridge
-    driver's probe (DT controllers; vmd and hv_pci behave alike): scan, assign every
-    BAR, `pci_bus_add_devices()` — **without** the rescan lock. -EBUSY if the host
-    was already probed."""
+    """Models `pci_host_probe()`, drivers/pci/probe.c, v6.1 / v6.12, run from a host
+    bridge driver's probe (DT controllers; hv_pci alike), and `vmd_enable_domain()`,
+    drivers/pci/controller/vmd.c, for a VMD domain: scan, assign every BAR,
+    `pci_bus_add_devices()`. On 6.1 none of them takes the rescan lock; since v6.12
+    (``profile.host_probe_takes_rescan_lock``) `pci_host_probe()` holds it around the
+    scan and again around bus-add, so a sysfs remove or rescan waits for it. VMD never
+    takes it. -EBUSY if the host was already probed."""
     if bus.key in pci.state.probed_hosts:
         return -errno.EBUSY
     pci.state.probed_hosts.add(bus.key)
+    locked = bus.host == HOST_ASYNC and pci.profile.host_probe_takes_rescan_lock
     _host_windows(pci, bus)
     pci_register_host_bridge(pci, bus)
+    if locked:
+        yield from mutex_lock(pci.sched, pci.rescan_remove_lock, "pci_host_probe")
     yield from pci_scan_child_bus(pci, bus)
+    if locked:
+        mutex_unlock(pci.sched, pci.rescan_remove_lock)
     pci_assign_unassigned_bus_resources(pci, bus)
     yield Point("pci_host_probe: before pci_bus_add_devices", bus.name)
+    if locked:
+        yield from mutex_lock(pci.sched, pci.rescan_remove_lock, "pci_host_probe")
     yield from pci_bus_add_devices(pci, bus)
+    if locked:
+        mutex_unlock(pci.sched, pci.rescan_remove_lock)
     return 0
 
 

@@ -9,8 +9,8 @@ docstring for the layout), in remove.c's order.
 from __future__ import annotations
 
 from iomemfuzz.model import errno
+from iomemfuzz.model.driver_core import device_release_driver
 from iomemfuzz.model.pci_core import PciCore, PciDev
-from iomemfuzz.model.pci_driver import device_release_driver
 from iomemfuzz.model.sched import Path, Point, mutex_lock, mutex_unlock
 
 

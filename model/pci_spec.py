@@ -1,5 +1,6 @@
-"""What the hardware in a PCI slot is: BDF addresses, BARs as they decode, and
-:class:`PciDeviceSpec`, the element type of ``Machine.pci_devices``.
+"""What the hardware in a PCI slot is: BDF addresses, BARs as they decode, its ids, and
+:class:`PciDeviceSpec`, the element type of ``Machine.pci_devices``; and
+:class:`PciId`, the ``struct pci_device_id`` a driver's id table lists.
 
 None of this is kernel state: a machine table, a Program's ``hotadd`` line and the
 kernel model all describe devices with these values, and the kernel model turns one into
@@ -23,10 +24,27 @@ from iomemfuzz.model.ioport import (
 
 # A function has six standard BARs (include/uapi/linux/pci_regs.h).
 PCI_STD_NUM_BARS = 6
+# The low bits of a BAR register (include/uapi/linux/pci_regs.h).
+PCI_BASE_ADDRESS_SPACE_IO = 0x01
+PCI_BASE_ADDRESS_MEM_TYPE_64 = 0x04
+PCI_BASE_ADDRESS_MEM_PREFETCH = 0x08
 
 # How a root bus is enumerated (spec §5.4, §6.3).
 HOST_ACPI = "acpi"  # acpi_pci_root_add at subsys_initcall: bus_add under the rescan lock
-HOST_ASYNC = "async"  # pci_host_probe from a (possibly async) driver probe: no lock
+HOST_ASYNC = "async"  # pci_host_probe from a (possibly async) driver probe (DT hosts)
+# vmd_enable_domain(): Intel VMD scans, assigns and bus-adds its domain without the
+# rescan lock on every kernel, where pci_host_probe() takes it since v6.12.
+HOST_VMD = "vmd"
+HOSTS = (HOST_ACPI, HOST_ASYNC, HOST_VMD)
+
+# Ids a function gets when nothing names them: QEMU's PCI test device (pci-testdev,
+# 1b36:0005), whose class is "other" (0xff). The class must not be 0x0000: the kernel
+# never assigns the BARs of a classless function (__dev_sort_resources).
+DEFAULT_VENDOR = 0x1B36
+DEFAULT_DEVICE = 0x0005
+DEFAULT_CLASS = 0xFF0000
+# PCI_ANY_ID (include/linux/mod_devicetable.h): an id field that matches anything.
+PCI_ANY_ID = 0xFFFFFFFF
 
 _BDF = re.compile(r"^(?:([0-9a-fA-F]{1,4}):)?([0-9a-fA-F]{1,2}):([0-1]?[0-9a-fA-F])\.([0-7])$")
 
@@ -84,14 +102,17 @@ class BarSpec:
 
     @property
     def flags(self) -> int:
-        """The IORESOURCE flags `pci_read_bases()` gives the BAR's resource."""
+        """The IORESOURCE flags `decode_bar()` / `__pci_read_base()` give the BAR's
+        resource, with the BAR register's low type bits kept in the bus-specific byte
+        (the I/O space bit 0x1, the 64-bit type 0x4, prefetchable 0x8), as sysfs
+        ``resource`` prints them."""
         if self.io:
-            return IORESOURCE_IO | IORESOURCE_SIZEALIGN
+            return IORESOURCE_IO | IORESOURCE_SIZEALIGN | PCI_BASE_ADDRESS_SPACE_IO
         flags = IORESOURCE_MEM | IORESOURCE_SIZEALIGN
         if self.prefetch:
-            flags |= IORESOURCE_PREFETCH
+            flags |= IORESOURCE_PREFETCH | PCI_BASE_ADDRESS_MEM_PREFETCH
         if self.is64:
-            flags |= IORESOURCE_MEM_64
+            flags |= IORESOURCE_MEM_64 | PCI_BASE_ADDRESS_MEM_TYPE_64
         return flags
 
     def text(self) -> str:
@@ -123,7 +144,12 @@ class PciDeviceSpec:
     ``Machine.pci_devices``).
 
     ``bars[i]`` is BAR i (None or absent: not implemented). ``rom`` is the expansion
-    ROM size (0: none). ``vga``: a VGA-class device, whose ROM pci_fixup_video points at
+    ROM size (0: none) and ``rom_addr`` the address firmware programmed into the ROM BAR
+    (None: none). ``vendor``/``device``/``sub_vendor``/``sub_device``/``pci_class`` are
+    the config-space ids drivers match on (``pci_class`` is the 24-bit class code).
+    ``fw_decode``: firmware left memory and I/O decoding on at hand-off (SeaBIOS does
+    for every function it assigned; a function with no firmware-assigned BAR is left
+    off whatever this says). ``vga``: a VGA-class device, whose ROM pci_fixup_video points at
     the legacy shadow at 0xC0000 (B23). ``rebar``: BAR indices with a Resizable BAR
     capability (``resourceN_resize`` files). ``driver``: the built-in driver that binds
     it at device_initcall (None: no driver). ``claims``: whether that driver's probe
@@ -140,12 +166,25 @@ class PciDeviceSpec:
     claims: bool = True
     host: str = HOST_ACPI
     present: bool = True
+    vendor: int = DEFAULT_VENDOR
+    device: int = DEFAULT_DEVICE
+    pci_class: int = DEFAULT_CLASS
+    sub_vendor: int = 0
+    sub_device: int = 0
+    rom_addr: int | None = None
+    fw_decode: bool = True
 
     def __post_init__(self) -> None:
         parse_bdf(self.bdf)
+        if not (0 <= self.vendor <= 0xFFFF and 0 <= self.device <= 0xFFFF
+                and 0 <= self.pci_class <= 0xFFFFFF):
+            raise ValueError(f"{self.bdf}: ids out of range")
+        if self.rom_addr is not None and (not self.rom or self.rom_addr % self.rom):
+            raise ValueError(f"{self.bdf}: ROM address {self.rom_addr:#x} without a ROM "
+                             "of that alignment")
         if len(self.bars) > PCI_STD_NUM_BARS:
             raise ValueError(f"{self.bdf}: more than {PCI_STD_NUM_BARS} BARs")
-        if self.host not in (HOST_ACPI, HOST_ASYNC):
+        if self.host not in HOSTS:
             raise ValueError(f"{self.bdf}: unknown host kind {self.host!r}")
 
     @property
@@ -163,6 +202,58 @@ class PciDeviceSpec:
 
     def bar(self, i: int) -> BarSpec | None:
         return self.bars[i] if i < len(self.bars) else None
+
+    def id_text(self) -> str:
+        """"8086:100e:020000": vendor, device and class, as a Program writes them."""
+        return f"{self.vendor:04x}:{self.device:04x}:{self.pci_class:06x}"
+
+
+def parse_ids(text: str) -> tuple[int, int, int | None]:
+    """"8086:100e" or "8086:100e:020000" -> (vendor, device, class or None). ValueError
+    if malformed."""
+    parts = text.strip().split(":")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise ValueError(f"bad PCI ids {text!r} (want VVVV:DDDD[:CCCCCC])")
+    vendor, device = int(parts[0], 16), int(parts[1], 16)
+    cls = int(parts[2], 16) if len(parts) == 3 else None
+    if not (0 <= vendor <= 0xFFFF and 0 <= device <= 0xFFFF
+            and (cls is None or 0 <= cls <= 0xFFFFFF)):
+        raise ValueError(f"PCI ids out of range in {text!r}")
+    return vendor, device, cls
+
+
+@dataclass(frozen=True, slots=True)
+class PciId:
+    """Models `struct pci_device_id`, include/linux/mod_devicetable.h, v6.1: one entry
+    of a driver's id table or of its dynamic ids. PCI_ANY_ID fields match anything;
+    the class matches under ``class_mask``. ``override_only``: the entry counts only
+    for a device whose ``driver_override`` names the driver (vfio-pci's catch-all)."""
+
+    vendor: int = PCI_ANY_ID
+    device: int = PCI_ANY_ID
+    subvendor: int = PCI_ANY_ID
+    subdevice: int = PCI_ANY_ID
+    pci_class: int = 0
+    class_mask: int = 0
+    override_only: bool = False
+
+    def text(self) -> str:
+        def f(v: int) -> str:
+            return "*" if v == PCI_ANY_ID else f"{v:04x}"
+        out = f"{f(self.vendor)}:{f(self.device)}"
+        if self.class_mask:
+            out += f":{self.pci_class:06x}/{self.class_mask:06x}"
+        return out
+
+
+def pci_match_one_id(pid: PciId, spec: PciDeviceSpec) -> bool:
+    """Models `pci_match_one_id()`, drivers/pci/pci.h, v6.1: every id field is
+    PCI_ANY_ID or equal to the device's, and the class agrees under the mask."""
+    return ((pid.vendor == PCI_ANY_ID or pid.vendor == spec.vendor)
+            and (pid.device == PCI_ANY_ID or pid.device == spec.device)
+            and (pid.subvendor == PCI_ANY_ID or pid.subvendor == spec.sub_vendor)
+            and (pid.subdevice == PCI_ANY_ID or pid.subdevice == spec.sub_device)
+            and not (pid.pci_class ^ spec.pci_class) & pid.class_mask)
 
 
 def bar_specs(texts: dict[int, str]) -> tuple[BarSpec | None, ...]:

@@ -35,6 +35,8 @@ from iomemfuzz.model import errno
 from iomemfuzz.model.event import INFO, WARN, Log
 from iomemfuzz.model.ioport import IORESOURCE_IO, IORESOURCE_PREFETCH
 from iomemfuzz.model.pci_core import PCI_ROM_RESOURCE, PciBus, PciCore, PciDev
+from iomemfuzz.model.pci_enable import pci_disable_device, pci_enable_device
+from iomemfuzz.model.pci_hw import PCI_COMMAND_MEMORY
 from iomemfuzz.model.pci_probe import pci_rescan_bus
 from iomemfuzz.model.pci_remove import pci_stop_and_remove_bus_device_locked
 from iomemfuzz.model.pci_setup_res import (
@@ -48,10 +50,23 @@ from iomemfuzz.model.sysfs import BinAttribute, Sysfs
 
 ARCH_CAN_PCI_MMAP_IO = False  # x86
 
-# Static attributes of every PCI device (pci_dev_groups' plain attributes, abridged to
-# the ones that exist on every device; none of them races).
-STATIC_DEVICE_FILES = ("class", "device", "enable", "irq", "remove", "rescan",
-                       "resource", "vendor")
+# Static attributes every PCI endpoint gets at device_add in 6.1 (pci_dev_groups and the
+# hotplug group, and the driver core's ``uevent``, ``subsystem`` and ``power``), as `ls`
+# shows them on a QEMU guest. Files that depend on capabilities the model does not
+# describe (reset, vpd, label/index/acpi_index, PCIe link speed, AER, ASPM, msi_irqs,
+# firmware_node, iommu_group) are left out. None of them races with anything modelled.
+STATIC_DEVICE_FILES = (
+    "ari_enabled", "broken_parity_status", "class", "consistent_dma_mask_bits",
+    "d3cold_allowed", "device", "dma_mask_bits", "driver_override", "enable", "irq",
+    "local_cpulist", "local_cpus", "modalias", "msi_bus", "numa_node", "power",
+    "power_state", "remove", "rescan", "resource", "revision", "subsystem",
+    "subsystem_device", "subsystem_vendor", "uevent", "vendor",
+)
+# How many lines sysfs ``resource`` has for an endpoint: BARs 0-5, the ROM and the six
+# SR-IOV BARs (CONFIG_PCI_IOV=y), up to PCI_BRIDGE_RESOURCES.
+RESOURCE_FILE_LINES = 13
+# driver_set_override() refuses strings this long or longer (PAGE_SIZE - 1).
+DRIVER_OVERRIDE_MAX = 4095
 
 # The kind crash events give the attribute structures pci-sysfs kmallocs.
 RES_ATTR = "res_attr"
@@ -104,6 +119,77 @@ class PciSysfs:
                 yield from pci_rescan_bus(pci, bus)
         mutex_unlock(self.sched, pci.rescan_remove_lock)
         return 0
+
+    def dev_rescan_store(self, dev: PciDev) -> Path:
+        """Models `dev_rescan_store()`, drivers/pci/pci-sysfs.c, v6.1: writing 1 to
+        /sys/bus/pci/devices/<dev>/rescan rescans the device's **bus** (every function
+        on it; every unassigned resource there assigned) under the rescan lock."""
+        pci = self.pci
+        yield from mutex_lock(self.sched, pci.rescan_remove_lock, "dev_rescan_store")
+        yield from pci_rescan_bus(pci, dev.bus)
+        mutex_unlock(self.sched, pci.rescan_remove_lock)
+        return 0
+
+    def bus_rescan_store(self, bus: PciBus) -> Path:
+        """Models `bus_rescan_store()`, drivers/pci/pci-sysfs.c, v6.1: writing 1 to
+        /sys/class/pci_bus/<bus>/rescan rescans that (root) bus under the rescan lock."""
+        pci = self.pci
+        yield from mutex_lock(self.sched, pci.rescan_remove_lock, "bus_rescan_store")
+        yield from pci_rescan_bus(pci, bus)
+        mutex_unlock(self.sched, pci.rescan_remove_lock)
+        return 0
+
+    # --- enable, driver_override, resource -----------------------------------------------
+
+    def enable_store(self, dev: PciDev, value: str) -> Path:
+        """Models `enable_store()`, drivers/pci/pci-sysfs.c, v6.1: under the device lock,
+        -EBUSY while a driver is bound; non-zero → `pci_enable_device()` (its -EINVAL
+        when a BAR is unassigned comes back to the writer; success turns decoding on);
+        0 → `pci_disable_device()` if enabled (decoding stays on), else -EIO. An
+        unparsable value is -EINVAL."""
+        try:
+            val = int(value.strip(), 0)
+        except ValueError:
+            return -errno.EINVAL
+        if val < 0:
+            return -errno.EINVAL
+        yield from mutex_lock(self.sched, dev.lock, "enable_store")
+        ret = 0
+        if dev.driver is not None:
+            ret = -errno.EBUSY
+        elif val:
+            ret = pci_enable_device(self.pci, dev)
+        elif dev.enable_cnt > 0:
+            pci_disable_device(self.pci, dev)
+        else:
+            ret = -errno.EIO
+        mutex_unlock(self.sched, dev.lock)
+        return ret
+
+    def driver_override_store(self, dev: PciDev, text: str) -> int:
+        """Models `driver_override_store()` → `driver_set_override()`,
+        drivers/pci/pci-sysfs.c and drivers/base/driver.c, v6.1 (the driver core's own
+        attribute in 6.12, same rules): the text up to the first newline becomes the
+        override; an empty string or a lone newline clears it; PAGE_SIZE - 1 bytes or
+        more is -EINVAL. Nothing is probed or unbound."""
+        if len(text) >= DRIVER_OVERRIDE_MAX:
+            return -errno.EINVAL
+        name = text.split("\n", 1)[0]
+        dev.driver_override = name or None
+        return 0
+
+    def resource_show(self, dev: PciDev) -> list[str]:
+        """Models `resource_show()`, drivers/pci/pci-sysfs.c, v6.1: one line per resource
+        (BARs, ROM, SR-IOV BARs): start, end and flags as `pci_resource_to_user()` gives
+        them (the CPU address on x86), each as 0x%016llx; an empty resource prints
+        zeros."""
+        lines = []
+        for i in range(RESOURCE_FILE_LINES):
+            res = dev.resource[i] if i < len(dev.resource) else None
+            start, end, flags = ((res.start, res.end, res.flags)
+                                 if res is not None and res.flags else (0, 0, 0))
+            lines.append(f"0x{start:016x} 0x{end:016x} 0x{flags:016x}")
+        return lines
 
     def remove_store(self, dev: PciDev) -> Path:
         """Models `remove_store()`, drivers/pci/pci-sysfs.c, v6.1: writing 1 to
@@ -333,11 +419,12 @@ class PciSysfs:
         """Models `__resource_resize_store()`, drivers/pci/pci-sysfs.c, 6.1-deb.
 
         -ENOENT when the file does not exist (no ReBAR capability on BAR n, or a kernel
-        before v6.1). Under the device lock, -EBUSY with a driver bound; otherwise the
-        resource files are removed (slots left stale), the BAR resized and the bus
-        reassigned, and the files recreated — with **no** sysfs_initialized check, so a
-        resize before pci_sysfs_init makes files that pci_sysfs_init then duplicates
-        [D]. next-2026 removes and re-adds the static groups instead."""
+        before v6.1). Under the device lock, -EBUSY with a driver bound; otherwise, with
+        memory decoding off until the end, the resource files are removed (slots left
+        stale), the BAR resized and the bus reassigned, and the files recreated — with
+        **no** sysfs_initialized check, so a resize before pci_sysfs_init makes files
+        that pci_sysfs_init then duplicates [D]. next-2026 removes and re-adds the
+        static groups instead."""
         if (not self.profile.resize_attr or n not in dev.spec.rebar
                 or not dev.registered):
             return -errno.ENOENT
@@ -345,6 +432,10 @@ class PciSysfs:
         if dev.driver is not None:
             mutex_unlock(self.sched, dev.lock)
             return -errno.EBUSY
+        # Memory decoding is off for the whole resize and the old command is restored
+        # afterwards.
+        cmd = dev.hw.command
+        dev.hw.command &= ~PCI_COMMAND_MEMORY
         if self.profile.static_resource_files:
             self._remove_static_resource_files(dev)
         else:
@@ -358,6 +449,7 @@ class PciSysfs:
             if err:
                 self.log.emit(WARN, f"pci {dev.name}: Failed to recreate resource files "
                               "after BAR resizing", dev=dev.name)
+        dev.hw.command = cmd
         mutex_unlock(self.sched, dev.lock)
         return ret
 

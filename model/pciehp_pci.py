@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from iomemfuzz.model import errno
 from iomemfuzz.model.pci_bus import pci_bus_add_devices
-from iomemfuzz.model.pci_core import PciCore, PciDriver, PciSlot
+from iomemfuzz.model.pci_core import PciCore, PciSlot
+from iomemfuzz.model.pci_driver import pci_register_driver
+from iomemfuzz.model.pci_driver_table import driver_for
+from iomemfuzz.model.pci_hw import PciHw
 from iomemfuzz.model.pci_probe import pci_scan_child_bus
 from iomemfuzz.model.pci_remove import pci_stop_and_remove_bus_device
 from iomemfuzz.model.pci_setup_res import pci_assign_unassigned_bus_resources
@@ -23,7 +26,9 @@ from iomemfuzz.model.sched import Path, mutex_lock, mutex_unlock
 def pciehp_configure_device(pci: PciCore, spec: PciDeviceSpec) -> Path:
     """Models `pciehp_configure_device()`, drivers/pci/hotplug/pciehp_pci.c, v6.1, after
     a card is inserted into its slot: scan that slot, assign BARs, bus-add (every
-    not-yet-added device of the bus), all under the rescan lock.
+    not-yet-added device of the bus), all under the rescan lock. The card comes out of
+    reset decoding nothing, and nothing here turns decoding on: only a driver's probe
+    (pci_enable_device) or the sysfs ``enable`` file does.
 
     -EBUSY if the slot is occupied. Before pcie_portdrv_init (device_initcall) no
     hotplug service runs: the device just sits in the slot until a scan finds it."""
@@ -31,9 +36,12 @@ def pciehp_configure_device(pci: PciCore, spec: PciDeviceSpec) -> Path:
     if slot.spec is not None:
         return -errno.EBUSY
     slot.spec = spec
-    if spec.driver and pci.state.driver_core_ready:
-        # Its driver module is loaded (udev's modprobe, or built in).
-        pci.state.drivers.setdefault(spec.driver, PciDriver(spec.driver, spec.claims))
+    slot.hw = PciHw.hot_plugged(spec)
+    if spec.driver and pci.state.driver_core_ready and spec.driver not in pci.state.drivers:
+        # udev loads the module the card's modalias names (an already loaded module,
+        # built in or not, is left as it is). Registering finds nothing to probe yet:
+        # the card is not on the bus until the scan below.
+        yield from pci_register_driver(pci, driver_for(spec.driver, (spec,)))
     bus = pci.root_bus(spec.bus_key, spec.host)
     if not pci.state.pciehp_ready or not bus.registered:
         return 0
@@ -54,6 +62,7 @@ def pciehp_unconfigure_device(pci: PciCore, name: str) -> Path:
         return -errno.ENODEV
     spec = slot.spec
     slot.spec = None
+    slot.hw = None  # the card is gone: nothing of it decodes any more
     if not pci.state.pciehp_ready:
         return 0  # no hotplug service yet: the kernel does not notice
     yield from mutex_lock(pci.sched, pci.rescan_remove_lock, "pciehp_unconfigure_device")

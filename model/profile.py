@@ -76,6 +76,15 @@ class KernelProfile:
     iomem_is_exclusive_v516: bool = True
     # walk_system_ram_res / walk_mem_res / page_is_ram see nested nodes (v5.14). Spec §2.11.
     walkers_nested: bool = True
+    # A MUXED waiter sets its task state only after dropping resource_lock, so a release
+    # in between wakes nobody (before "resource: fix lost wakeup when waiting for a muxed
+    # region", stable 6.12.117; not in 6.1-deb).
+    muxed_wait_loses_wakeup: bool = True
+    # get_free_mem_region() starts an ascending search at ALIGN(max(base.start, align))
+    # and steps by the alignment, not the size, in both directions ("resource: make
+    # alloc_free_mem_region() works for iomem_resource", v6.12): alloc_free_mem_region()
+    # on iomem_resource itself works instead of failing with -ERANGE.
+    gfr_steps_by_align: bool = False
 
     # --- config (Debian amd64 defaults) -----------------------------------------------
     strict_devmem: bool = True  # CONFIG_STRICT_DEVMEM
@@ -113,8 +122,15 @@ class KernelProfile:
     # IO_STRICT_DEVMEM=n and open(/dev/mem) oopses (B24). Test profile only.
     premerge_null_mapping_without_io_strict: bool = False
     # Custom llseek for PCI resource files (0fedefd4c4e3 + 24de09c16f97, v6.7); before it
-    # SEEK_END returns 0 (B11b).
+    # SEEK_END returns 0 (B11b). The same change sends every sysfs lseek through
+    # kernfs_fop_llseek(), which takes an active reference first: lseek on a removed
+    # sysfs file is -ENODEV (before, generic_file_llseek still answered).
     pci_resource_llseek_fixed: bool = False
+    # generic_access_phys() refuses (-EINVAL) a pfn that is ordinary RAM, such as the
+    # anonymous copy a write made in a private PFN mapping ("mm: disallow ioremap'ing
+    # ordinary RAM in generic_access_phys()", stable 6.12.118). Before, ptrace of such
+    # a page reached x86 ioremap(), which refuses RAM with a warning: -ENOMEM.
+    generic_access_phys_refuses_ram: bool = False
     # Userspace may act before fs_initcall (not reachable on mainline; B5 "mapping taken
     # before iomem_init_inode" needs it).
     early_userspace: bool = False
@@ -130,6 +146,11 @@ class KernelProfile:
     static_resource_files: bool = False
     # pci_proc_init serialised and idempotent (2026 fix, backported to 6.1-deb). B27.
     proc_init_locked: bool = True
+    # pci_host_probe() holds pci_rescan_remove_lock around its first scan and around
+    # pci_bus_add_devices() ("PCI: Hold the rescan mutex when scanning for the first
+    # time", v6.11; "PCI: Hold rescan lock while adding devices during host probe",
+    # v6.12). Only that kind of host (HOST_ASYNC): VMD still takes no lock.
+    host_probe_takes_rescan_lock: bool = False
     # Static-attribute visibility is decided at device_add, before FINAL fixups set
     # ROM_SHADOW (5.13..5.16; fixed by 66d28b21fe6b). B23.
     rom_visibility_at_device_add: bool = False
@@ -208,9 +229,13 @@ _V58 = _derive(_V512, "v5.8", "v5.8: /dev/mem revocation only", kernel="5.8",
                iomem_inode_in_resource=False)
 _V57 = _derive(_V58, "v5.7", "v5.7: no revocation at all", kernel="5.7",
                revoke_devmem=False)
-_NEXT = _derive(_DEB, "next-2026", "linux-next 2026: static resource files, no pci_sysfs_init",
-                kernel="next (2026)", static_resource_files=True,
-                pci_resource_llseek_fixed=True, region_intersects_nested=True)
+# Debian 6.12.118: what most 2026 distributions ship (docs/KERNELS.md, "6.1 → 6.12").
+_V612 = _derive(_DEB, "v6.12", "Debian linux-source-6.12 (6.12.118), Debian config",
+                kernel="6.12.118 (Debian)", pci_resource_llseek_fixed=True,
+                host_probe_takes_rescan_lock=True, gfr_steps_by_align=True,
+                generic_access_phys_refuses_ram=True, muxed_wait_loses_wakeup=False)
+_NEXT = _derive(_V612, "next-2026", "linux-next 2026: static resource files, no pci_sysfs_init",
+                kernel="next (2026)", static_resource_files=True)
 
 _ROWS: tuple[KernelProfile, ...] = (
     _V57,
@@ -220,6 +245,7 @@ _ROWS: tuple[KernelProfile, ...] = (
     _V515,
     _V61,
     _DEB,
+    _V612,
     _NEXT,
     # Config axes of the default kernel (spec §3.6).
     # These configs opt out of revocation on purpose (spec B5: revoke_iomem's "*cringe*
@@ -323,8 +349,23 @@ SETTING_WORDS: dict[str, tuple[str, str] | dict[str, str]] = {
         "iomem_get_mapping() returns NULL when IO_STRICT_DEVMEM=n (never-merged 2020 "
         "series)",
         "iomem_get_mapping() always returns the mapping"),
-    "pci_resource_llseek_fixed": ("PCI resource files seek from their end (v6.7)",
-                                  "SEEK_END on a PCI resource file returns 0"),
+    "pci_resource_llseek_fixed": (
+        "PCI resource files seek from their end, and lseek on a removed sysfs file is "
+        "ENODEV (v6.7)",
+        "SEEK_END on a PCI resource file returns 0; a removed sysfs file still seeks"),
+    "generic_access_phys_refuses_ram": (
+        "generic_access_phys() refuses ordinary RAM up front (6.12.118)",
+        "generic_access_phys() leaves ordinary RAM to ioremap(), which warns and fails"),
+    "host_probe_takes_rescan_lock": (
+        "pci_host_probe() holds the rescan lock around scan and bus-add (v6.12)",
+        "pci_host_probe() takes no lock"),
+    "gfr_steps_by_align": (
+        "get_free_mem_region() starts at the alignment and steps by it (v6.12)",
+        "get_free_mem_region() starts at the base and steps by the size"),
+    "muxed_wait_loses_wakeup": (
+        "a MUXED waiter can miss a wake-up between unlocking and sleeping (before "
+        "6.12.117)",
+        "a MUXED waiter marks itself sleeping before it unlocks"),
     "early_userspace": ("userspace may act before fs_initcall (test only)",
                         "userspace starts after the initcalls"),
     "dynamic_config_attrs": (

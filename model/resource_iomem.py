@@ -154,8 +154,10 @@ class ResourceTreeIomem(ResourceTreeRegion):
                             desc: int, flags: int) -> Resource | int:
         """Models `get_free_mem_region()`, kernel/resource.c, v6.1 (6.1-deb).
 
-        ``size`` is rounded up to ``align``; candidates step by ``size`` (descending from
-        min(base.end, PHYSMEM_END) - size + 1, or ascending from ALIGN(base.start)); the
+        ``size`` is rounded up to ``align``; candidates step by ``size`` (by ``align``
+        since v6.12, ``profile.gfr_steps_by_align``), descending from
+        min(base.end, PHYSMEM_END) - size + 1, or ascending from ALIGN(base.start)
+        (ALIGN(max(base.start, align)) since v6.12); the
         first one with no child of ``base`` overlapping it is taken, all under the write
         lock. GFR_REQUEST_REGION: ``__request_region_locked(iomem_resource, …)``, desc set,
         then revoke_hook. Otherwise a MEM node inserted under ``base``. Returns the node or
@@ -165,20 +167,23 @@ class ResourceTreeIomem(ResourceTreeRegion):
         size = _align(size, align)
         descending = bool(flags & GFR_DESCENDING)
         cap = min(base.end, self.physmem_end)
+        # The stride between candidates: the size, or since v6.12 the alignment.
+        step = align if self.profile.gfr_steps_by_align else size
         if descending:
             addr = (cap - size + 1) & U64_MAX
-            if not (addr > size and addr >= base.start):
+            if not (addr > step and addr >= base.start):
                 return -ERANGE
         else:
-            addr = _align(base.start, align)
-            if not (addr > (addr - size) & U64_MAX and addr <= cap):
+            low = max(base.start, align) if self.profile.gfr_steps_by_align else base.start
+            addr = _align(low, align)
+            if not (addr > (addr - step) & U64_MAX and addr <= cap):
                 return -ERANGE
         for _ in _WALK:
             if self._region_intersects(base, addr, size, 0, IORES_DESC_NONE) != REGION_DISJOINT:
-                if size == 0:
+                if step == 0:
                     self._hang("get_free_mem_region", "size 0: the candidate never moves")
                     return -ERANGE
-                nxt = self._gfr_next_candidate(base, addr, size, descending)
+                nxt = self._gfr_next_candidate(base, addr, size, step, descending)
                 if nxt is None:
                     return -ERANGE
                 addr = nxt
@@ -243,11 +248,12 @@ class ResourceTreeIomem(ResourceTreeRegion):
 
     # --- model-only helpers -------------------------------------------------------------------
 
-    def _gfr_next_candidate(self, base: Resource, addr: int, size: int, descending: bool
-                            ) -> int | None:
-        """The next address get_free_mem_region() would test after ``addr``, jumping over
-        candidates that still overlap the same child of ``base`` (the kernel tests them one
-        by one and rejects each; the outcome is the same). None: the loop would end."""
+    def _gfr_next_candidate(self, base: Resource, addr: int, size: int, step: int,
+                            descending: bool) -> int | None:
+        """The next address get_free_mem_region() would test after ``addr`` (candidates
+        ``step`` apart), jumping over candidates that still overlap the same child of
+        ``base`` (the kernel tests them one by one and rejects each; the outcome is the
+        same). None: the loop would end."""
         lowest = highest = None
         c = base.child
         for _ in _WALK:
@@ -260,16 +266,14 @@ class ResourceTreeIomem(ResourceTreeRegion):
             c = c.sibling
         if descending:
             blocker = highest
-            step = -(-(addr + size - blocker.start) // size) if blocker is not None else 1
-            step = max(step, 1)
-            nxt = addr - step * size
-            if nxt <= size or nxt < base.start:
+            n = -(-(addr + size - blocker.start) // step) if blocker is not None else 1
+            nxt = addr - max(n, 1) * step
+            if nxt <= step or nxt < base.start:
                 return None
             return nxt
         blocker = lowest
-        step = -(-(blocker.end + 1 - addr) // size) if blocker is not None else 1
-        step = max(step, 1)
-        nxt = addr + step * size
+        n = -(-(blocker.end + 1 - addr) // step) if blocker is not None else 1
+        nxt = addr + max(n, 1) * step
         if nxt > U64_MAX or nxt > min(base.end, self.physmem_end):
             return None
         return nxt

@@ -45,7 +45,7 @@ from .mm import CAUSE_REVOKE, AddressSpace, Mm
 from .profile import CLAIM_FAIL, DEFAULT, KernelProfile
 from .resource import PAGE_SHIFT
 from .resource_alloc import ResourceTreeAlloc
-from .sched import WOULD_BLOCK, WouldBlock
+from .sched import MUXED_UNLOCKED, WOULD_BLOCK, WouldBlock
 
 __all__ = [
     "REVOKE_UNMAPPED",
@@ -267,16 +267,24 @@ class ResourceTreeRegion(ResourceTreeAlloc):
 
     def request_region_task(self, parent: Resource, start: int, n: int, name: str | None,
                             flags: int):
-        """Models `__request_region()`, kernel/resource.c, v6.1 (6.1-deb), as a task.
+        """Models `__request_region()`, kernel/resource.c, v6.1 (6.1-deb) and v6.12, as a
+        task.
 
         A generator for the scheduler: it yields WOULD_BLOCK each time the kernel would
         sleep on the MUXED wait queue (resume it after a wake-up) and returns what
-        ``__request_region`` returns (StopIteration.value)."""
+        ``__request_region`` returns (StopIteration.value). On 6.1
+        (``profile.muxed_wait_loses_wakeup``) the waiter drops ``resource_lock`` before
+        it marks itself sleeping: a release in that window wakes a task that is still
+        running, and the sleep that follows waits for the next one (the lost wake-up
+        "resource: fix lost wakeup when waiting for a muxed region" closed in 6.12.117).
+        The window is a preemption point here."""
         claim = RegionClaim()
         while True:
             res = self._request_region(parent, start, n, name, flags, claim)
             if res is not WOULD_BLOCK:
                 return res
+            if self.profile.muxed_wait_loses_wakeup:
+                yield MUXED_UNLOCKED
             yield WOULD_BLOCK
 
     def _release_region(self, parent: Resource, start: int, n: int) -> None:

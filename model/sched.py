@@ -111,6 +111,11 @@ class LockWait:
         return f"{self.where}: mutex_lock({self.lock.name}){owner}"
 
 
+# Where a 6.1 MUXED waiter can lose the CPU in `__request_region()`: after write_unlock(),
+# before set_current_state() (ResourceTree.request_region_task yields it).
+MUXED_UNLOCKED = Point("__request_region: after write_unlock, before set_current_state")
+
+
 @dataclass(frozen=True, slots=True)
 class MuxedWait:
     """Parked in `__request_region()` on ``muxed_resource_wait``: a MUXED conflict.
@@ -122,6 +127,9 @@ class MuxedWait:
     sched: Scheduler
     generation: int
     where: str = ""
+    # A MUXED release happened after the task dropped resource_lock and before it went
+    # to sleep: its wake-up found the task still running and was lost (6.1).
+    missed_wakeup: bool = False
 
     def ready(self) -> bool:
         return self.sched.muxed_generation != self.generation
@@ -174,7 +182,8 @@ def is_wait(parked: object) -> bool:
 class Task:
     """One kernel path in flight: its generator, where it is parked, and its result."""
 
-    __slots__ = ("gen", "hung", "id", "name", "parked", "result", "slices", "state")
+    __slots__ = ("gen", "hung", "id", "name", "parked", "result", "slices", "state",
+                 "unlocked_generation")
 
     def __init__(self, task_id: int, name: str, gen: Path) -> None:
         self.id = task_id
@@ -185,6 +194,7 @@ class Task:
         self.result: Any = None
         self.slices = 0
         self.hung = False
+        self.unlocked_generation = -1  # muxed generation when it last dropped the lock
 
     @property
     def done(self) -> bool:
@@ -263,10 +273,17 @@ class Scheduler:
         task.slices += 1
         self.slices_run += 1
         try:
+            before = task.parked
             parked = next(task.gen)
             if parked is WOULD_BLOCK:
-                # ResourceTree.request_region_task sleeps on muxed_resource_wait.
-                parked = MuxedWait(self, self.muxed_generation, "__request_region")
+                # ResourceTree.request_region_task sleeps on muxed_resource_wait. If it
+                # last parked between dropping the lock and sleeping (6.1), a release
+                # since then bumped the generation before this wait began.
+                missed = (before is MUXED_UNLOCKED
+                          and task.unlocked_generation != self.muxed_generation)
+                parked = MuxedWait(self, self.muxed_generation, "__request_region", missed)
+            elif parked is MUXED_UNLOCKED:
+                task.unlocked_generation = self.muxed_generation
             task.parked = parked
         except StopIteration as stop:
             task.state = DONE
@@ -341,10 +358,13 @@ class Scheduler:
         if task.hung:
             return
         task.hung = True
+        extra = {}
+        if getattr(task.parked, "missed_wakeup", False):
+            extra["lost_wakeup"] = True
         self.log.emit(
             HANG,
             f"INFO: task {task.name}:{task.id} blocked forever at {task.parked}",
-            task=task.id, name=task.name, where=str(task.parked),
+            task=task.id, name=task.name, where=str(task.parked), **extra,
         )
 
     # --- hooks -------------------------------------------------------------------------

@@ -56,7 +56,7 @@ class PciLines:
             state = self._sysfs(f"{self._dev_path(op.dev)}/driver_override", driver)
             if state != "ok":
                 return state, "", "driver_override failed"
-        elif (op.claims == "yes") != (driver == "e1000"):
+        elif (getattr(op, "claims", "yes") == "yes") != (driver == "e1000"):
             note = f"the real {driver} {'claims' if driver == 'e1000' else 'never claims'}"
         state = self._sysfs(f"/sys/bus/pci/drivers/{driver}/bind", real)
         if state == "ok":

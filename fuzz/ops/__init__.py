@@ -176,10 +176,12 @@ REGISTRY: dict[str, type[Op]] = {}
 
 # Families are modules of this package, imported in this order; the order fixes the
 # decoder's numbering of operations, so append new families at the end.
-FAMILIES: tuple[str, ...] = ("tree", "mapping", "sched", "pci")
+FAMILIES: tuple[str, ...] = ("tree", "mapping", "sched", "pci", "driver", "observe")
 # Who a family's lines act for unless an operation says otherwise: the tree family is
-# the in-kernel resource API, mapping is system calls, pci is sysfs writes.
-FAMILY_WHO = {"tree": DRIVER, "mapping": PROCESS, "sched": SCHEDULE, "pci": PROCESS}
+# the in-kernel resource API, mapping is system calls, pci and driver are sysfs writes
+# (and insmod/rmmod), observe is reads.
+FAMILY_WHO = {"tree": DRIVER, "mapping": PROCESS, "sched": SCHEDULE, "pci": PROCESS,
+              "driver": PROCESS, "observe": PROCESS}
 WHO_VALUES = (PROCESS, DRIVER, PLATFORM, SCHEDULE)
 
 

@@ -51,6 +51,7 @@ POINTS = (
     "probe: before pci_request_regions",
     "do_initcall_level(late)",
     "mmap:populated",
+    "before set_current_state",
 )
 
 
@@ -125,17 +126,23 @@ class Step(Op):
 class RequestMuxedRegion(Op):
     """`request_muxed_region()` (Super I/O style ports), run as a task that sleeps
     uninterruptibly while another MUXED holder has the range (B28). ``blocked`` when
-    it went to sleep; the handle is the task."""
+    it went to sleep; the handle is the task. ``mode=spawn`` only creates the task, for
+    ``step`` lines (on 6.1 it can be stopped between dropping the lock and sleeping)."""
 
     start: int = arg(Kind.ADDR, 0x2E, hi=0xFFFF)
     n: int = arg(Kind.SIZE, 2, hi=0x10000)
     name: str = arg(Kind.NAME, "sio")
+    mode: str = arg(Kind.CHOICE, "call", choices=("call", "spawn"))
 
     def run(self, ctx: Context) -> Outcome:
         kernel = ctx.kernel
         path = kernel.request_muxed_region_task(kernel.roots[1], self.start, self.n,
                                                 self.name or None, IORESOURCE_MUXED, PROGRAM)
-        task = kernel.call(path, f"request_muxed_region({self.start:#x}, {self.n:#x})")
+        name = f"request_muxed_region({self.start:#x}, {self.n:#x})"
+        if self.mode == "spawn":
+            ctx.bind(kernel.spawn(path, name))
+            return OK
+        task = kernel.call(path, name)
         ctx.bind(task)
         if task.state == DONE and task.result is REFUSED:
             return ILLEGAL

@@ -47,7 +47,8 @@ process had mapped, B7).
 ``reaches-other-device``, ``reaches-other-bar`` or ``reaches-memory`` — through the mmap
 handler that made it, and why: ``sub-page-bar`` (the BAR is smaller than the page the
 mapping exposes, §4.6), ``survived-removal`` (A was removed and its mappings survive,
-§4.8), ``bar-moved`` (A's BAR was moved since).
+§4.8), ``bar-moved`` (A's BAR was moved since), ``removed-still-decodes`` (what answered is
+a function the kernel removed, which keeps decoding the range it has given to A).
 
 Which of these a kernel accepts "by design" is profile data (``by_design``).
 """
@@ -384,8 +385,14 @@ def _isolation(kernel, event) -> Iterator[Violation]:
 
 
 def _isolation_why(kernel, event, owner: str, bar: object) -> str:
-    """Why a device mapping reached beyond its BAR: the BAR is smaller than the page it
-    shares; its device is gone; or the BAR has moved since the mapping was made."""
+    """Why a device mapping reached beyond its BAR: what answered is a function the
+    kernel removed but which still decodes the range the kernel has since given to
+    another device (issue 17, point 1); the BAR is smaller than the page it shares; its
+    device is gone; or the BAR has moved since the mapping was made."""
+    target = event.get("target_owner")
+    if (event.get("target_kind") == TARGET_BAR and target != owner
+            and kernel.pci_device(str(target)) is None):
+        return "removed-still-decodes"
     dev = kernel.pci_device(owner)
     if dev is None:
         return "survived-removal"
@@ -435,6 +442,7 @@ WHY = {
     "range-rounding": "the unmap range was rounded outward",
     "page-granular": "unmapping works on whole pages",
     "sub-page-bar": "the BAR is smaller than the page the mapping exposes",
+    "removed-still-decodes": "a removed function still decodes the range given to another",
     "survived-removal": "the device was removed and its mapping survived",
     "bar-moved": "the BAR moved after the mapping was made",
 }

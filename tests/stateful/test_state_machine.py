@@ -70,7 +70,11 @@ def test_failures_can_be_written_to_a_corpus(tmp_path):
 
 
 def test_known_signatures_are_tolerated():
-    machine = machine_class(MISUSE, known=frozenset({RELEASE}), classes=(ReleaseRegion,))
+    # Releases alone break the contract two ways: a range nobody requested, and a boot
+    # driver's claim (the decoder's address table holds every node of the default machine,
+    # virtio-pci's BAR and ROM included), which the ledger calls claim-lost.
+    known = frozenset({RELEASE, "busy-consistency/claim-lost/__release_region"})
+    machine = machine_class(MISUSE, known=known, classes=(ReleaseRegion,))
     run_state_machine_as_test(machine, settings=settings(max_examples=20, database=None,
                                                          deadline=None))
 

@@ -11,7 +11,17 @@ from dataclasses import dataclass
 from iomemfuzz.model.boot import Boot
 from iomemfuzz.model.event import Event, Log
 from iomemfuzz.model.ioport import IORESOURCE_IO, IORESOURCE_MEM, IORESOURCE_WINDOW, Resource
-from iomemfuzz.model.pci import HOST_ACPI, HOST_ASYNC, BarSpec, Pci, PciDeviceSpec
+from iomemfuzz.model.pci import (
+    HOST_ACPI,
+    HOST_ASYNC,
+    BarSpec,
+    Pci,
+    PciDeviceSpec,
+    PciDriver,
+    PciId,
+    parse_bdf,
+)
+from iomemfuzz.model.pci_driver_table import generic_driver
 from iomemfuzz.model.profile import KernelProfile, resolve
 from iomemfuzz.model.resource_tree import ResourceTree
 from iomemfuzz.model.sched import Path, Scheduler, Task
@@ -31,7 +41,15 @@ D21_BARS = (BarSpec(0x1000), None, BarSpec(0x100000, prefetch=True), None,
 
 
 def dev(bdf: str, bars: tuple[BarSpec | None, ...] = D21_BARS, **kw: object) -> PciDeviceSpec:
+    """A device with D21's BARs; unless ``kw`` says otherwise its device id is 0x1000 +
+    devfn, so no two rig devices match each other's drivers."""
+    kw.setdefault("device", 0x1000 + parse_bdf(bdf)[2])
     return PciDeviceSpec(bdf, bars, **kw)  # type: ignore[arg-type]
+
+
+def ids_of(*specs: PciDeviceSpec) -> tuple[PciId, ...]:
+    """An id table matching exactly ``specs``."""
+    return tuple(PciId(s.vendor, s.device) for s in specs)
 
 
 @dataclass
@@ -62,6 +80,13 @@ class Rig:
         task = self.sched.call(path, name)
         assert task.done, task.describe()
         return task.result
+
+    def load(self, name: str, *specs: PciDeviceSpec, claims: bool = True) -> PciDriver:
+        """insmod a generic driver ``name`` whose ids are ``specs``' (it binds every
+        matching unbound device); returns the driver."""
+        drv = generic_driver(name, ids_of(*specs), claims)
+        assert self.run(self.pci.module_load(drv)) == 0
+        return drv
 
     def step_until(self, task: Task, where: str, what: str = "") -> None:
         """Step ``task`` until it is parked at a Point whose text contains ``where``
@@ -103,4 +128,4 @@ def make_rig(profile: str | KernelProfile = "v6.1-deb", specs: tuple[PciDeviceSp
     return rig
 
 
-__all__ = ["D21_BARS", "HOST_ACPI", "HOST_ASYNC", "Rig", "dev", "make_rig"]
+__all__ = ["D21_BARS", "HOST_ACPI", "HOST_ASYNC", "Rig", "dev", "ids_of", "make_rig"]

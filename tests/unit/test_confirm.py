@@ -82,11 +82,13 @@ def test_plan_of_a_seed():
     path = ROOT / "corpus" / "seeds" / "mapping-qemu-sysfs-bind-unbind.prog"
     plan = make_plan(read_program(str(path)), str(path))
     assert runnable(plan)
-    assert [ln.model for ln in plan.lines][:4] == ["ok", "ok", "ok",
+    # The hot-added card decodes nothing until the enable line (issue 17, point 1).
+    assert [ln.model for ln in plan.lines][:6] == ["ok", "ok", "ok", "= unbacked", "ok",
                                                    "= 0000:00:03.0/bar0+0x10"]
-    assert plan.modules == ("e1000",)
     assert plan.hotadds == 1
-    assert not any(ln.skip for ln in plan.lines)
+    # Issue 17's lines (enable, module_load) are not translated yet: only they are skipped.
+    skipped = {type(ln.op).NAME for ln in plan.lines if ln.skip}
+    assert skipped == {"enable", "module_load"}
 
 
 def test_plan_skips_what_cannot_run_and_what_depends_on_it():

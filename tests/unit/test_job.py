@@ -111,7 +111,8 @@ UNREVOKED = "mapping-survival/reaches-claimed/revoke_iomem/io-strict-off"
 # through /dev/mem (4 lines). Deleting lines cannot turn one into the other.
 B5_SYSFS = parse_program(
     'r0 = hotadd(dev="0000:00:03.0")\nr1 = open_resource(dev="0000:00:03.0")\n'
-    'r2 = mmap(file=r1)\nr3 = bind(dev="0000:00:03.0")\ntouch(vma=r2)\n')
+    'r2 = mmap(file=r1)\nr3 = module_load(driver="drv", ids="1b36:0005")\n'
+    'touch(vma=r2)\n')
 B5_DEVMEM = parse_program(
     "r0 = open_devmem()\nr1 = mmap(file=r0, offset=0x80000000)\n"
     "r2 = __request_region(start=0x80000000)\ntouch(vma=r1)\n"

@@ -118,19 +118,19 @@ touch(vma=r1)
     ("sysfs-revoked", HOTADD + f"""
 r1 = open_resource(dev={DEV})
 r2 = mmap(file=r1)
-r3 = bind(dev={DEV})
+r3 = module_load(driver="drv", ids="1b36:0005")
 touch(vma=r2)
 """, "v6.1-deb", None),
     ("b10-sysfs", HOTADD + f"""
 r1 = open_resource(dev={DEV})
 r2 = mmap(file=r1)
-r3 = bind(dev={DEV})
+r3 = module_load(driver="drv", ids="1b36:0005")
 touch(vma=r2)
 """, "v5.8", "mapping-survival/reaches-claimed/sysfs_kf_bin_open/outside-iomem-space"),
     ("b10-procfs", HOTADD + f"""
 r1 = open_procfs(dev={DEV})
 procfs_ioctl(file=r1)
-r2 = bind(dev={DEV})
+r2 = module_load(driver="drv", ids="1b36:0005")
 r3 = mmap(file=r1, offset=0x80000000)
 touch(vma=r3)
 """, "v5.8", "mapping-survival/reaches-claimed/proc_bus_pci_mmap/no-exclusive-check"),
@@ -151,7 +151,7 @@ lseek(file=r1, whence=end)
     ("b13", HOTADD + f"""
 r1 = open_resource(dev={DEV})
 r2 = mmap(file=r1)
-r3 = bind(dev={DEV}, claims=no)
+r3 = module_load(driver="drv", ids="1b36:0005", claims=no)
 touch(vma=r2)
 """, "v6.1-deb", "mapping-survival/driver-bar-unclaimed/pci_device_probe/never-claimed"),
     ("b11a", """
@@ -210,13 +210,15 @@ def test_small_bar_reaches_neighbour():
     text = f"""
 r0 = hotadd(dev={DEV}, bars="mem:0x100")
 r1 = hotadd(dev="0000:00:04.0", bars="mem:0x100")
-r2 = open_resource(dev={DEV})
-r3 = mmap(file=r2)
-touch(vma=r3, offset=0x0)
-touch(vma=r3, offset=0x100)
+r2 = enable(dev={DEV})
+r3 = enable(dev="0000:00:04.0")
+r4 = open_resource(dev={DEV})
+r5 = mmap(file=r4)
+touch(vma=r5, offset=0x0)
+touch(vma=r5, offset=0x100)
 """
     trace = _run(text, "v6.1-deb")
-    touched = [s.outcome.label for s in trace.steps[4:6]]
+    touched = [s.outcome.label for s in trace.steps[6:8]]
     assert touched[0].startswith("= 0000:00:03.0/bar0")
     assert trace.signatures == (
         "mapping-survival/reaches-other-device/pci_mmap_resource/sub-page-bar",)
@@ -248,11 +250,13 @@ touch(vma=r6)
 
 def test_qemu_observed_sequence():
     """6.1 in QEMU: a sysfs mapping made before the driver loads gets SIGBUS after the
-    claim and stays dead after unbind, while a fresh mmap works again."""
-    text = HOTADD + f"""
+    claim and stays dead after unbind, while a fresh mmap works again (the device keeps
+    decoding after unbind: the probe enabled it and nothing disables decoding)."""
+    text = f"""
+r0 = hotadd(dev={DEV}, bars="mem:0x1000", ids="8086:100e")
 r1 = open_resource(dev={DEV})
 r2 = mmap(file=r1)
-r3 = bind(dev={DEV}, driver="e1000")
+r3 = module_load(driver="e1000")
 touch(vma=r2)
 r4 = mmap(file=r1)
 r5 = open_devmem()

@@ -14,13 +14,12 @@ from iomemfuzz.model.ioport import (
 from iomemfuzz.model.pci import (
     BarSpec,
     PciDeviceSpec,
-    PciDriver,
     bar_specs,
     parse_bdf,
     pci_name,
 )
 from iomemfuzz.model.resource_check import preorder
-from pci_rig import ASYNC_MEM, HOST_ASYNC, MEM32, dev, make_rig
+from pci_rig import ASYNC_MEM, HOST_ASYNC, MEM32, dev, ids_of, make_rig
 
 D2, D3, D4 = "0000:00:02.0", "0000:00:03.0", "0000:00:04.0"
 FILES = ["resource0", "resource2", "resource2_wc", "resource4"]
@@ -107,21 +106,26 @@ def test_firmware_address_is_claimed_at_subsys_and_conflicts_are_reassigned():
     assert d3.resource[0].start == MEM32[0] and d3.resource[0].parent is not None
 
 
-def test_bar_that_does_not_fit_stays_unset_and_probe_refuses():
+def test_bar_that_does_not_fit_is_reset_and_the_probe_goes_on_without_it():
+    """A BAR assignment cannot place is reset (start = end = flags = 0, setup-bus.c's
+    reset_resource): no resource file, and pci_enable_device() skips it, so the probe
+    binds."""
     huge = (BarSpec(1 << 30),)  # 1 GiB does not fit the 512 MiB window below 4 GiB
     rig = make_rig("v6.1-deb", (dev(D2, bars=huge, driver="big"),))
     d = rig.pci.find(D2)
-    assert d.resource[0].flags & IORESOURCE_UNSET and d.driver is None
-    assert rig.resource_files(D2) == ["resource0"]  # the length is still known
+    r = d.resource[0]
+    assert (r.start, r.end, r.flags) == (0, 0, 0) and d.driver.name == "big"
+    assert rig.resource_files(D2) == []
 
 
 # --- drivers and claims --------------------------------------------------------------------
 
 
 def test_builtin_driver_claims_every_bar_as_busy_children():
-    rig = make_rig("v6.1-deb", (dev(D2, driver="nic"),))
+    spec = dev(D2, driver="nic")
+    rig = make_rig("v6.1-deb", (spec,))
     d = rig.pci.find(D2)
-    assert d.driver == PciDriver("nic", True)
+    assert d.driver.name == "nic" and d.driver.id_table == ids_of(spec)
     claims = busy(rig)
     assert sorted(claims) == sorted((d.resource[i].start, d.resource[i].end, "nic")
                                     for i in (0, 2, 4))
@@ -130,11 +134,13 @@ def test_builtin_driver_claims_every_bar_as_busy_children():
 
 
 def test_claim_runs_the_revoke_hook_for_memory_bars_only():
-    rig = make_rig("v6.1-deb", (dev(D2),))
+    spec = dev(D2)
+    rig = make_rig("v6.1-deb", (spec,))
     revoked = []
     rig.tree.revoke_hook = lambda res: revoked.append((res.start, res.name))
     d = rig.pci.find(D2)
-    assert rig.run(rig.pci.bind(d, PciDriver("nic"))) == 0
+    rig.load("nic", spec)  # the module load binds it
+    assert d.driver.name == "nic"
     assert sorted(revoked) == sorted((d.resource[i].start, "nic") for i in (0, 2))
 
 
@@ -145,37 +151,48 @@ def test_non_claiming_driver_leaves_no_busy_region():
 
 
 def test_unbind_releases_without_revoking_and_bind_again():
-    rig = make_rig("v6.1-deb", (dev(D2, driver="nic"),))
+    spec = dev(D2, driver="nic")
+    rig = make_rig("v6.1-deb", (spec,))
     d = rig.pci.find(D2)
+    nic = d.driver
     revoked = []
     rig.tree.revoke_hook = lambda res: revoked.append(res)
-    assert rig.run(rig.pci.unbind(d)) == 0
+    assert rig.run(rig.pci.unbind(d, nic)) == 0
     assert d.driver is None and busy(rig) == [] and revoked == []
-    assert rig.run(rig.pci.unbind(d)) == -errno.ENODEV
-    assert rig.run(rig.pci.bind(d, PciDriver("vfio-pci"))) == 0
-    assert rig.run(rig.pci.bind(d, PciDriver("other"))) == -errno.EBUSY
-    assert {name for *_r, name in busy(rig)} == {"vfio-pci"}
+    assert d.hw.command & 0x3 == 0x3  # unbind left decoding on
+    assert rig.run(rig.pci.unbind(d, nic)) == -errno.ENODEV
+    other = rig.load("other", spec)  # binds the unbound device at once
+    assert d.driver is other
+    assert rig.run(rig.pci.bind(d, nic)) == -errno.EBUSY
+    assert {name for *_r, name in busy(rig)} == {"other"}
 
 
 def test_probe_fails_if_a_bar_is_busy_and_releases_what_it_took():
-    rig = make_rig("v6.1-deb", (dev(D2),))
+    spec = dev(D2)
+    rig = make_rig("v6.1-deb", (spec,))
     d = rig.pci.find(D2)
     bar2 = d.resource[2]
     held = rig.tree._request_region(rig.tree.iomem_resource, bar2.start, 0x1000, "user", 0)
     assert held is not None
-    assert rig.run(rig.pci.bind(d, PciDriver("nic"))) == -errno.EBUSY
+    nic = rig.load("nic", spec)  # its probe fails; the module still loads
+    assert d.driver is None
+    assert rig.run(rig.pci.bind(d, nic)) == -errno.EBUSY
     assert d.driver is None and busy(rig) == [(bar2.start, bar2.start + 0xFFF, "user")]
+    assert d.enable_cnt == 0  # the failed probe disabled again
 
 
 def test_probe_waits_for_the_device_lock():
-    rig = make_rig("v6.1-deb", (dev(D2),))
+    spec = dev(D2)
+    rig = make_rig("v6.1-deb", (spec,))
     d = rig.pci.find(D2)
-    a = rig.sched.spawn(rig.pci.bind(d, PciDriver("a")), "bind a")
-    rig.step_until(a, "probe: before pci_request_regions")
-    b = rig.sched.call(rig.pci.bind(d, PciDriver("b")), "bind b")
-    assert b.state == "blocked" and "device_driver_attach" in str(b.parked)
+    rig.pci.state.drivers_autoprobe = False
+    a, b = rig.load("a", spec), rig.load("b", spec)
+    task_a = rig.sched.spawn(rig.pci.bind(d, a), "bind a")
+    rig.step_until(task_a, "probe: before pci_request_regions")
+    task_b = rig.sched.call(rig.pci.bind(d, b), "bind b")
+    assert task_b.state == "blocked" and "device_driver_attach" in str(task_b.parked)
     rig.sched.drain()
-    assert a.result == 0 and b.result == -errno.EBUSY and d.driver.name == "a"
+    assert task_a.result == 0 and task_b.result == -errno.EBUSY and d.driver.name == "a"
 
 
 # --- removal, rescan, hotplug --------------------------------------------------------------

@@ -16,9 +16,11 @@ from iomemfuzz.model.resource_check import preorder
 
 DEVICES = (
     PciDeviceSpec("00:01.0", (BarSpec(0x1000000, prefetch=True), None, BarSpec(0x1000)),
-                  vga=True, driver="bochs-drm"),
+                  vga=True, driver="bochs-drm", vendor=0x1234, device=0x1111,
+                  pci_class=0x030000),
     PciDeviceSpec("00:02.0", (BarSpec(0x40, io=True), BarSpec(0x1000), None, None,
-                              BarSpec(0x4000, prefetch=True, is64=True)), driver="virtio-pci"),
+                              BarSpec(0x4000, prefetch=True, is64=True)), driver="virtio-pci",
+                  vendor=0x1AF4, device=0x1000, pci_class=0x020000),
     PciDeviceSpec("00:03.0", (BarSpec(0x1000),)),
 )
 MACHINE = replace(DEFAULT_MACHINE, name="q35-with-devices", pci_devices=DEVICES)
@@ -77,7 +79,7 @@ def test_muxed_wait_wakes_through_the_tree_hook_and_hangs_otherwise():
     first = tree.request_muxed_region(0x2E, 2, "a")
     task = k.sched.spawn(tree.request_region_task(tree.ioport_resource, 0x2E, 2, "b",
                                                   IORESOURCE_MUXED), "b")
-    assert k.sched.step(task) == "blocked"
+    assert k.sched.run(task) == "blocked"
     tree.release_region(first.start, 2)
     assert k.finish() == [] and task.result is not None
     stuck = kernel()

@@ -61,6 +61,20 @@ class Dev:
             self.resource[i] = Resource(start, start + size - 1, name, flags)
 
 
+class HwView:
+    """A Dev's BARs as the hardware decodes them (model/pci_hw.py's ``windows``): the
+    test devices decode every memory and I/O BAR they have."""
+
+    def __init__(self, dev: Dev):
+        self.dev = dev
+
+    def windows(self, io: bool):
+        for i in range(6):
+            r = self.dev.resource[i]
+            if r.end and bool(r.flags & IORESOURCE_IO) == io:
+                yield i, r.start, r.end
+
+
 class System:
     """Tree + sysfs + mm + devmem + pci_mmap, wired like model/kernel.py."""
 
@@ -97,7 +111,9 @@ class System:
         self.tree.revoke_hook = self.tree.revoke_iomem
         self.sysfs.drain_hook = self.mm.kernfs_drain_open_files
         self.mm.add_resolver(MemoryResolver(physical_map_of(shape(self.tree.iomem_resource))))
-        self.mm.add_resolver(BarResolver(lambda: (self.dev, self.other)), first=True)
+        self.mm.add_resolver(BarResolver(lambda: ((d.name, HwView(d))
+                                                  for d in (self.dev, self.other))),
+                             first=True)
         self.tree.iomem_init_inode()
         self.devmem.chr_dev_init()
         self.sd = self.sysfs.mkdir_p("/devices/pci0000:00/0000:00:03.0")

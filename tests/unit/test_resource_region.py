@@ -29,7 +29,7 @@ from iomemfuzz.model.profile import CLAIM_FAIL, DEFAULT
 from iomemfuzz.model.resource_check import tree_problems
 from iomemfuzz.model.resource_region import RegionClaim
 from iomemfuzz.model.resource_tree import ResourceTree
-from iomemfuzz.model.sched import WOULD_BLOCK
+from iomemfuzz.model.sched import MUXED_UNLOCKED, WOULD_BLOCK
 
 MEM = IORESOURCE_MEM
 BUSY = IORESOURCE_BUSY
@@ -120,6 +120,7 @@ def test_request_region_task_yields_while_blocked():
     tree = ResourceTree()
     tree.request_muxed_region(0x2E, 2, "a")
     task = tree.request_region_task(tree.ioport_resource, 0x2E, 2, "b", IORESOURCE_MUXED)
+    assert next(task) is MUXED_UNLOCKED  # 6.1: preemptible between unlock and sleep
     assert next(task) is WOULD_BLOCK
     tree.release_region(0x2E, 2)
     with pytest.raises(StopIteration) as stop:

@@ -10,6 +10,7 @@ from iomemfuzz.model.resource_tree import ResourceTree
 from iomemfuzz.model.sched import (
     BLOCKED,
     DONE,
+    MUXED_UNLOCKED,
     NEW,
     READY,
     WOULD_BLOCK,
@@ -148,6 +149,8 @@ def test_would_block_parks_until_a_muxed_release():
     assert first is not None and first is not WOULD_BLOCK
     task = sched.spawn(tree.request_region_task(tree.ioport_resource, 0x2E, 2, "b",
                                                 IORESOURCE_MUXED), "superio b")
+    # 6.1 drops resource_lock before it marks itself sleeping: a preemption point.
+    assert sched.step(task) == READY and task.parked is MUXED_UNLOCKED
     assert sched.step(task) == BLOCKED
     assert isinstance(task.parked, MuxedWait)
     assert "sleeping on muxed_resource_wait" in task.describe()
