@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from iomemfuzz.fuzz.contract import broken_rule
-from iomemfuzz.model.generation import generation
 from iomemfuzz.model.ioport import IORESOURCE_BUSY, Resource
 from iomemfuzz.model.kernel import Kernel, Observer
 from iomemfuzz.model.machine import Machine
@@ -50,8 +49,8 @@ class Claim:
 class Ledger(Observer):
     """The Kernel observer that keeps the claim ledger."""
 
-    __slots__ = ("_synced", "baseline_busy", "breaches", "claims", "generation",
-                 "given_back", "last_call", "memo", "orphans", "structs",
+    __slots__ = ("baseline_busy", "breaches", "claims", "generation", "given_back",
+                 "last_call", "memo", "orphans", "structs", "tree_clock",
                  "unmatched_releases")
 
     def __init__(self) -> None:
@@ -78,8 +77,11 @@ class Ledger(Observer):
         # Bumped by every change to the ledger (claims, their lost_by, baseline_busy): the
         # busy-consistency oracle re-checks only when this or the trees moved.
         self.generation = 0
-        # (tree generation, ledger generation) after the last sync pass.
-        self._synced: tuple[int, int] | None = None
+        # Bumped whenever the door says a caller may have changed the trees. With the
+        # scheduler's slice count (kernel paths change the trees only inside a slice) it
+        # tells the whole-state oracles whether anything they read can have moved.
+        self.tree_clock = 0
+
         # Answers the whole-state oracles derived from this kernel's state, kept for
         # their next look (by oracle name).
         self.memo: dict[str, object] = {}
@@ -109,6 +111,7 @@ class Ledger(Observer):
 
     def claimed(self, kernel: Kernel, node: Resource, caller: str, call: str) -> None:
         self.generation += 1
+        self.tree_clock += 1
         self.claims[node] = Claim(node, caller, call, at=kernel.mm.tick(),
                                   start=node.start, end=node.end)
 
@@ -120,6 +123,7 @@ class Ledger(Observer):
 
     def kernel_owned(self, kernel: Kernel, node: Resource) -> None:
         self.generation += 1
+        self.tree_clock += 1
         self.baseline_busy.add(node)
 
     def released(self, kernel: Kernel, root: Resource, start: int, n: int, caller: str,
@@ -182,12 +186,8 @@ class Ledger(Observer):
     def tree_changed(self, kernel: Kernel, caller: str, call: str) -> None:
         """After ``caller`` changed the tree: drop the claims it gave up, mark the ones
         it took away from someone else as lost."""
-        # After a pass every claim is lost or in the tree; while no tree link and no
-        # claim changed since (only the tree code writes links), that still holds and a
-        # pass would change nothing.
         self.last_call = call
-        if self._synced == (generation(), self.generation):
-            return
+        self.tree_clock += 1
         for key, claim in list(self.claims.items()):
             if claim.lost_by is not None or kernel.in_tree(claim.node):
                 continue
@@ -197,7 +197,6 @@ class Ledger(Observer):
             else:
                 claim.lost_by = caller
                 claim.lost_call = call
-        self._synced = (generation(), self.generation)
 
     # --- what the oracles read --------------------------------------------------------
 

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from .generation import changed
-
 __all__ = [
     "DESC_NAMES",
     "FLAG_NAMES",
@@ -230,13 +228,11 @@ DESC_NAMES: dict[int, str] = {
 
 def resource_set_size(res: Resource, size: int) -> None:
     """Models `resource_set_size()`, include/linux/ioport.h, v6.1 (6.1-deb backport)."""
-    changed()
     res.end = (res.start + size - 1) & U64_MAX
 
 
 def resource_set_range(res: Resource, start: int, size: int) -> None:
     """Models `resource_set_range()`, include/linux/ioport.h, v6.1 (6.1-deb backport)."""
-    changed()
     res.start = start
     res.end = (start + size - 1) & U64_MAX
 
@@ -280,7 +276,6 @@ def resource_intersection(r1: Resource, r2: Resource, out: Resource) -> bool:
     On no overlap returns False and leaves ``out`` untouched; only start/end are written."""
     if not (r1.start <= r2.end and r1.end >= r2.start):
         return False
-    changed()
     out.start = max(r1.start, r2.start)
     out.end = min(r1.end, r2.end)
     return True
@@ -292,7 +287,6 @@ def resource_union(r1: Resource, r2: Resource, out: Resource) -> bool:
     Adjacent but disjoint ranges are not merged; on False ``out`` is untouched."""
     if not (r1.start <= r2.end and r1.end >= r2.start):
         return False
-    changed()
     out.start = min(r1.start, r2.start)
     out.end = max(r1.end, r2.end)
     return True

@@ -46,8 +46,6 @@ Shape follows the kernel on purpose:
   operations can build cyclic lists (for example relinking a node whose stale ``child``
   still points into the tree); the kernel would spin forever with the lock held, the
   model emits HANG and gives up.
-* Every write to a Resource field someone else may see is counted first
-  (model/generation.py), so the whole-state oracles know when to look again.
 """
 
 from __future__ import annotations
@@ -56,7 +54,6 @@ from collections.abc import Callable
 
 from .errno import EBUSY, EINVAL, ENODEV
 from .event import HANG, INFO, NULL_DEREF, USE_AFTER_FREE, WARN, Log
-from .generation import changed
 from .ioport import (
     _WALK,
     IORES_DESC_NONE,
@@ -160,7 +157,6 @@ class ResourceTreeBase:
         Only kmalloc'ed structs are really freed (memblock and static ones are leaked or
         kept), so only those can later be used after free."""
         if res is not None and res.slab:
-            changed()
             res.freed = True
 
     @staticmethod
@@ -186,7 +182,6 @@ class ResourceTreeBase:
         tmp = root.child
         for _ in _WALK:
             if tmp is None or tmp.start > end:
-                changed()
                 new.sibling = tmp
                 if prev is None:
                     root.child = new
@@ -224,7 +219,6 @@ class ResourceTreeBase:
         else:
             self._hang("__release_resource", "child list of " + _s(parent.name) + " is cyclic")
             return -EINVAL
-        changed()
         if release_child or old.child is None:
             if prev is None:
                 parent.child = old.sibling
@@ -262,8 +256,6 @@ class ResourceTreeBase:
         Detaches every descendant (post-order, like the C recursion): each loses parent,
         sibling and children, is logged, and is rebased to [0, size - 1] with its flags.
         Every pointer is cleared as it is followed, so this ends even on cyclic lists."""
-        if r.child is not None:
-            changed()
         frames: list[list[Resource | None]] = [[r.child]]
         owners = [r]
         r.child = None
@@ -312,17 +304,14 @@ class ResourceTreeBase:
         return self._release_resource(old, True)
 
     def find_next_iomem_res(self, start: int, end: int, flags: int, desc: int,
-                            out: Resource | None, first_lvl: bool = False, *,
-                            private: bool = False) -> int:
+                            out: Resource | None, first_lvl: bool = False) -> int:
         """Models `find_next_iomem_res()`, kernel/resource.c, v6.1 (6.1-deb).
 
         The lowest iomem node (a parent before its children) that overlaps [start, end]
         and has all ``flags`` and ``desc`` (NONE = any). Children are skipped until the
         first overlapping node. ``out`` gets the match clipped to [start, end] with its
         flags, desc and parent. 0, -ENODEV, or -EINVAL (no ``out``, or start >= end).
-        ``first_lvl``: the pre-v5.14 top-level-only search (profile ``walkers_nested``).
-        ``private``: ``out`` is the caller's own on-stack struct that nothing links (the
-        walkers below, as in C), so writing it is not counted (model/generation.py)."""
+        ``first_lvl``: the pre-v5.14 top-level-only search (profile ``walkers_nested``)."""
         if out is None or start >= end:
             return -EINVAL
         skip_children = True
@@ -336,8 +325,6 @@ class ResourceTreeBase:
                 skip_children = first_lvl
                 if p.flags & flags == flags and (desc == IORES_DESC_NONE
                                                  or desc == p.desc):
-                    if not private:
-                        changed()
                     out.start = max(start, p.start)
                     out.end = min(end, p.end)
                     out.flags = p.flags
@@ -372,7 +359,7 @@ class ResourceTreeBase:
         for _ in _WALK:
             if not (start < end
                     and self.find_next_iomem_res(start, end, flags, desc, res,
-                                                 first_lvl, private=True) == 0):
+                                                 first_lvl) == 0):
                 return ret
             ret = func(res, arg)
             if ret:
@@ -419,7 +406,7 @@ class ResourceTreeBase:
         res = Resource()
         for _ in _WALK:
             if not (start < end and self.find_next_iomem_res(
-                    start, end, _SYSTEM_RAM_BUSY, IORES_DESC_NONE, res, private=True) == 0):
+                    start, end, _SYSTEM_RAM_BUSY, IORES_DESC_NONE, res) == 0):
                 return ret
             pfn = ((res.start + PAGE_SIZE - 1) & U64_MAX) >> PAGE_SHIFT
             end_pfn = ((res.end + 1) & U64_MAX) >> PAGE_SHIFT

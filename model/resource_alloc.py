@@ -16,7 +16,6 @@ from collections.abc import Callable
 
 from .errno import EBUSY, EINVAL
 from .event import DUPLICATED_INSERTION, EXPANDED_RESOURCE, WARN
-from .generation import changed
 from .ioport import (
     _WALK,
     IORESOURCE_BUSY,
@@ -103,7 +102,6 @@ class ResourceTreeAlloc(ResourceTreeBase):
                     alloc = Resource(alloc_start, (alloc_start + size - 1) & U64_MAX,
                                      flags=avail.flags)
                     if alloc.start <= alloc.end and resource_contains(avail, alloc):
-                        changed()
                         new.start = alloc.start
                         new.end = alloc.end
                         return 0
@@ -125,21 +123,18 @@ class ResourceTreeAlloc(ResourceTreeBase):
         if err:
             return err
         if resource_contains(new, old):
-            changed()
             old.start = new.start
             old.end = new.end
             return 0
         if old.child is not None:
             return -EBUSY
         if resource_contains(old, new):
-            changed()
             old.start = new.start
             old.end = new.end
             return 0
         # The C code releases old, copies the candidate over it (its parent/sibling copied
         # from old before the release) and requests it again; BUG_ON if that conflicts.
         self._release_resource(old, True)
-        changed()
         old.start = new.start
         old.end = new.end
         if self._request_resource(root, old) is not None:
@@ -214,7 +209,6 @@ class ResourceTreeAlloc(ResourceTreeBase):
         else:
             self._hang("__insert_resource", "child list of " + _s(parent.name) + " is cyclic")
             return parent
-        changed()
         new.parent = parent
         new.sibling = nxt.sibling
         new.child = first
@@ -260,10 +254,8 @@ class ResourceTreeAlloc(ResourceTreeBase):
                 return
             before = (new.start, new.end)
             if conflict.start < new.start:
-                changed()
                 new.start = conflict.start
             if conflict.end > new.end:
-                changed()
                 new.end = conflict.end
             self.log.emit(EXPANDED_RESOURCE,
                           f"resource: Expanded resource {_s(new.name)} due to conflict with "
@@ -325,7 +317,6 @@ class ResourceTreeAlloc(ResourceTreeBase):
         else:
             self._hang("__adjust_resource", "child list of " + _s(res.name) + " is cyclic")
             return -EBUSY
-        changed()
         res.start = start
         res.end = end
         return 0

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from .errno import ENOMEM, ERANGE
 from .event import WARN, Log
-from .generation import changed
 from .ioport import (
     _WALK,
     IORES_DESC_DEVICE_PRIVATE_MEMORY,
@@ -192,7 +191,6 @@ class ResourceTreeIomem(ResourceTreeRegion):
                 res = self._request_region_locked(self.iomem_resource, addr, size, name, 0)
                 if res is None or res is WOULD_BLOCK:
                     return -ERANGE
-                changed()
                 res.desc = desc
                 if self.revoke_hook is not None:
                     self.revoke_hook(res)

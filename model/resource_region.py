@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 from .errno import EBUSY
 from .event import NULL_DEREF, RELEASE_NONEXISTENT, RESOURCE_COLLISION, REVOKE_SKIPPED, WARN, Log
-from .generation import changed
 from .ioport import (
     _WALK,
     IORES_DESC_DEVICE_PRIVATE_MEMORY,
@@ -207,7 +206,6 @@ class ResourceTreeRegion(ResourceTreeAlloc):
                 conflict = cur.child
                 for _ in _WALK:
                     if conflict is None or conflict.start > r_end:
-                        changed()
                         res.sibling = conflict
                         if prev is None:
                             cur.child = res
@@ -312,7 +310,6 @@ class ResourceTreeRegion(ResourceTreeAlloc):
                     continue
                 if res.start != start or res.end != end:
                     break
-                changed()
                 if prev is None:
                     owner.child = res.sibling
                 else:
@@ -372,7 +369,6 @@ class ResourceTreeRegion(ResourceTreeAlloc):
         text = ("WARNING: kernel/resource.c: release_mem_region_adjustable: "
                 "__adjust_resource failed")
         if res.start == start and res.end == end:
-            changed()
             if via_child:
                 holder.child = res.sibling
             else:
@@ -396,7 +392,6 @@ class ResourceTreeRegion(ResourceTreeAlloc):
             if self._adjust_resource(res, res.start, (start - res.start) & U64_MAX):
                 self._warn_once(site, text)
                 return
-            changed()
             res.sibling = new_res
 
     @staticmethod
@@ -422,7 +417,6 @@ class ResourceTreeRegion(ResourceTreeAlloc):
                             "WARNING: kernel/resource.c: merge_system_ram_resource: "
                             "not busy System RAM")
             return
-        changed()
         res.flags |= IORESOURCE_SYSRAM_MERGEABLE
         cur = res.sibling
         if cur is not None and self.system_ram_resources_mergeable(res, cur):

@@ -28,7 +28,6 @@ from collections.abc import Iterable, Iterator
 from iomemfuzz.fuzz.finding import Violation, slug
 from iomemfuzz.fuzz.ledger import ledger
 from iomemfuzz.model.event import RELEASE_NONEXISTENT
-from iomemfuzz.model.generation import generation
 from iomemfuzz.model.ioport import IORESOURCE_BUSY, Resource
 from iomemfuzz.model.resource_check import descendants, problem_kind, tree_problems
 
@@ -64,15 +63,16 @@ def check_state(kernel) -> tuple[Violation, ...]:
     reads has changed since: thorough mode asks after every step, and most steps change
     neither the trees nor the ledger. The memo lives in the kernel's ledger, so it dies
     with it."""
-    # The tree code counts every change it makes to a node (generation()), the Kernel
-    # every change to its ledger. Other model code writes a node in place only while it
-    # is unlinked or right after a tree call that linked or unlinked it (as the kernel
-    # does: model/pci.py sets a BAR's range and flags before claiming or assigning it);
-    # in a well-formed tree every linked node has its parent, so with both counts
-    # unchanged such a write reached no node this walks. A malformed tree can reach a
-    # node whose parent is NULL, so such an answer is not kept.
+    # Nothing outside the door and the kernel paths changes a linked node: the Kernel
+    # tells the ledger after every call that may have changed a tree (its tree_clock),
+    # and kernel paths (probe, hot-add, remove) run only inside a scheduler slice. Other
+    # model code writes a node in place only while it is unlinked or right after a tree
+    # call that linked or unlinked it (as the kernel does: model/pci_setup_res.py sets a
+    # BAR's range and flags before claiming or assigning it). So with the three counts
+    # unchanged nothing this walks has moved. A malformed tree can reach a node whose
+    # parent is NULL, so such an answer is not kept.
     book = ledger(kernel)
-    counts = (generation(), book.generation)
+    counts = (book.tree_clock, kernel.sched.slices_run, book.generation)
     memo = book.memo.get(NAME)
     if memo is not None and memo[0] == counts:
         return memo[1]

@@ -28,7 +28,6 @@ from iomemfuzz.fuzz.finding import Violation, slug
 from iomemfuzz.fuzz.ledger import ledger
 from iomemfuzz.fuzz.oracles.kernel_sanity import freed_in
 from iomemfuzz.model.event import DUP_FILENAME
-from iomemfuzz.model.generation import generation
 from iomemfuzz.model.pci_sysfs import PCI_ROM_RESOURCE, resource_file_names
 from iomemfuzz.model.sysfs import BinAttribute
 
@@ -89,10 +88,11 @@ def check_state(kernel) -> tuple[Violation, ...]:
         return ()
     sysfs = kernel.sysfs
     # Counters that move whenever an input may have changed: sysfs counts every change
-    # to its tree and every kfree, the tree code every change to a node (a BAR's range);
-    # the PCI model changes its devices only from kernel paths, inside a task's slice.
-    counts = (sysfs.generation, kernel.sched.slices_run, generation())
+    # to its tree and every kfree; the PCI model changes its devices and their BARs only
+    # from kernel paths, inside a task's slice; callers change the trees only through
+    # the Kernel, which tells the ledger (its tree_clock).
     book = ledger(kernel)
+    counts = (sysfs.generation, kernel.sched.slices_run, book.tree_clock)
     memo = book.memo.get(NAME)
     if memo is None:
         # [counts, sysfs generation of owners, owners, inputs, violations]

@@ -9,7 +9,7 @@ process gain nothing from that instrumentation:
   template, has the same coverage whatever the inputs, so it runs plain.
 * **Observers**: whole-state walks (tree walks, the sysfs walk, the claim ledger) that
   the oracles and ``show`` call after every step. Some model paths call them too
-  (``descendants``, ``preorder`` and ``generation`` are ordinary helpers), so those
+  (``descendants`` and ``preorder`` are ordinary helpers), so those
   paths lose the walk's line coverage; the walks are simple loops whose coverage says
   nothing about the kernel's state.
 
@@ -40,7 +40,6 @@ from pathlib import Path
 OBSERVERS: dict[str, tuple[str, ...]] = {
     "iomemfuzz.model.resource_check": ("preorder", "tree_problems", "_well_formed",
                                        "descendants"),
-    "iomemfuzz.model.generation": ("generation",),
     "iomemfuzz.model.sysfs": ("Sysfs.walk", "Sysfs.files"),
 }
 

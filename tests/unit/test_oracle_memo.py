@@ -1,8 +1,9 @@
 """The whole-state oracles' memo answers exactly what a full check answers.
 
 busy-consistency and duplicate-attributes keep their last answer on the kernel and give
-it again while the counters of everything they read stay put (the tree code's
-``generation()``, the claim ledger's, sysfs's, the scheduler's slices). A change that
+it again while the counters of everything they read stay put (the ledger's tree clock,
+which the Kernel moves after every call that may change a tree, the ledger's own
+generation, sysfs's, the scheduler's slices). A change that
 no counter sees — a missed bump — would make thorough runs report stale violations.
 These tests run decoded Programs and the corpus step by step in thorough mode and
 compare the memo's answer with a full check after every step.
@@ -17,11 +18,9 @@ import pytest
 from iomemfuzz.fuzz import decode
 from iomemfuzz.fuzz.corpus import program_files
 from iomemfuzz.fuzz.executor import Execution, make_kernel
-from iomemfuzz.fuzz.ledger import ledger
+from iomemfuzz.fuzz.ledger import Ledger, ledger
 from iomemfuzz.fuzz.oracles import busy_consistency, duplicate_attributes
 from iomemfuzz.fuzz.program import Program, read_program
-from iomemfuzz.model import ioport, resource, resource_alloc, resource_iomem, resource_region
-from iomemfuzz.model.generation import generation
 from iomemfuzz.model.ioport import IORESOURCE_BUSY, IORESOURCE_MEM, Resource
 from iomemfuzz.model.machine import MACHINES
 from iomemfuzz.model.profile import resolve
@@ -92,19 +91,20 @@ def _mismatches(program: Program, profile_name: str) -> list[str]:
                 out.append(f"{where}: {oracle.NAME} memo {memo} != full {full}")
 
     for i, o in enumerate(program.ops):
-        slices, gen, book = (kernel.sched.slices_run, generation(),
-                             ledger(kernel).generation)
+        slices, clock, book = (kernel.sched.slices_run, ledger(kernel).tree_clock,
+                               ledger(kernel).generation)
         tree, pci, bars = _tree(kernel), _pci_state(kernel), _bars(kernel)
         ex.step(o)
         where = f"step {i} {o!r}"
         compare(where)
-        counts = (generation(), ledger(kernel).generation)
-        if counts == (gen, book) and tree[0] and _tree(kernel) != tree:
+        counts = (kernel.sched.slices_run, ledger(kernel).tree_clock,
+                  ledger(kernel).generation)
+        if counts == (slices, clock, book) and tree[0] and _tree(kernel) != tree:
             out.append(f"{where}: a reachable node changed, no count moved")
         if kernel.sched.slices_run == slices:
             if _pci_state(kernel) != pci:
                 out.append(f"{where}: PCI state changed outside a slice")
-            if generation() == gen and _bars(kernel) != bars:
+            if ledger(kernel).tree_clock == clock and _bars(kernel) != bars:
                 out.append(f"{where}: a BAR changed with no counter moving")
     ex.finish()
     compare("end")
@@ -124,11 +124,17 @@ def test_memo_matches_full_check_on_corpus(path: Path):
 
 
 def test_a_missed_tree_bump_is_noticed(monkeypatch):
-    """With the tree code's counter switched off the comparison must fail somewhere,
-    or the tests above would not notice a missed bump either."""
-    # Each module of the tree code holds its own reference to the counter's bump.
-    for module in (ioport, resource, resource_alloc, resource_region, resource_iomem):
-        monkeypatch.setattr(module, "changed", lambda: None)
+    """With the Kernel's word to the ledger's tree clock switched off the comparison
+    must fail somewhere, or the tests above would not notice a missed bump either."""
+    for name in ("claimed", "kernel_owned", "tree_changed"):
+        original = getattr(Ledger, name)
+
+        def silent(self, *args, _original=original):
+            clock = self.tree_clock
+            _original(self, *args)
+            self.tree_clock = clock
+
+        monkeypatch.setattr(Ledger, name, silent)
     programs = [read_program(str(p)) for p in CORPUS]
     found = [m for p in programs for m in _mismatches(p, p.profile or "v6.1-deb")]
     assert any("busy-consistency memo" in m for m in found)
