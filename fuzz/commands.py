@@ -499,8 +499,8 @@ def _add_resign(sub: argparse._SubParsersAction) -> None:
 def cmd_confirm(args: argparse.Namespace) -> int:
     from iomemfuzz.fuzz.confirm import Options, confirm_files
 
-    return confirm_files(args.files, Options(args.kernel, args.append or "", args.profile),
-                         as_json=args.json)
+    return confirm_files(args.files, Options(args.kernel, args.append or "", args.profile,
+                                             args.install), as_json=args.json)
 
 
 def _add_confirm(sub: argparse._SubParsersAction) -> None:
@@ -517,6 +517,8 @@ def _add_confirm(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--profile", type=_profile, default=None,
                    help="the model profile to compare with (default: the file's)")
     p.add_argument("--json", action="store_true", help="JSON report")
+    p.add_argument("--install", action="store_true",
+                   help="apt-get install the Debian packages that are missing (as root)")
     p.set_defaults(func=cmd_confirm, module="iomemfuzz.fuzz.confirm")
 
 

@@ -32,6 +32,7 @@ from iomemfuzz.fuzz.confirm.guest import (
     build_image,
     find_kernel,
     install_command,
+    install_packages,
     missing_packages,
 )
 from iomemfuzz.fuzz.confirm.plan import Plan, make_plan, runnable
@@ -57,6 +58,8 @@ class Options:
     kernel: str = "6.1"
     append: str = ""
     profile: str | None = None
+    # Install missing Debian packages (as root) instead of stopping with the command.
+    install: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +173,12 @@ def confirm_files(paths: list[str], options: Options, *, as_json: bool = False,
     except GuestError as exc:
         print(f"error: {exc}", file=err)
         return EXIT_USAGE
+    if missing and options.install:
+        print(f"installing Debian packages: {' '.join(missing)}", file=err)
+        why = install_packages(missing)
+        if why is not None:
+            print(f"error: could not install them: {why}", file=err)
+        missing = missing_packages(options.kernel)
     if missing:
         print("iomemfuzz confirm needs Debian packages that are not installed; as root run:\n"
               f"  apt-get update && {install_command(missing)}", file=err)

@@ -35,3 +35,16 @@ def test_findings_md_is_the_triage_table_of_the_corpus():
     text = (ROOT / "docs" / "FINDINGS.md").read_text(encoding="utf-8")
     assert text == update_docs.findings(), (
         "docs/FINDINGS.md is out of date: run `python tools/update_docs.py`")
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    """The brief's two set-up commands: CI must run the test command the README gives,
+    not a variant of it."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = readme.split("## Set-up: two commands", 1)[1].split("\n## ", 1)[0]
+    commands = [b.split("\n", 1)[1].strip() for b in blocks.split("```")[1::2]]
+    assert len(commands) == 2 and commands[1].endswith("-m pytest"), commands
+    script = (ROOT / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()
+    assert script[-1] == commands[1]
+    assert [ln for ln in script if ln and not ln.startswith("#")] == [
+        "set -euo pipefail", 'cd "$(dirname "$0")/.."', commands[1]]
