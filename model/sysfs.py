@@ -133,10 +133,6 @@ class Sysfs:
         self.log = log
         self.root = KernfsNode("", None, is_dir=True)
         self._next_alloc = 1
-        # Bumped by every change to the tree (a node linked or unlinked, a directory
-        # marked removing) and by every kfree: the duplicate-attributes oracle re-reads
-        # sysfs only when this moved. Nodes and attributes are written nowhere else.
-        self.generation = 0
         # Called for each file node removed (kernfs_drain_open_files); the Kernel wires
         # it to the mm model, which zaps mmaps hanging off the node's own inode.
         self.drain_hook: Callable[[KernfsNode], None] | None = None
@@ -161,7 +157,6 @@ class Sysfs:
                           f" (freed first by {obj.freed_by})", where=where,
                           object=obj.kind, alloc=obj.alloc_id, freed_by=obj.freed_by)
             return
-        self.generation += 1
         obj.freed = True
         obj.freed_by = where
 
@@ -184,7 +179,6 @@ class Sysfs:
                 continue
             child = node.children.get(part)
             if child is None:
-                self.generation += 1
                 child = KernfsNode(part, node, is_dir=True)
                 node.children[part] = child
             node = child
@@ -212,7 +206,6 @@ class Sysfs:
                 existing_by=getattr(existing.priv, "made_by", ""),
             )
             return -errno.EEXIST
-        self.generation += 1
         parent.children[node.name] = node
         return 0
 
@@ -262,7 +255,6 @@ class Sysfs:
         below it, draining each file's open files (children first, as kernfs does)."""
         if node.removed:
             return
-        self.generation += 1
         node.removing = True
         for child in list(node.children.values()):
             self.kernfs_remove(child)

@@ -86,43 +86,20 @@ def check_state(kernel) -> tuple[Violation, ...]:
     (the ledger's ``memo``), so it dies with it."""
     if not _quiet(kernel):
         return ()
-    sysfs = kernel.sysfs
-    # Counters that move whenever an input may have changed: sysfs counts every change
-    # to its tree and every kfree; the PCI model changes its devices and their BARs only
-    # from kernel paths, inside a task's slice; callers change the trees only through
-    # the Kernel, which tells the ledger (its tree_clock).
+    # What it reads changes only in two ways. The PCI model creates and removes files,
+    # frees attributes and changes devices only from kernel paths, each inside a
+    # scheduler slice (boot included; tests/unit/test_oracle_memo.py checks that nothing
+    # moves outside one). A BAR is also a tree node a Program's driver line can move,
+    # and callers change the trees only through the Kernel, which tells the ledger (its
+    # tree clock). With both counts unchanged, the last answer still holds.
     book = ledger(kernel)
-    counts = (sysfs.generation, kernel.sched.slices_run, book.tree_clock)
+    counts = (kernel.sched.slices_run, book.tree_clock)
     memo = book.memo.get(NAME)
-    if memo is None:
-        # [counts, sysfs generation of owners, owners, inputs, violations]
-        memo = book.memo[NAME] = [None, None, (), None, ()]
-    elif memo[0] == counts:
-        return memo[4]
-    memo[0] = counts
-    if memo[1] != sysfs.generation:
-        memo[1] = sysfs.generation
-        memo[2] = _file_owners(sysfs.root)
-    inputs = _inputs(kernel, memo[2])
-    if memo[3] != inputs:
-        memo[3] = inputs
-        memo[4] = tuple(_violations(kernel, memo[2]))
-    return memo[4]
-
-
-def _inputs(kernel, owners: tuple) -> tuple:
-    """Everything state_violations() reads that can change, comparing equal only if none
-    of it changed: the sysfs tree and attribute lifetimes (Sysfs.generation), whether
-    pci_sysfs_init ran, each present device's state, attribute slots and resource
-    ranges, and whether each device that owns a file is still registered."""
-    return (
-        kernel.sysfs.generation,
-        kernel.pci.files.sysfs_initialized,
-        [(dev, dev.registered, dev.added, dev.sd, *dev.res_attr, *dev.res_attr_wc,
-          *[(r.start, r.end, r.flags) for r in dev.resource])
-         for dev in kernel.pci.devices()],
-        [getattr(dev, "registered", True) for dev in owners],
-    )
+    if memo is not None and memo[0] == counts:
+        return memo[1]
+    found = tuple(state_violations(kernel))
+    book.memo[NAME] = (counts, found)
+    return found
 
 
 def state_violations(kernel) -> Iterator[Violation]:

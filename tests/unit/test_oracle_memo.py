@@ -3,8 +3,9 @@
 busy-consistency and duplicate-attributes keep their last answer on the kernel and give
 it again while the counters of everything they read stay put (the ledger's tree clock,
 which the Kernel moves after every call that may change a tree, the ledger's own
-generation, sysfs's, the scheduler's slices). A change that
-no counter sees — a missed bump — would make thorough runs report stale violations.
+generation, and the scheduler's count of slices, inside which every kernel path runs).
+A change that no counter sees — a missed bump, or model code changing sysfs or a device
+outside a slice — would make thorough runs report stale violations.
 These tests run decoded Programs and the corpus step by step in thorough mode and
 compare the memo's answer with a full check after every step.
 """
@@ -63,14 +64,27 @@ def _bars(kernel) -> list:
     return [(r.start, r.end, r.flags) for d in kernel.pci.devices() for r in d.resource]
 
 
+def _sysfs_state(kernel) -> list:
+    """Every reachable sysfs node with what the attribute check reads of it."""
+    out, stack = [], [kernel.sysfs.root]
+    while stack:
+        node = stack.pop()
+        out.append((node, node.priv, node.removed, node.removing,
+                    getattr(node.priv, "freed", None)))
+        stack.extend(node.children.values())
+    return out
+
+
 def _pci_state(kernel) -> tuple:
     """What the PCI model owns and the oracles read, apart from BAR ranges."""
     pci = kernel.pci
     owners = duplicate_attributes._file_owners(kernel.sysfs.root)
     return (pci.files.sysfs_initialized,
-            [(d, d.registered, d.added, d.sd, *d.res_attr, *d.res_attr_wc)
+            [(d, d.registered, d.added, d.sd, *d.res_attr, *d.res_attr_wc,
+              *[getattr(a, "freed", None) for a in (*d.res_attr, *d.res_attr_wc)])
              for d in pci.devices()],
-            [getattr(d, "registered", True) for d in owners])
+            [getattr(d, "registered", True) for d in owners],
+            _sysfs_state(kernel))
 
 
 def _mismatches(program: Program, profile_name: str) -> list[str]:
