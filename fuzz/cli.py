@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", default="work",
                    help="libFuzzer byte corpus, queue and artefacts, kept between runs")
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--max-len", type=int, default=512, help="libFuzzer -max_len")
+    p.add_argument("--max-len", type=int, default=4096, help="libFuzzer -max_len")
     p.add_argument("--mutator", choices=("structure", "bytes"), default="structure",
                    help="atheris: structure-aware mutator (default) or bytes only")
     p.add_argument("--merge", action="store_true",

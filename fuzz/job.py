@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from iomemfuzz.fuzz import decode
+from iomemfuzz.fuzz import textinput
 from iomemfuzz.fuzz.corpus import (
     finding_path,
     program_files,
@@ -71,7 +71,6 @@ from iomemfuzz.fuzz.program import (
     Program,
     ProgramSyntaxError,
     format_program,
-    parse_program,
     read_program,
 )
 from iomemfuzz.fuzz.targets import (
@@ -113,7 +112,7 @@ class JobConfig:
     workdir: Path = Path("work")
     seed: int | None = None
     # 512 bytes is room for about 30 operations, beyond what any known bug needs.
-    max_len: int = 512
+    max_len: int = 4096  # bytes of Program text: ~60 lines
     mutator: str = "structure"  # or "bytes": libFuzzer's byte mutations only
     value_profile: bool = True
     minimize_runs: int = 2000
@@ -357,15 +356,8 @@ class FindingSink:
         for path in sorted(queue.iterdir()):
             if path.name.startswith(".") or not path.is_file():
                 continue
-            if path.suffix == ".prog":
-                try:
-                    program = parse_program(path.read_text(encoding="utf-8"), str(path))
-                except (ProgramSyntaxError, UnicodeDecodeError):
-                    program = Program()
-                program = Program(program.lines, tuple(
-                    (k, v) for k, v in program.headers if k == "machine"))
-            else:
-                program = decode.decode(path.read_bytes())
+            # Queue files are Program text (fuzz inputs, or a hypothesis worker's find).
+            program = textinput.read_program(path.read_bytes())
             again = refind_signature(path.name)
             if again is not None:
                 self.shorten(program, again)
@@ -377,7 +369,7 @@ class FindingSink:
 def keep_error(artifact: Path, errors: Path, profile: str, tail: list[str]) -> Path:
     """A libFuzzer artefact (the target raised or hung): keep it as a Program."""
     data = artifact.read_bytes()
-    program = decode.decode(data).with_headers(profile=profile)
+    program = textinput.read_program(data).with_headers(profile=profile)
     kind = artifact.name.split("-", 1)[0]
     notes = [f"libFuzzer {kind} artefact {artifact.name}: the model raised or hung on this",
              "replay with: iomemfuzz show FILE"]
@@ -614,7 +606,7 @@ class _Job:
         from iomemfuzz.fuzz.artefacts import export_seeds
 
         seeds = export_seeds(self.ws.seeds, cfg.corpus, self.profile)
-        # Files the decoder cannot express are no seeds; say which and why, out of the way.
+        # A file that does not parse is no seed; say which and why, out of the way.
         write_atomic(self.ws.skipped, "".join(f"{path}: {why}\n"
                                               for path, why in seeds.skipped))
         self.console.say(f"target {cfg.target}; {seeds.files} seed input(s) from {cfg.corpus}"

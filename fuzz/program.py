@@ -272,8 +272,14 @@ class _Cursor:
         return m.group(0)
 
 
-def parse_program(text: str, path: str = "<string>") -> Program:
-    """Parse Program text; raise ProgramSyntaxError naming path, line and column."""
+def parse_program(text: str, path: str = "<string>", *, lenient: bool = False) -> Program:
+    """Parse Program text; raise ProgramSyntaxError naming path, line and column.
+
+    ``lenient`` (fuzz inputs, which libFuzzer edits byte by byte): a malformed line or
+    header is dropped instead, as if it had been deleted, so any text parses; a handle
+    the dropped line would have bound reads as nil, as for any deleted line."""
+    if lenient:
+        return _parse_lenient(text, path)
     load_families()
     headers: list[tuple[str, str]] = []
     notes: list[str] = []
@@ -313,6 +319,33 @@ def parse_program(text: str, path: str = "<string>") -> Program:
         lines.append(dataclasses.replace(line, comments=tuple(pending)))
         pending = []
     return Program(tuple(lines), _sort_headers(headers), tuple(notes), tuple(pending))
+
+
+def _parse_lenient(text: str, path: str) -> Program:
+    load_families()
+    headers: list[tuple[str, str]] = []
+    lines: list[Line] = []
+    binders: dict[str, int] = {}
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        stripped = raw.strip()
+        if not stripped:
+            continue
+        if stripped.startswith("#"):
+            m = _HEADER.match(stripped)
+            if (not lines and m and _is_header_key(m.group(1)) and m.group(2)
+                    and all(k != m.group(1) for k, _ in headers)):
+                headers.append((m.group(1), m.group(2)))
+            continue
+        cur = _Cursor(path, lineno, raw)
+        taken = dict(binders)
+        try:
+            line = _parse_line(cur, binders, len(binders))
+        except ProgramSyntaxError:
+            binders.clear()
+            binders.update(taken)
+            continue
+        lines.append(Line(line.op))
+    return Program(tuple(lines), _sort_headers(headers))
 
 
 def _is_header_key(key: str) -> bool:

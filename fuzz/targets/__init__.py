@@ -1,7 +1,8 @@
 """atheris entry points (executable scripts) and the harness they share.
 
-Invariant every target checks: any Program the decoder produces runs on a fresh modelled
-kernel of the chosen profile without any oracle reporting a violation.
+Invariant every target checks: any Program (the input is its text, read leniently by
+:mod:`iomemfuzz.fuzz.textinput`) runs on a fresh modelled kernel of the chosen profile
+without any oracle reporting a violation.
 
 Only ``iomemfuzz.model`` is instrumented: coverage feedback should describe the kernel's
 state space, not our decoder. atheris instruments whole top-level packages, so the
@@ -60,7 +61,7 @@ class FindingError(AssertionError):
                          f"--- program ---\n{program_text}")
 
 
-def queue_name(signature: str, data: bytes, suffix: str = ".bin") -> str:
+def queue_name(signature: str, data: bytes, suffix: str = ".prog") -> str:
     """File name of a queued finding: signature (filesystem-safe) and content hash."""
     safe = signature.replace("/", "__")
     return f"{safe}-{hashlib.sha1(data).hexdigest()[:16]}{suffix}"
@@ -142,7 +143,7 @@ class Refinds:
 
 
 class Harness:
-    """Decode, run with every oracle, and report a violation (queue or raise).
+    """Read (Program text), run with every oracle, and report a violation (queue or raise).
 
     Every input starts on a copy of a template kernel (fuzz/snapshot.py), so only a
     Program that controls boot (``boot_to``) runs boot code, instrumented, where the
@@ -153,8 +154,9 @@ class Harness:
     def __init__(self, profile: str | None = None, queue: str | None = None,
                  known: set[str] | None = None, switch: CodeSwitch | None = None,
                  shorten: set[str] | None = None) -> None:
-        from iomemfuzz.fuzz import decode, executor
+        from iomemfuzz.fuzz import decode, executor, textinput
         from iomemfuzz.fuzz.snapshot import fresh_kernel
+        from iomemfuzz.model.machine import MACHINES
         from iomemfuzz.model.profile import resolve
 
         self.profile = resolve(profile)
@@ -162,21 +164,29 @@ class Harness:
         self.seen: set[str] = set(known or ())
         self.refinds = Refinds(shorten or set())
         self.switch = switch
-        self._decode_ops = decode.decode_ops
+        self._read = textinput.read
         self._run_ops = executor.run_ops
-        # Build the value tables and the kernel templates now, not inside the first input.
+        self._run = executor.run
+        self.machines = MACHINES
+        # Build the value tables and the kernel templates now, not inside the first input:
+        # every machine's, since an input may name any (``# machine:``).
         decode.tables()
         decode.machine_names()
         with switch.plain() if switch is not None else contextlib.nullcontext():
-            for booted in (True, False):
-                fresh_kernel(self.profile, None, booted=booted)
+            for machine in (None, *MACHINES.values()):
+                for booted in (True, False):
+                    fresh_kernel(self.profile, machine, booted=booted)
 
-    def run(self, ops: list[Op]) -> Trace:
+    def run(self, ops: list[Op] | tuple[Op, ...]) -> Trace:
         return self._run_ops(ops, self.profile)
 
     def test_one_input(self, data: bytes) -> None:
-        ops = self._decode_ops(data)
-        trace = self.run(ops)
+        parsed = self._read(data)
+        ops = parsed.ops
+        if parsed.machine in self.machines:
+            trace = self._run(parsed.program(), self.profile, thorough=False)
+        else:  # no machine header, or one naming no machine: the default machine
+            trace = self.run(ops)
         if not any(step.violations for step in trace.steps):
             return
         new = [s for s in trace.signatures if s not in self.seen]
@@ -188,9 +198,9 @@ class Harness:
                 write_atomic(self.queue / refind_name(again, data), data)
             return
         if self.queue is None:
-            from iomemfuzz.fuzz.program import Program, format_program
+            from iomemfuzz.fuzz.program import format_program
 
-            program = Program().with_ops(ops).with_headers(profile=self.profile.name)
+            program = parsed.program().with_headers(profile=self.profile.name)
             first = trace.first
             raise FindingError(new[0], self.profile.name, format_program(program),
                                first.message if first else "")
