@@ -205,6 +205,8 @@ def _encode(ops: list[Op], machine: str | None, max_size: int) -> bytes:
         over = len(data) - max_size
         ops = ops[:max(0, len(ops) - max(1, over // 80))]
         data = textinput.write(ops, machine)
+    if len(data) > max_size:  # only the machine header left, and no room for it
+        data = textinput.write((), None)[:max_size]
     return data
 
 
