@@ -5,9 +5,9 @@ Invariant every target checks: any Program (the input is its text, read lenientl
 without any oracle reporting a violation.
 
 Only ``iomemfuzz.model`` is instrumented: coverage feedback should describe the kernel's
-state space, not our decoder. atheris instruments whole top-level packages, so the
-harness imports every model module inside ``instrument_imports`` and the fuzz modules
-only after it; nothing here imports the model at module level.
+state space, not our parser or mutator. It is instrumented in place after the harness
+built its kernel templates (:mod:`iomemfuzz.fuzz.targets.instrument`), so the boot inside
+the templates, the same for every input, never counts.
 
 Configuration comes from the environment (libFuzzer owns argv and passes it on when it
 re-launches the script in -fork/-merge modes):
@@ -30,18 +30,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import pkgutil
 import sys
 import time
 from collections.abc import Sequence
-from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from iomemfuzz.fuzz.executor import Trace
     from iomemfuzz.fuzz.ops import Op
-    from iomemfuzz.fuzz.targets.plaincode import CodeSwitch
 
 ENV_PROFILE = "IOMEMFUZZ_PROFILE"
 ENV_MUTATOR = "IOMEMFUZZ_MUTATOR"
@@ -147,13 +144,11 @@ class Harness:
 
     Every input starts on a copy of a template kernel (fuzz/snapshot.py), so only a
     Program that controls boot (``boot_to``) runs boot code, instrumented, where the
-    interleavings are. With ``switch`` (an instrumented model) the templates are built
-    on the model's plain code: their boot is the same for every input, so its coverage
-    would be noise credited to whichever input came first."""
+    interleavings are. The templates (every machine's) are built here, so the target
+    instruments the model after constructing the harness (see ``main``)."""
 
     def __init__(self, profile: str | None = None, queue: str | None = None,
-                 known: set[str] | None = None, switch: CodeSwitch | None = None,
-                 shorten: set[str] | None = None) -> None:
+                 known: set[str] | None = None, shorten: set[str] | None = None) -> None:
         from iomemfuzz.fuzz import decode, executor, textinput
         from iomemfuzz.fuzz.snapshot import fresh_kernel
         from iomemfuzz.model.machine import MACHINES
@@ -163,7 +158,6 @@ class Harness:
         self.queue = Path(queue) if queue else None
         self.seen: set[str] = set(known or ())
         self.refinds = Refinds(shorten or set())
-        self.switch = switch
         self._read = textinput.read
         self._run_ops = executor.run_ops
         self._run = executor.run
@@ -172,10 +166,9 @@ class Harness:
         # every machine's, since an input may name any (``# machine:``).
         decode.tables()
         decode.machine_names()
-        with switch.plain() if switch is not None else contextlib.nullcontext():
-            for machine in (None, *MACHINES.values()):
-                for booted in (True, False):
-                    fresh_kernel(self.profile, machine, booted=booted)
+        for machine in (None, *MACHINES.values()):
+            for booted in (True, False):
+                fresh_kernel(self.profile, machine, booted=booted)
 
     def run(self, ops: list[Op] | tuple[Op, ...]) -> Trace:
         return self._run_ops(ops, self.profile)
@@ -222,28 +215,6 @@ def die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
 
 
-def instrument_model() -> CodeSwitch:
-    """Import every ``iomemfuzz.model`` module under atheris instrumentation; return the
-    switch to their plain twins (observers already plain, see plaincode.OBSERVERS)."""
-    import atheris
-    from iomemfuzz.fuzz.targets.plaincode import OBSERVERS, CodeSwitch
-
-    if any(name.startswith("iomemfuzz.model") for name in sys.modules):
-        raise RuntimeError("iomemfuzz.model was imported before instrumentation; "
-                           "import the target harness first")
-    names = []
-    with atheris.instrument_imports(include=["iomemfuzz.model"]):
-        package = import_module("iomemfuzz.model")
-        for info in pkgutil.iter_modules(package.__path__):
-            names.append(f"iomemfuzz.model.{info.name}")
-            import_module(names[-1])
-    switch = CodeSwitch(names)
-    missing = switch.make_plain(OBSERVERS)
-    if missing:
-        raise RuntimeError(f"observers not found in the model: {', '.join(missing)}")
-    return switch
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """Run libFuzzer on the decoder + executor with all oracles (never returns)."""
     import atheris
@@ -256,12 +227,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         argv.remove(flag)
     if os.environ.get(ENV_QUEUE):
         die_with_parent()
-    switch = instrument_model()
     from iomemfuzz.fuzz import mutate
+    from iomemfuzz.fuzz.targets.instrument import instrument_model
 
     known, shorten = read_known(os.environ.get(ENV_KNOWN))
-    harness = Harness(os.environ.get(ENV_PROFILE), os.environ.get(ENV_QUEUE), known,
-                      switch, shorten)
+    # The harness builds its kernel templates on the plain model; then the model is
+    # instrumented, so the templates' boot never counts as coverage.
+    harness = Harness(os.environ.get(ENV_PROFILE), os.environ.get(ENV_QUEUE), known, shorten)
+    instrument_model()
     if os.environ.get(ENV_MUTATOR, "structure") == "bytes":
         atheris.Setup(argv, harness.test_one_input)
     else:
