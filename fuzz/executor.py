@@ -23,7 +23,7 @@ from iomemfuzz.fuzz.program import Program
 from iomemfuzz.fuzz.snapshot import fresh_kernel
 from iomemfuzz.model.event import Event
 from iomemfuzz.model.kernel import Kernel
-from iomemfuzz.model.machine import MACHINES
+from iomemfuzz.model.machine_file import load_machine
 from iomemfuzz.model.profile import KernelProfile, resolve
 
 
@@ -90,7 +90,8 @@ def make_kernel(profile: KernelProfile, program: Program | None,
                 ops: tuple[Op, ...] | list[Op] = ()) -> Kernel:
     machine = None
     if program is not None and program.header("machine"):
-        machine = MACHINES[program.header("machine")]
+        # A built-in name, a shipped machine file's name, or file:PATH.
+        machine = load_machine(program.header("machine"))
     return fresh_kernel(profile, machine, booted=needs_boot(ops))
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from .event import Log
-from .pci import PciDeviceSpec, bar_specs
+from .pci_spec import PciDeviceSpec, bar_specs
 from .profile import DEFAULT, KernelProfile
 from .resource import (
     IORES_DESC_ACPI_NV_STORAGE,
@@ -301,7 +301,7 @@ class Machine:
     """One bootable machine: firmware/platform resources as /proc text, and PCI devices.
 
     ``iomem``/``ioports`` are what /proc shows after boot minus PCI device BARs. The
-    elements of ``pci_devices`` are model/pci.py's device specs; this module only stores
+    elements of ``pci_devices`` are model/pci_spec.py's device specs; this module only stores
     them."""
 
     name: str

@@ -7,19 +7,20 @@ device_initcall, which then attaches every device on the klist, while
 twice: procfs WARNs "proc_dir_entry '...' already registered" and the loser's call fails
 with -ENOMEM. 6.1-deb has the 2026 fix (``profile.proc_init_locked``): a mutex around
 init and attach, ``procent`` checked first, and the initcall's walk under the rescan lock.
+
+proc.c sits above the PCI core (pci_core.py), as in the kernel: it walks the core's
+klist, and the core calls back only the functions
+:class:`~iomemfuzz.model.pci_core.PciProcCalls` lists, which the facade (pci.py) wires
+to a :class:`PciProc`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from iomemfuzz.model import errno
 from iomemfuzz.model.event import DUP_FILENAME, Log
+from iomemfuzz.model.pci_core import PciBus, PciCore, PciDev
 from iomemfuzz.model.profile import KernelProfile
 from iomemfuzz.model.sched import Mutex, Path, Point, Scheduler, mutex_lock, mutex_unlock
-
-if TYPE_CHECKING:
-    from iomemfuzz.model.pci import Pci, PciBus, PciDev
 
 
 class ProcDirEntry:
@@ -52,7 +53,8 @@ class ProcDirEntry:
 class PciProc:
     """drivers/pci/proc.c: ``proc_initialized``, ``pci_proc_lock`` and the entries."""
 
-    def __init__(self, profile: KernelProfile, log: Log, sched: Scheduler, pci: Pci) -> None:
+    def __init__(self, profile: KernelProfile, log: Log, sched: Scheduler,
+                 pci: PciCore) -> None:
         self.profile = profile
         self.log = log
         self.sched = sched
@@ -77,12 +79,13 @@ class PciProc:
         return entry
 
     def proc_mkdir(self, name: str, parent: ProcDirEntry) -> ProcDirEntry | None:
-        """Models `proc_mkdir()`: a directory (NULL on a duplicate)."""
+        """Models `proc_mkdir()`, fs/proc/generic.c, v6.1: a directory (NULL on a
+        duplicate)."""
         return self.proc_register(parent, ProcDirEntry(name, parent, is_dir=True))
 
     def proc_remove(self, entry: ProcDirEntry | None) -> None:
-        """Models `proc_remove()` → `remove_proc_subtree()`: the entry and everything
-        below it (NULL is a no-op)."""
+        """Models `proc_remove()`, fs/proc/generic.c, v6.1 → `remove_proc_subtree()`:
+        the entry and everything below it (NULL is a no-op)."""
         if entry is None or entry.removed:
             return
         for child in list(entry.children.values()):
@@ -162,7 +165,7 @@ class PciProc:
         dev.procent = None
 
     def pci_proc_init(self) -> Path:
-        """Models `pci_proc_init()` (device_initcall), drivers/pci/proc.c.
+        """Models `pci_proc_init()` (device_initcall), drivers/pci/proc.c, 6.1-deb / v6.1.0.
 
         6.1-deb: /proc/bus/pci and ``proc_initialized`` under pci_proc_lock, then the
         klist walk under the rescan lock. v6.1.0: the same with no lock at all, so it

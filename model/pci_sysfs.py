@@ -1,5 +1,11 @@
 """PCI sysfs files: the static attribute groups of device_add, the dynamic resource files
-of `pci_create_sysfs_dev_files()`, `pci_sysfs_init()`, BAR resize, legacy files.
+of `pci_create_sysfs_dev_files()`, `pci_sysfs_init()`, BAR resize, legacy files, and the
+``rescan`` and ``remove`` files.
+
+pci-sysfs.c sits above the PCI core (pci_core.py), as in the kernel: it calls the core
+(the klist walk, rescan, removal, BAR resize), and the core calls back only the
+functions :class:`~iomemfuzz.model.pci_core.PciSysfsCalls` lists, which the facade
+(pci.py) wires to a :class:`PciSysfs`.
 
 Everything that differs between kernels is a profile field (spec §5.1, §5.5):
 
@@ -12,7 +18,7 @@ Everything that differs between kernels is a profile field (spec §5.1, §5.5):
   device_add; there is no ``pci_sysfs_init`` and no ``sysfs_initialized``;
 * ``mapping_at_open`` / ``revoke_pci_mmaps``: whether the attribute captures the iomem
   mapping when it is created (5.12–5.14), looks it up at open (5.15+), or neither;
-* ``rom_visibility_at_device_add`` (5.13–5.16): see pci.py's pci_device_add (B23);
+* ``rom_visibility_at_device_add`` (5.13–5.16): see pci_probe.py's pci_device_add (B23);
 * ``resize_attr`` (v6.1+): the ``resourceN_resize`` files exist.
 
 The pointer slots ``res_attr[]``/``res_attr_wc[]`` are never NULLed after a free, as in
@@ -23,20 +29,23 @@ it is what the model predicts.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from iomemfuzz.model import errno
 from iomemfuzz.model.event import INFO, WARN, Log
+from iomemfuzz.model.pci_core import PCI_ROM_RESOURCE, PciBus, PciCore, PciDev
+from iomemfuzz.model.pci_probe import pci_rescan_bus
+from iomemfuzz.model.pci_remove import pci_stop_and_remove_bus_device_locked
+from iomemfuzz.model.pci_setup_res import (
+    pci_assign_unassigned_bus_resources,
+    pci_resize_resource,
+)
+from iomemfuzz.model.pci_spec import PCI_STD_NUM_BARS
 from iomemfuzz.model.profile import KernelProfile
 from iomemfuzz.model.resource import IORESOURCE_IO, IORESOURCE_PREFETCH
 from iomemfuzz.model.sched import Path, Point, Scheduler, mutex_lock, mutex_unlock
 from iomemfuzz.model.sysfs import BinAttribute, Sysfs
 
-if TYPE_CHECKING:
-    from iomemfuzz.model.pci import Pci, PciBus, PciDev
-
-PCI_STD_NUM_BARS = 6
-PCI_ROM_RESOURCE = 6
 ARCH_CAN_PCI_MMAP_IO = False  # x86
 
 # Static attributes of every PCI device (pci_dev_groups' plain attributes, abridged to
@@ -68,7 +77,7 @@ class PciSysfs:
     """drivers/pci/pci-sysfs.c: ``sysfs_initialized`` and the functions around it."""
 
     def __init__(self, profile: KernelProfile, log: Log, sysfs: Sysfs, sched: Scheduler,
-                 pci: Pci) -> None:
+                 pci: PciCore) -> None:
         self.profile = profile
         self.log = log
         self.sysfs = sysfs
@@ -80,12 +89,32 @@ class PciSysfs:
         # is created on 5.12-5.14, where the attribute captures the mapping pointer.
         self.iomem_get_mapping: Callable[[], object] | None = None
 
+    # --- the rescan and remove files ----------------------------------------------------
+
+    def rescan_store(self) -> Path:
+        """Models `rescan_store()`, drivers/pci/pci-sysfs.c, v6.1: writing 1 to
+        /sys/bus/pci/rescan rescans every root bus under the rescan lock."""
+        pci = self.pci
+        yield from mutex_lock(self.sched, pci.rescan_remove_lock, "rescan_store")
+        for key in sorted(pci.buses):
+            bus = pci.buses[key]
+            if bus.registered:
+                yield from pci_rescan_bus(pci, bus)
+        mutex_unlock(self.sched, pci.rescan_remove_lock)
+        return 0
+
+    def remove_store(self, dev: PciDev) -> Path:
+        """Models `remove_store()`, drivers/pci/pci-sysfs.c, v6.1: writing 1 to
+        /sys/bus/pci/devices/<dev>/remove → `pci_stop_and_remove_bus_device_locked()`.
+        -ENODEV if the device is already gone."""
+        return (yield from pci_stop_and_remove_bus_device_locked(self.pci, dev))
+
     # --- static attributes (device_add) -------------------------------------------------
 
     def device_add_attrs(self, dev: PciDev) -> None:
-        """Models `device_add_attrs()` for pci_dev_groups / pci_dev_attr_groups,
-        drivers/base/core.c + drivers/pci/pci-sysfs.c, v6.1: the static files, whose
-        ``is_visible`` callbacks look at the device **now** (B23)."""
+        """Models `device_add_attrs()`, drivers/base/core.c, v6.1, for pci-sysfs.c's
+        pci_dev_groups / pci_dev_attr_groups: the static files, whose ``is_visible``
+        callbacks look at the device **now** (B23)."""
         sd = dev.sd
         for name in STATIC_DEVICE_FILES:
             self.sysfs.sysfs_create_file(sd, name)
@@ -103,8 +132,9 @@ class PciSysfs:
             self._create_static_resource_files(dev)
 
     def device_del_attrs(self, dev: PciDev) -> None:
-        """Models `device_remove_attrs()`: static groups go by name with the directory;
-        nothing of theirs is freed (they are part of the kernel image)."""
+        """Models `device_remove_attrs()`, drivers/base/core.c, v6.1: static groups go
+        by name with the directory; nothing of theirs is freed (they are part of the
+        kernel image)."""
         return None
 
     def _static_bin(self, dev: PciDev, name: str, *, size: int) -> int:
@@ -310,8 +340,8 @@ class PciSysfs:
             self._remove_static_resource_files(dev)
         else:
             yield from self.pci_remove_resource_files(dev)
-        ret = self.pci.pci_resize_resource(dev, n, code)
-        self.pci.pci_assign_unassigned_bus_resources(dev.bus)
+        ret = pci_resize_resource(self.pci, dev, n, code)
+        pci_assign_unassigned_bus_resources(self.pci, dev.bus)
         if self.profile.static_resource_files:
             self._create_static_resource_files(dev)
         else:

@@ -41,6 +41,8 @@ from .event import (
     Log,
 )
 from .profile import CLAIM_FAIL, DEFAULT, KernelProfile
+from .sched import WOULD_BLOCK
+from .sched import WouldBlock as _WouldBlock
 
 __all__ = [  # noqa: RUF022 - grouped as the spec lists them, not alphabetically
     "U64_MAX", "PAGE_SHIFT", "PAGE_SIZE", "PAGE_MASK", "IO_SPACE_LIMIT", "MAX_IORES_LEVEL",
@@ -211,24 +213,6 @@ def generation() -> int:
     """Changes this module made to published Resource fields so far, in any tree (see
     ``_generation``): equal numbers mean no tree operation changed a node in between."""
     return _generation
-
-
-class _WouldBlock:
-    """Type of :data:`WOULD_BLOCK`; it has no truth value so ``if res:`` cannot mistake a
-    sleeping request for a granted one."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "WOULD_BLOCK"
-
-    def __bool__(self) -> bool:
-        raise TypeError("WOULD_BLOCK has no truth value; compare it with `is`")
-
-
-# A MUXED request met a MUXED busy node: the caller sleeps on the global wait queue and
-# retries (see ResourceTree.request_region_locked).
-WOULD_BLOCK = _WouldBlock()
 
 
 class _Hang(Exception):

@@ -9,8 +9,8 @@ where it is parked:
   ordinary preemption point: the task can always continue;
 * a wait (:class:`LockWait`, :class:`MuxedWait`, :class:`TasksWait`) is a sleep: the
   task is *blocked* until the wait's ``ready()`` is true, and stepping it does nothing.
-  The resource tree's ``WOULD_BLOCK`` (yielded by ``ResourceTree.request_region_task``)
-  is a MuxedWait: the MUXED sleeper wakes at the next MUXED release.
+  :data:`WOULD_BLOCK` (yielded by the resource tree's ``request_region_task``) is a
+  MuxedWait: the MUXED sleeper wakes at the next MUXED release.
 
 The return value of the generator is the path's result (an int errno, an object).
 
@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from iomemfuzz.model.event import HANG, Log
-from iomemfuzz.model.resource import WOULD_BLOCK
 
 # A kernel path: yields preemption points / waits, returns its result.
 Path = Generator[Any, None, Any]
@@ -129,6 +128,26 @@ class MuxedWait:
 
     def __str__(self) -> str:
         return f"{self.where}: sleeping on muxed_resource_wait"
+
+
+class WouldBlock:
+    """Type of :data:`WOULD_BLOCK`; it has no truth value so ``if res:`` cannot mistake a
+    sleeping request for a granted one."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "WOULD_BLOCK"
+
+    def __bool__(self) -> bool:
+        raise TypeError("WOULD_BLOCK has no truth value; compare it with `is`")
+
+
+# A MUXED request met a MUXED busy node: the caller sleeps on the global wait queue and
+# retries (see ResourceTree.request_region_locked), so a kernel path yields this and the
+# scheduler parks it as a MuxedWait. It lives here, with the waits, so that the
+# scheduler needs nothing from the resource tree; the tree re-exports it.
+WOULD_BLOCK = WouldBlock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,7 +352,8 @@ class Scheduler:
     # --- hooks -------------------------------------------------------------------------
 
     def muxed_wake(self) -> None:
-        """Models ``wake_up(&muxed_resource_wait)`` (ResourceTree.muxed_wake_hook)."""
+        """Models `wake_up(&muxed_resource_wait)` in `__release_region()`,
+        kernel/resource.c, v6.1 (ResourceTree.muxed_wake_hook)."""
         self.muxed_generation += 1
         self.refresh()
 
