@@ -150,8 +150,10 @@ class Harness:
     def __init__(self, profile: str | None = None, queue: str | None = None,
                  known: set[str] | None = None, shorten: set[str] | None = None) -> None:
         from iomemfuzz.fuzz import decode, executor, textinput
+        from iomemfuzz.fuzz.oracles import ORACLES
         from iomemfuzz.fuzz.snapshot import fresh_kernel
         from iomemfuzz.model.machine import MACHINES
+        from iomemfuzz.model.machine_file import load_machine, shipped_machines
         from iomemfuzz.model.profile import resolve
 
         self.profile = resolve(profile)
@@ -160,13 +162,17 @@ class Harness:
         self.refinds = Refinds(shorten or set())
         self._read = textinput.read
         self._run_ops = executor.run_ops
-        self._run = executor.run
-        self.machines = MACHINES
-        # Build the value tables and the kernel templates now, not inside the first input:
-        # every machine's, since an input may name any (``# machine:``).
+        self._execution = executor.Execution
+        self._needs_boot = executor.needs_boot
+        self._fresh_kernel = fresh_kernel
+        self._oracles = ORACLES
+        # Machines an input may name (``# machine:``): the built-in ones and the shipped
+        # captures, loaded once; a ``file:PATH`` or unknown name runs the default machine.
+        self.machines = {name: load_machine(name) for name in (*MACHINES, *shipped_machines())}
+        # Build the value tables and the kernel templates now, not inside the first input.
         decode.tables()
         decode.machine_names()
-        for machine in (None, *MACHINES.values()):
+        for machine in (None, *self.machines.values()):
             for booted in (True, False):
                 fresh_kernel(self.profile, machine, booted=booted)
 
@@ -176,10 +182,15 @@ class Harness:
     def test_one_input(self, data: bytes) -> None:
         parsed = self._read(data)
         ops = parsed.ops
-        if parsed.machine in self.machines:
-            trace = self._run(parsed.program(), self.profile, thorough=False)
-        else:  # no machine header, or one naming no machine: the default machine
+        machine = self.machines.get(parsed.machine) if parsed.machine else None
+        if machine is None:  # the default machine
             trace = self.run(ops)
+        else:  # run_ops on that machine's kernel
+            ex = self._execution(self.profile, self._fresh_kernel(
+                self.profile, machine, booted=self._needs_boot(ops)), self._oracles, False)
+            for o in ops:
+                ex.step(o)
+            trace = ex.finish()
         if not any(step.violations for step in trace.steps):
             return
         new = [s for s in trace.signatures if s not in self.seen]
