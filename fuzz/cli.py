@@ -218,7 +218,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the profile the fuzz target ran (default v6.1-deb)")
     p.set_defaults(func=cmd_import_crash)
 
-    p = sub.add_parser("export-seeds", help="write the text corpus as libFuzzer byte seeds")
+    # iomemfuzz explore: options and behaviour live in fuzz/explore.py.
+    from iomemfuzz.fuzz import explore
+
+    p = sub.add_parser("explore", help="every Program up to K operations, breadth first")
+    explore.add_arguments(p)
+    p.set_defaults(func=explore.run_cli)
+
+    p = sub.add_parser("export-seeds", help="write the text corpus as fuzz seed inputs")
     p.add_argument("dir", help="output directory (one file per Program, named by SHA-1)")
     p.add_argument("--corpus", default="corpus", help="text corpus to export")
     p.add_argument("--profile", type=_profile_arg, default=None,
