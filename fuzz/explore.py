@@ -333,6 +333,7 @@ class Report:
     levels: list[dict[str, int]] = field(default_factory=list)
     findings: dict[str, str] = field(default_factory=dict)  # signature -> first Program
     files: dict[str, str] = field(default_factory=dict)  # signature -> file written
+    found_at: dict[str, float] = field(default_factory=dict)  # signature -> seconds in
     seconds: float = 0.0
     finished: bool = False
 
@@ -425,6 +426,7 @@ def explore(profile: str | KernelProfile = "v6.1-deb", depth: int = 3,
                     for sig in sigs:
                         if sig not in report.findings:
                             report.findings[sig] = text
+                            report.found_at[sig] = spent + time.monotonic() - started
                             if out is not None:
                                 report.files[sig] = str(_write_finding(
                                     out, prof.name, machine, sig, text))
