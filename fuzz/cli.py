@@ -153,6 +153,12 @@ def cmd_export_seeds(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_catalog(args: argparse.Namespace) -> int:
+    from iomemfuzz.fuzz.catalog import show
+
+    return show(args.id, args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="iomemfuzz",
@@ -234,6 +240,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write the signatures the corpus records for --profile "
                         "(a fuzz target's IOMEMFUZZ_KNOWN file)")
     p.set_defaults(func=cmd_export_seeds)
+
+    p = sub.add_parser("catalog", help="the bug catalog: every entry, or one with its "
+                                       "reproducer replayed")
+    p.add_argument("id", nargs="?", default=None,
+                   help="an entry (B16) or a group (B29); omit for the list")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=cmd_catalog)
     return parser
 
 

@@ -182,7 +182,7 @@ def machine_values() -> tuple[tuple[int, ...], tuple[int, ...]]:
     # Imported here so that importing this module does not build a kernel; the atheris
     # target imports the model under instrumentation first.
     from iomemfuzz.model.kernel import Kernel
-    from iomemfuzz.model.resource import preorder
+    from iomemfuzz.model.resource_check import preorder
 
     kernel = Kernel()
     addrs: list[int] = []
@@ -203,7 +203,7 @@ def machine_names() -> tuple[str, ...]:
     """Names that exist on the default machine: its PCI devices ("0000:00:02.0") and the
     names of its resources, for NAME fields such as a device to open or remove."""
     from iomemfuzz.model.kernel import Kernel
-    from iomemfuzz.model.resource import preorder
+    from iomemfuzz.model.resource_check import preorder
 
     kernel = Kernel()
     names = [getattr(spec, "name", "") for spec in getattr(kernel.machine, "pci_devices", ())]

@@ -21,7 +21,7 @@ class Violation:
     oracle: str  # e.g. "busy-consistency"
     kind: str  # e.g. "claim-lost"
     message: str
-    # The spec catalog entry this is an instance of, when the oracle can tell (e.g. "B16").
+    # The catalog entry (fuzz/catalog.toml) this is an instance of, when known (e.g. "B16").
     catalog: str = ""
 
     def __post_init__(self) -> None:

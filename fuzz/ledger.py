@@ -16,10 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from iomemfuzz.model.generation import generation
+from iomemfuzz.model.ioport import IORESOURCE_BUSY, Resource
 from iomemfuzz.model.kernel import Kernel, Observer
 from iomemfuzz.model.machine import Machine
 from iomemfuzz.model.profile import KernelProfile
-from iomemfuzz.model.resource import IORESOURCE_BUSY, Resource, descendants, generation
+from iomemfuzz.model.resource_check import descendants
 
 
 @dataclass(slots=True)

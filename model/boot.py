@@ -193,7 +193,7 @@ class Boot:
         return self.pci.pcibios_resource_survey()
 
     def _iomem_init_inode(self) -> int:
-        return self.devmem.iomem_init_inode() if self.devmem is not None else 0
+        return self.devmem.resources.iomem_init_inode() if self.devmem is not None else 0
 
     def _chr_dev_init(self) -> int:
         return self.devmem.chr_dev_init() if self.devmem is not None else 0

@@ -1,11 +1,12 @@
-"""/dev/mem, the x86 access policy and iomem revocation (drivers/char/mem.c,
-arch/x86/mm/init.c, arch/x86/mm/pat/memtype.c, kernel/resource.c).
+"""/dev/mem and the x86 access policy (drivers/char/mem.c, arch/x86/mm/init.c,
+arch/x86/mm/pat/memtype.c, arch/x86/mm/mmap.c).
 
-:class:`Devmem` owns the iomem pseudo-inode whose address space every iomem mmap is
-linked into, decides every /dev/mem access page by page with ``devmem_is_allowed``
-(spec §3), and implements ``revoke_iomem`` (spec §4.2), which model/kernel.py installs
-as the resource tree's revoke hook so it runs exactly where ``__request_region`` and
-``request_free_mem_region`` call it.
+:class:`Devmem` decides every /dev/mem access page by page with ``devmem_is_allowed``
+(spec §3) and runs /dev/mem's file operations. The iomem inode every iomem mmap is
+linked into, and ``revoke_iomem`` (spec §4.2) that zaps those mappings, are
+kernel/resource.c's and live with the resource tree (model/resource_region.py); Devmem
+attaches what revoke_iomem calls outside resource.c, its ``devmem_is_allowed`` and the
+Mm, to the tree it is given.
 
 Version differences come from the profile: ``revoke_devmem`` (v5.8 revocation at all),
 ``iomem_inode_in_resource`` (v5.12 moved the inode from chr_dev_init to an fs_initcall in
@@ -15,13 +16,17 @@ kernel/resource.c), ``io_strict_devmem``/``strict_devmem``/``iomem_cmdline``/``l
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from iomemfuzz.model import errno
-from iomemfuzz.model.event import NULL_DEREF, REVOKE_SKIPPED, WARN, Log
+from iomemfuzz.model.event import NULL_DEREF, WARN, Log
+from iomemfuzz.model.ioport import (
+    IORES_DESC_NONE,
+    IORESOURCE_BUSY,
+    IORESOURCE_SYSTEM_RAM,
+    IORESOURCE_WINDOW,
+    Resource,
+)
 from iomemfuzz.model.mm import (
     CAP_SYS_RAWIO,
-    CAUSE_REVOKE,
     PAGE_SHIFT,
     PAGE_SIZE,
     TARGET_FIRMWARE,
@@ -36,19 +41,10 @@ from iomemfuzz.model.mm import (
     Vma,
 )
 from iomemfuzz.model.profile import CLAIM_FAIL, LOCKDOWN_NONE, KernelProfile
-from iomemfuzz.model.resource import (
-    IORES_DESC_NONE,
-    IORESOURCE_BUSY,
-    IORESOURCE_SYSTEM_RAM,
-    IORESOURCE_WINDOW,
-    REGION_DISJOINT,
-    REGION_INTERSECTS,
-    REGION_MIXED,
-    Resource,
-    ResourceTree,
-    descendants,
-    preorder,
-)
+from iomemfuzz.model.resource import REGION_DISJOINT, REGION_INTERSECTS, REGION_MIXED
+from iomemfuzz.model.resource_check import descendants, preorder
+from iomemfuzz.model.resource_region import Revocation, iomem_inode_compiled_out
+from iomemfuzz.model.resource_tree import ResourceTree
 
 DEV_MEM = "/dev/mem"
 LOW_MIB_PFNS = 256  # pfns below 1 MiB: BIOS data, VGA, option ROMs (spec §3.1)
@@ -69,22 +65,8 @@ def security_locked_down(profile: KernelProfile) -> int:
     return 0 if profile.lockdown == LOCKDOWN_NONE else -errno.EPERM
 
 
-REVOKE_UNMAPPED = "unmapped"  # Revocation.outcome when unmap_mapping_range ran
-# Other outcomes are the REVOKE_SKIPPED reasons: "io_strict_devmem=n", "no-inode",
-# "ends-allowed".
-
-
-@dataclass(frozen=True, slots=True)
-class Revocation:
-    """One revoke_iomem() call: for which claim, when (Mm.tick()), with what outcome."""
-
-    res: Resource
-    at: int
-    outcome: str
-
-
 class Devmem:
-    """The iomem inode, /dev/mem and revoke_iomem, over one ResourceTree and one Mm."""
+    """/dev/mem and the x86 access policy, over one ResourceTree and one Mm."""
 
     def __init__(self, profile: KernelProfile, log: Log, resources: ResourceTree,
                  mm: Mm, *, phys_bits: int = DEFAULT_PHYS_BITS) -> None:
@@ -93,33 +75,20 @@ class Devmem:
         self.resources = resources
         self.mm = mm
         self.phys_bits = phys_bits
-        # The iomem pseudo-inode's address space (NULL until iomem_init_inode succeeds;
-        # the v5.8-5.11 devmem_inode of chr_dev_init is the same object here).
-        self.iomem_inode: AddressSpace | None = None
+        # revoke_iomem (kernel/resource.c, so the tree's) calls the x86 devmem_is_allowed
+        # and unmaps from the Mm's address spaces: link them, as the kernel's linker does.
+        resources.devmem_is_allowed = self.devmem_is_allowed
+        resources.mm = mm
         # chr_dev_init registered the mem major and created /dev/mem.
         self.dev_mem_present = False
-        # Every revoke_iomem() call and what it did, for the mapping oracles.
-        self.revocations: list[Revocation] = []
 
     # --- the iomem inode (spec §4.4) -------------------------------------------------
 
-    def iomem_init_inode(self) -> int:
-        """Models `iomem_init_inode()` (fs_initcall), kernel/resource.c, v6.1.
-
-        Pins the "iomem" pseudo-fs and publishes an anonymous inode. On failure it only
-        logs: the pointer stays NULL forever, revocation is silently off, and every later
-        iomem_get_mapping() dereferences NULL (B25)."""
-        if not (self.profile.revoke_devmem and self.profile.iomem_inode_in_resource):
-            return 0  # v5.8-5.11 make the inode in chr_dev_init; <= 5.7 have none
-        if self._premerge_compiled_out():
-            return 0
-        if self.iomem_inode is not None:
-            return 0
-        if self.profile.iomem_init_inode_fails:
-            self.log.emit(WARN, "Cannot allocate inode for iomem: -12", initcall="iomem")
-            return -errno.ENOMEM
-        self.iomem_inode = AddressSpace("iomem")
-        return 0
+    @property
+    def iomem_inode(self) -> AddressSpace | None:
+        """The iomem pseudo-inode's address space: kernel/resource.c's since v5.12, so the
+        resource tree holds it (v5.8-5.11's devmem inode of mem.c is the same slot)."""
+        return self.resources.iomem_inode
 
     def chr_dev_init(self) -> int:
         """Models `chr_dev_init()` (fs_initcall, after iomem_init_inode), drivers/char/
@@ -132,31 +101,10 @@ class Devmem:
                 self.log.emit(WARN, "devmem_init_inode failed: /dev/mem not created",
                               initcall="chr_dev_init")
                 return 0
-            if self.iomem_inode is None:
-                self.iomem_inode = AddressSpace("iomem")
+            if self.resources.iomem_inode is None:
+                self.resources.iomem_inode = AddressSpace("iomem")
         self.dev_mem_present = True
         return 0
-
-    def _premerge_compiled_out(self) -> bool:
-        # v3-v5 of the 2020 series kept the inode code under CONFIG_IO_STRICT_DEVMEM (B24).
-        return (self.profile.premerge_null_mapping_without_io_strict
-                and not self.profile.io_strict_devmem)
-
-    def iomem_get_mapping(self) -> AddressSpace | None:
-        """Models `iomem_get_mapping()`, kernel/resource.c, v6.1: the iomem inode's
-        i_mapping, with no NULL check.
-
-        Called before iomem_init_inode or after it failed it dereferences NULL: a
-        NULL_DEREF event and a None result (B25). The never-released v3-v5 variant
-        returned NULL without the inode instead; its callers oops (B24)."""
-        if self.iomem_inode is not None:
-            return self.iomem_inode
-        if self._premerge_compiled_out():
-            return None
-        self.log.emit(NULL_DEREF, "BUG: kernel NULL pointer dereference in "
-                      "iomem_get_mapping: iomem_inode is NULL", where="iomem_get_mapping",
-                      catalog="B25")
-        return None
 
     # --- the x86 policy (spec §3.1) ---------------------------------------------------
 
@@ -283,9 +231,9 @@ class Devmem:
         if ret:
             return ret
         if self.profile.revoke_devmem:
-            mapping = self.iomem_get_mapping()
+            mapping = self.resources.iomem_get_mapping()
             if mapping is None:
-                if self._premerge_compiled_out():
+                if iomem_inode_compiled_out(self.profile):
                     self.log.emit(NULL_DEREF, "BUG: kernel NULL pointer dereference in "
                                   "do_dentry_open: f_mapping is NULL after open_mem",
                                   where="do_dentry_open", catalog="B24")
@@ -386,55 +334,10 @@ class Devmem:
 
     # --- revocation (spec §4.2) ----------------------------------------------------------
 
-    def revoke_iomem(self, res: Resource) -> None:
-        """Models `revoke_iomem()`, kernel/resource.c, v6.1 (and v5.8's
-        `revoke_devmem()`): unless IO_STRICT_DEVMEM is off, the inode is missing, or
-        *both end pages* are still allowed, zap every user mapping of the claimed pages
-        with unmap_mapping_range(iomem, start, size, even_cows=1).
-
-        Only the first and last pfn are checked ("for performance"), so a claim whose
-        ends are allowed is never revoked even if its middle is off limits (B6)."""
-        if not self.profile.revoke_devmem:
-            return
-        if not self.profile.io_strict_devmem:
-            self._skipped(res, "io_strict_devmem=n", "stub")
-            return
-        inode = self.iomem_inode
-        if inode is None:
-            self._skipped(res, "no-inode", "iomem inode not ready")
-            return
-        if self._both_ends_allowed(res):
-            self._skipped(res, "ends-allowed", "first and last page still allowed")
-            return
-        size = (res.end - res.start + 1) & U64_MAX
-        self.revocations.append(Revocation(res, self.mm.tick(), REVOKE_UNMAPPED))
-        self.mm.unmap_mapping_range(inode, res.start, size, True, cause=CAUSE_REVOKE,
-                                    claim_start=res.start, claim_end=res.end)
-
-    def _both_ends_allowed(self, res: Resource) -> bool:
-        """revoke_iomem()'s test: devmem_is_allowed() of the first pfn, then of the last.
-
-        A claim within one page (most BARs and single-page requests) asks twice about the
-        same page with nothing in between: the second answer is the first unless the
-        first logged something (a walk that hung reports each time), so it is asked
-        again only then."""
-        first = res.start >> PAGE_SHIFT
-        last = res.end >> PAGE_SHIFT
-        mark = len(self.log)
-        if not self.devmem_is_allowed(first):
-            return False
-        if last == first and len(self.log) == mark:
-            return True
-        return bool(self.devmem_is_allowed(last))
-
-    def _skipped(self, res: Resource, reason: str, why: str) -> None:
-        self.revocations.append(Revocation(res, self.mm.tick(), reason))
-        self.log.emit(REVOKE_SKIPPED, f"revoke_iomem [{res.start:#x}-{res.end:#x}]: {why}",
-                      reason=reason, start=res.start, end=res.end)
-
     def revocation_of(self, res: Resource) -> Revocation | None:
-        """The last revoke_iomem() run for the claim ``res`` (None: it never ran, B14)."""
-        for record in reversed(self.revocations):
+        """The last revoke_iomem() run for the claim ``res`` (None: it never ran, B14);
+        the tree keeps the records, Devmem answers the mapping oracles' question."""
+        for record in reversed(self.resources.revocations):
             if record.res is res:
                 return record
         return None

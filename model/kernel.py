@@ -33,19 +33,15 @@ from iomemfuzz.model import errno
 from iomemfuzz.model.boot import Boot
 from iomemfuzz.model.devmem import DEFAULT_PHYS_BITS, Devmem, MemoryResolver, firmware_map
 from iomemfuzz.model.event import RELEASE_NONEXISTENT, Log
+from iomemfuzz.model.ioport import IORESOURCE_BUSY, Resource
 from iomemfuzz.model.machine import DEFAULT_MACHINE, Machine, build_tree, render_proc_iomem
 from iomemfuzz.model.mm import Access, File, Mm, Process, Target, Vma
 from iomemfuzz.model.pci import Pci, PciBus, PciDev, PciDeviceSpec, PciDriver
 from iomemfuzz.model.pci_mmap import BarResolver, PciMmap
 from iomemfuzz.model.profile import CLAIM_FAIL, DEFAULT, KernelProfile
-from iomemfuzz.model.resource import (
-    IORESOURCE_BUSY,
-    WOULD_BLOCK,
-    Resource,
-    ResourceTree,
-    descendants,
-)
-from iomemfuzz.model.sched import Path, Scheduler, Task
+from iomemfuzz.model.resource_check import descendants
+from iomemfuzz.model.resource_tree import ResourceTree
+from iomemfuzz.model.sched import WOULD_BLOCK, Path, Scheduler, Task
 from iomemfuzz.model.sysfs import Sysfs
 
 # firmware_map() of a freshly built tree, by machine iomem text (Kernel._firmware_map).
@@ -134,7 +130,7 @@ class Kernel:
         self.devmem = Devmem(self.profile, self.log, self.resources, self.mm,
                              phys_bits=getattr(self.machine, "phys_bits", DEFAULT_PHYS_BITS))
         self.pci_mmap = PciMmap(self.profile, self.log, self.resources, self.mm, self.devmem)
-        self.resources.revoke_hook = self.devmem.revoke_iomem
+        self.resources.revoke_hook = self.resources.revoke_iomem
         if self.profile.claim_policy == CLAIM_FAIL:
             self.resources.claim_veto_hook = self.devmem.claim_veto
         # Kernel paths as tasks (boot, hot-add, pci_sysfs_init, MUXED waits), sysfs, and
@@ -146,7 +142,7 @@ class Kernel:
         self.sysfs.drain_hook = self.mm.kernfs_drain_open_files
         self.pci = Pci(self.profile, self.log, self.resources, self.sysfs, self.sched,
                        tuple(self.machine.pci_devices), broker=CoreBroker(self))
-        self.pci.files.iomem_get_mapping = self.devmem.iomem_get_mapping
+        self.pci.files.iomem_get_mapping = self.resources.iomem_get_mapping
         self.mm.add_resolver(BarResolver(self.pci.present_devices))
         self.mm.add_resolver(MemoryResolver(self.resources, self._firmware_map()))
         self.boot = Boot(self.profile, self.log, self.sched, self.pci, self.devmem)

@@ -22,9 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from .event import Log
-from .pci_spec import PciDeviceSpec, bar_specs
-from .profile import DEFAULT, KernelProfile
-from .resource import (
+from .ioport import (
     IORES_DESC_ACPI_NV_STORAGE,
     IORES_DESC_ACPI_TABLES,
     IORES_DESC_CRASH_KERNEL,
@@ -42,10 +40,12 @@ from .resource import (
     IORESOURCE_SYSTEM_RAM,
     IORESOURCE_TYPE_BITS,
     IORESOURCE_WINDOW,
-    MAX_IORES_LEVEL,
     Resource,
-    ResourceTree,
 )
+from .pci_spec import PciDeviceSpec, bar_specs
+from .profile import DEFAULT, KernelProfile
+from .resource import MAX_IORES_LEVEL
+from .resource_tree import ResourceTree
 
 __all__ = [  # noqa: RUF022 - public API first, tables after
     "Machine", "MACHINES", "DEFAULT_MACHINE", "ProcIomemSyntaxError",

@@ -31,15 +31,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from .machine import MACHINES, Machine
-from .pci import PCI_STD_NUM_BARS, BarSpec, PciDeviceSpec, parse_bdf
-from .resource import (
+from .ioport import (
     IORESOURCE_IO,
     IORESOURCE_MEM,
     IORESOURCE_MEM_64,
     IORESOURCE_PREFETCH,
     IORESOURCE_UNSET,
 )
+from .machine import MACHINES, Machine
+from .pci import PCI_STD_NUM_BARS, BarSpec, PciDeviceSpec, parse_bdf
 
 __all__ = [
     "FORMAT_VERSION", "MACHINE_DIR", "DeviceDump", "MachineDump", "MachineFileError",

@@ -41,7 +41,7 @@ from iomemfuzz.model.pci_spec import (
 )
 from iomemfuzz.model.pci_sysfs import PciSysfs
 from iomemfuzz.model.profile import KernelProfile
-from iomemfuzz.model.resource import ResourceTree
+from iomemfuzz.model.resource_tree import ResourceTree
 from iomemfuzz.model.sched import Path, Scheduler
 from iomemfuzz.model.sysfs import Sysfs
 

@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from iomemfuzz.model.event import USE_AFTER_FREE, Log
+from iomemfuzz.model.ioport import U64_MAX, Resource
 from iomemfuzz.model.pci_spec import (
     HOST_ACPI,
     HOST_ASYNC,
@@ -61,7 +62,7 @@ from iomemfuzz.model.pci_spec import (
     pci_name,
 )
 from iomemfuzz.model.profile import KernelProfile
-from iomemfuzz.model.resource import U64_MAX, Resource, ResourceTree
+from iomemfuzz.model.resource_tree import ResourceTree
 from iomemfuzz.model.sched import Mutex, Path, Scheduler
 from iomemfuzz.model.sysfs import KernfsNode, Sysfs
 

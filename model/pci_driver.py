@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from iomemfuzz.model import errno
 from iomemfuzz.model.event import INFO, WARN
+from iomemfuzz.model.ioport import IORESOURCE_IO, Resource
 from iomemfuzz.model.pci_core import PciCore, PciDev, PciDriver
 from iomemfuzz.model.pci_setup_res import pci_enable_resources
 from iomemfuzz.model.pci_spec import PCI_STD_NUM_BARS
-from iomemfuzz.model.resource import IORESOURCE_IO, Resource
 from iomemfuzz.model.sched import Path, Point, mutex_lock, mutex_unlock
 
 

@@ -3,7 +3,7 @@
 fs/sysfs/file.c, fs/kernfs/file.c).
 
 The device side is duck-typed: a *pdev* has ``resource`` (a sequence of at least six
-:class:`~iomemfuzz.model.resource.Resource` BARs) and ``name`` ("0000:00:03.0"); a
+:class:`~iomemfuzz.model.ioport.Resource` BARs) and ``name`` ("0000:00:03.0"); a
 resource file is a kernfs node (``removed``, ``priv``) whose ``priv`` is a
 :class:`~iomemfuzz.model.sysfs.BinAttribute` (``name``, ``bar``, ``wc``, ``has_mmap``,
 ``has_rw``, ``mapping``, ``size``, ``dev``).
@@ -24,6 +24,12 @@ from collections.abc import Callable, Iterable
 from iomemfuzz.model import errno
 from iomemfuzz.model.devmem import Devmem, security_locked_down
 from iomemfuzz.model.event import INFO, Log
+from iomemfuzz.model.ioport import (
+    IORESOURCE_IO,
+    IORESOURCE_MEM,
+    IORESOURCE_PREFETCH,
+    IORESOURCE_UNSET,
+)
 from iomemfuzz.model.mm import (
     CAP_SYS_RAWIO,
     PAGE_SHIFT,
@@ -39,13 +45,7 @@ from iomemfuzz.model.mm import (
     Vma,
 )
 from iomemfuzz.model.profile import KernelProfile
-from iomemfuzz.model.resource import (
-    IORESOURCE_IO,
-    IORESOURCE_MEM,
-    IORESOURCE_PREFETCH,
-    IORESOURCE_UNSET,
-    ResourceTree,
-)
+from iomemfuzz.model.resource_tree import ResourceTree
 
 PCI_STD_NUM_BARS = 6
 
@@ -154,7 +154,7 @@ class PciMmap:
         f_mapping = self.mm.inode_mapping(kn, path, attr.size)
         if attr.has_mmap:
             if self.profile.mapping_at_open:
-                swapped = self.devmem.iomem_get_mapping()
+                swapped = self.resources.iomem_get_mapping()
                 if swapped is None:
                     return -errno.EFAULT
                 f_mapping = swapped
@@ -329,7 +329,7 @@ class PciMmap:
         entry (its inode)."""
         path = entry.path() if hasattr(entry, "path") else f"/proc/bus/pci/{_proc_name(pdev)}"
         if self.profile.revoke_pci_mmaps:
-            f_mapping = self.devmem.iomem_get_mapping()
+            f_mapping = self.resources.iomem_get_mapping()
             if f_mapping is None:
                 return -errno.EFAULT
         else:

@@ -11,20 +11,20 @@ from __future__ import annotations
 
 from iomemfuzz.model import errno
 from iomemfuzz.model.event import WARN
-from iomemfuzz.model.pci_bus import pci_bus_add_devices
-from iomemfuzz.model.pci_core import PCI_ROM_RESOURCE, PciBus, PciCore, PciDev
-from iomemfuzz.model.pci_setup_res import FOUR_GIB, pci_assign_unassigned_bus_resources
-from iomemfuzz.model.pci_spec import PCI_STD_NUM_BARS, parse_bdf
-from iomemfuzz.model.pci_x86 import pci_fixup_video
-from iomemfuzz.model.resource import (
+from iomemfuzz.model.ioport import (
     IORESOURCE_MEM,
     IORESOURCE_SIZEALIGN,
     IORESOURCE_UNSET,
     IORESOURCE_WINDOW,
     U64_MAX,
     Resource,
-    descendants,
 )
+from iomemfuzz.model.pci_bus import pci_bus_add_devices
+from iomemfuzz.model.pci_core import PCI_ROM_RESOURCE, PciBus, PciCore, PciDev
+from iomemfuzz.model.pci_setup_res import FOUR_GIB, pci_assign_unassigned_bus_resources
+from iomemfuzz.model.pci_spec import PCI_STD_NUM_BARS, parse_bdf
+from iomemfuzz.model.pci_x86 import pci_fixup_video
+from iomemfuzz.model.resource_check import descendants
 from iomemfuzz.model.sched import Path, Point
 
 # The memory window a DT host bridge without a listed window gets (see _host_windows).

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 from iomemfuzz.model import errno
 from iomemfuzz.model.event import INFO
-from iomemfuzz.model.pci_core import PciBus, PciCore, PciDev
-from iomemfuzz.model.pci_spec import HOST_ASYNC, PCI_STD_NUM_BARS
-from iomemfuzz.model.resource import (
+from iomemfuzz.model.ioport import (
     IORESOURCE_IO,
     IORESOURCE_MEM,
     IORESOURCE_MEM_64,
@@ -26,8 +24,10 @@ from iomemfuzz.model.resource import (
     IORESOURCE_UNSET,
     U64_MAX,
     Resource,
-    descendants,
 )
+from iomemfuzz.model.pci_core import PciBus, PciCore, PciDev
+from iomemfuzz.model.pci_spec import HOST_ASYNC, PCI_STD_NUM_BARS
+from iomemfuzz.model.resource_check import descendants
 
 # arch/x86/pci: PCIBIOS_MIN_IO, and the end of the BIOS area pcibios_align_resource keeps
 # memory BARs above.

@@ -33,6 +33,7 @@ from typing import Any
 
 from iomemfuzz.model import errno
 from iomemfuzz.model.event import INFO, WARN, Log
+from iomemfuzz.model.ioport import IORESOURCE_IO, IORESOURCE_PREFETCH
 from iomemfuzz.model.pci_core import PCI_ROM_RESOURCE, PciBus, PciCore, PciDev
 from iomemfuzz.model.pci_probe import pci_rescan_bus
 from iomemfuzz.model.pci_remove import pci_stop_and_remove_bus_device_locked
@@ -42,7 +43,6 @@ from iomemfuzz.model.pci_setup_res import (
 )
 from iomemfuzz.model.pci_spec import PCI_STD_NUM_BARS
 from iomemfuzz.model.profile import KernelProfile
-from iomemfuzz.model.resource import IORESOURCE_IO, IORESOURCE_PREFETCH
 from iomemfuzz.model.sched import Path, Point, Scheduler, mutex_lock, mutex_unlock
 from iomemfuzz.model.sysfs import BinAttribute, Sysfs
 
@@ -85,7 +85,7 @@ class PciSysfs:
         self.pci = pci
         # A plain static int in the kernel: no lock, no barrier (spec §5.2).
         self.sysfs_initialized = False
-        # Engineer B's Devmem.iomem_get_mapping (set by the Kernel): called when a file
+        # The tree's ResourceTree.iomem_get_mapping (set by the Kernel): called when a file
         # is created on 5.12-5.14, where the attribute captures the mapping pointer.
         self.iomem_get_mapping: Callable[[], object] | None = None
 
@@ -164,7 +164,7 @@ class PciSysfs:
 
     def _new_res_attr(self, dev: PciDev, num: int, wc: bool, *,
                       static: bool = False) -> BinAttribute:
-        """The attribute `pci_create_attr()` fills in (spec §5.2 step 1-5)."""
+        """The attribute `pci_create_attr()` fills in (spec §5.2)."""
         res = dev.resource[num]
         io = bool(res.flags & IORESOURCE_IO)
         has_mmap = wc or not io or ARCH_CAN_PCI_MMAP_IO

@@ -8,6 +8,7 @@ pci_setup_res.py, beside the setup-res.c code that calls it.
 
 from __future__ import annotations
 
+from iomemfuzz.model.ioport import IORESOURCE_IO, IORESOURCE_MEM, IORESOURCE_UNSET, Resource
 from iomemfuzz.model.pci_core import (
     IORESOURCE_PCI_FIXED,
     IORESOURCE_ROM_SHADOW,
@@ -21,7 +22,6 @@ from iomemfuzz.model.pci_setup_res import (
     pci_claim_resource,
 )
 from iomemfuzz.model.pci_spec import HOST_ACPI, PCI_STD_NUM_BARS
-from iomemfuzz.model.resource import IORESOURCE_IO, IORESOURCE_MEM, IORESOURCE_UNSET, Resource
 
 # The legacy VGA shadow ROM pci_fixup_video points a boot VGA device's ROM at.
 VGA_SHADOW_ROM_START = 0xC0000

@@ -6,7 +6,7 @@ row in ``PROFILES``. A profile also carries the *promises* oracles hold the mode
 the catalog entries a kernel accepts "by design", because whether a surviving mapping is
 a bug depends on what the kernel promised.
 
-Spec references are to ``shared/spec/kernel-semantics.md``.
+References are to docs/SEMANTICS.md (spec §n) and the bug catalog (Bn, docs/CATALOG.md).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ where it is parked:
 
 The return value of the generator is the path's result (an int errno, an object).
 
-Scheduling is data (ARCHITECTURE §3 "Races are data"): a Program's spawn/step lines say
+Scheduling is data (races are data, not timing): a Program's spawn/step lines say
 which task runs one slice next. At the end of a Program, :meth:`Scheduler.drain` runs the
 pending tasks in a fixed order: **always the lowest-numbered runnable task, one slice at a
 time**. That is run-to-completion of the oldest task, except that a task that blocks
@@ -144,9 +144,10 @@ class WouldBlock:
 
 
 # A MUXED request met a MUXED busy node: the caller sleeps on the global wait queue and
-# retries (see ResourceTree.request_region_locked), so a kernel path yields this and the
-# scheduler parks it as a MuxedWait. It lives here, with the waits, so that the
-# scheduler needs nothing from the resource tree; the tree re-exports it.
+# retries (see ResourceTree._request_region_locked, model/resource_region.py), so a
+# kernel path yields this and the scheduler parks it as a MuxedWait. It lives here, with
+# the waits, so that the scheduler needs nothing from the resource tree; the tree
+# re-exports it.
 WOULD_BLOCK = WouldBlock()
 
 

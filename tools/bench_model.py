@@ -23,15 +23,10 @@ import argparse
 import time
 from collections.abc import Callable
 
+from iomemfuzz.model.ioport import IORES_DESC_NONE, IORESOURCE_MEM, IORESOURCE_SYSTEM_RAM, Resource
 from iomemfuzz.model.machine import DEFAULT_MACHINE, build_resource_tree
-from iomemfuzz.model.resource import (
-    IORES_DESC_NONE,
-    IORESOURCE_MEM,
-    IORESOURCE_SYSTEM_RAM,
-    Resource,
-    ResourceTree,
-    preorder,
-)
+from iomemfuzz.model.resource_check import preorder
+from iomemfuzz.model.resource_tree import ResourceTree
 
 PCI_WINDOW = 0xC0000000  # "PCI Bus 0000:00" of the default machine: [0xc0000000, 0xfebfffff]
 BAR_SIZE = 0x4000

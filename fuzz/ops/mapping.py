@@ -29,6 +29,7 @@ from iomemfuzz.fuzz.ops import (
     value_outcome,
 )
 from iomemfuzz.model import errno
+from iomemfuzz.model.ioport import IORESOURCE_EXCLUSIVE
 from iomemfuzz.model.kernel import REFUSED
 from iomemfuzz.model.mm import (
     ACCESS_OK,
@@ -50,7 +51,6 @@ from iomemfuzz.model.pci_mmap import (
     SEEK_END,
     SEEK_SET,
 )
-from iomemfuzz.model.resource import IORESOURCE_EXCLUSIVE
 from iomemfuzz.model.sched import Task
 
 FAMILY = "mapping"

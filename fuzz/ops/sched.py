@@ -27,8 +27,8 @@ from iomemfuzz.fuzz.ops import (
     op,
 )
 from iomemfuzz.model.boot import ALL_LEVELS
+from iomemfuzz.model.ioport import IORESOURCE_MUXED, Resource
 from iomemfuzz.model.kernel import REFUSED
-from iomemfuzz.model.resource import IORESOURCE_MUXED, Resource
 from iomemfuzz.model.sched import BLOCKED as TASK_BLOCKED
 from iomemfuzz.model.sched import DONE, Task
 

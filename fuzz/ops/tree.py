@@ -25,19 +25,17 @@ from iomemfuzz.fuzz.ops import (
     value_outcome,
 )
 from iomemfuzz.model import errno
-from iomemfuzz.model.kernel import REFUSED
-from iomemfuzz.model.mm import CAP_SYS_ADMIN, Process
-from iomemfuzz.model.resource import (
+from iomemfuzz.model.ioport import (
     IORESOURCE_EXCLUSIVE,
     IORESOURCE_IO,
     IORESOURCE_MEM,
     IORESOURCE_MUXED,
-    REGION_DISJOINT,
-    REGION_INTERSECTS,
-    REGION_MIXED,
-    WOULD_BLOCK,
     Resource,
 )
+from iomemfuzz.model.kernel import REFUSED
+from iomemfuzz.model.mm import CAP_SYS_ADMIN, Process
+from iomemfuzz.model.resource import REGION_DISJOINT, REGION_INTERSECTS, REGION_MIXED
+from iomemfuzz.model.sched import WOULD_BLOCK
 
 FAMILY = "tree"
 ROOTS = ("iomem", "ioport")

@@ -23,14 +23,9 @@ from collections.abc import Iterable, Iterator
 from iomemfuzz.fuzz.finding import Violation
 from iomemfuzz.fuzz.ledger import ledger
 from iomemfuzz.model.event import RELEASE_NONEXISTENT
-from iomemfuzz.model.resource import (
-    IORESOURCE_BUSY,
-    Resource,
-    descendants,
-    generation,
-    problem_kind,
-    tree_problems,
-)
+from iomemfuzz.model.generation import generation
+from iomemfuzz.model.ioport import IORESOURCE_BUSY, Resource
+from iomemfuzz.model.resource_check import descendants, problem_kind, tree_problems
 
 NAME = "busy-consistency"
 FAMILY = "busy-resource consistency"

@@ -27,8 +27,8 @@ from collections.abc import Iterable, Iterator
 from iomemfuzz.fuzz.finding import Violation
 from iomemfuzz.fuzz.ledger import ledger
 from iomemfuzz.model.event import DUP_FILENAME
+from iomemfuzz.model.generation import generation
 from iomemfuzz.model.pci_sysfs import PCI_ROM_RESOURCE, resource_file_names
-from iomemfuzz.model.resource import generation
 from iomemfuzz.model.sysfs import BinAttribute
 
 NAME = "duplicate-attributes"

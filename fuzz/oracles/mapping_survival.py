@@ -57,8 +57,9 @@ from collections.abc import Iterable, Iterator
 
 from iomemfuzz.fuzz.finding import Violation
 from iomemfuzz.fuzz.ledger import ledger
-from iomemfuzz.model.devmem import DEV_MEM, LOW_MIB_PFNS, REVOKE_UNMAPPED
+from iomemfuzz.model.devmem import DEV_MEM, LOW_MIB_PFNS
 from iomemfuzz.model.event import UNMAP
+from iomemfuzz.model.ioport import IORESOURCE_BUSY, IORESOURCE_EXCLUSIVE
 from iomemfuzz.model.mm import (
     ACCESS_KEY,
     CAUSE_REVOKE,
@@ -71,7 +72,7 @@ from iomemfuzz.model.mm import (
     Vma,
 )
 from iomemfuzz.model.profile import GRANULARITY_BYTE
-from iomemfuzz.model.resource import IORESOURCE_BUSY, IORESOURCE_EXCLUSIVE
+from iomemfuzz.model.resource_region import REVOKE_UNMAPPED
 
 NAME = "mapping-survival"
 FAMILY = "mapping survival"

@@ -26,11 +26,11 @@ import types
 # Whole-state walks, by (module, qualified name). Some model paths use the first three
 # as helpers; those calls lose their line coverage, which says nothing about the kernel.
 OBSERVERS: frozenset[tuple[str, str]] = frozenset({
-    ("iomemfuzz.model.resource", "preorder"),
-    ("iomemfuzz.model.resource", "tree_problems"),
-    ("iomemfuzz.model.resource", "_well_formed"),
-    ("iomemfuzz.model.resource", "descendants"),
-    ("iomemfuzz.model.resource", "generation"),
+    ("iomemfuzz.model.resource_check", "preorder"),
+    ("iomemfuzz.model.resource_check", "tree_problems"),
+    ("iomemfuzz.model.resource_check", "_well_formed"),
+    ("iomemfuzz.model.resource_check", "descendants"),
+    ("iomemfuzz.model.generation", "generation"),
     ("iomemfuzz.model.sysfs", "Sysfs.walk"),
     ("iomemfuzz.model.sysfs", "Sysfs.files"),
 })

@@ -3,7 +3,7 @@ misuses a struct.
 
 Invariant (spec §1.5): after every operation both roots satisfy I1–I4, except for empty
 nodes that ``adjust_resource(r, s, 0)`` leaves by design (B29a, problem kind I3-empty).
-Operations are every public operation of model/resource.py on both roots, with addresses
+Operations are every public operation of ResourceTree on both roots, with addresses
 and sizes drawn near 0, page boundaries, existing node boundaries, the ioport limit and
 2^64. A caller that links a struct that is still (or stalely) linked or whose stale subtree
 points into the tree, that releases the children of a node through stale child pointers
@@ -26,17 +26,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from iomemfuzz.model import event
-from iomemfuzz.model.machine import (
-    MACHINES,
-    build_resource_tree,
-    parse_proc_iomem,
-    render_proc_iomem,
-    shape,
-)
-from iomemfuzz.model.profile import DEFAULT, resolve
-from iomemfuzz.model.resource import (
-    I3_EMPTY,
-    IO_SPACE_LIMIT,
+from iomemfuzz.model.ioport import (
     IORES_DESC_ACPI_TABLES,
     IORES_DESC_DEVICE_PRIVATE_MEMORY,
     IORES_DESC_NONE,
@@ -49,14 +39,21 @@ from iomemfuzz.model.resource import (
     IORESOURCE_SYSRAM_MERGEABLE,
     IORESOURCE_SYSTEM_RAM,
     IORESOURCE_WINDOW,
-    PAGE_SIZE,
     U64_MAX,
-    WOULD_BLOCK,
     Resource,
-    ResourceTree,
-    preorder,
-    tree_problems,
 )
+from iomemfuzz.model.machine import (
+    MACHINES,
+    build_resource_tree,
+    parse_proc_iomem,
+    render_proc_iomem,
+    shape,
+)
+from iomemfuzz.model.profile import DEFAULT, resolve
+from iomemfuzz.model.resource import IO_SPACE_LIMIT, PAGE_SIZE
+from iomemfuzz.model.resource_check import I3_EMPTY, preorder, tree_problems
+from iomemfuzz.model.resource_tree import ResourceTree
+from iomemfuzz.model.sched import WOULD_BLOCK
 
 # The CI budget: at least this many operations across all runs, in well under a minute.
 MIN_OPERATIONS = int(os.environ.get("IOMEMFUZZ_TREE_OPS", "20000"))

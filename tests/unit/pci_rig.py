@@ -10,15 +10,10 @@ from dataclasses import dataclass
 
 from iomemfuzz.model.boot import Boot
 from iomemfuzz.model.event import Event, Log
+from iomemfuzz.model.ioport import IORESOURCE_IO, IORESOURCE_MEM, IORESOURCE_WINDOW, Resource
 from iomemfuzz.model.pci import HOST_ACPI, HOST_ASYNC, BarSpec, Pci, PciDeviceSpec
 from iomemfuzz.model.profile import KernelProfile, resolve
-from iomemfuzz.model.resource import (
-    IORESOURCE_IO,
-    IORESOURCE_MEM,
-    IORESOURCE_WINDOW,
-    Resource,
-    ResourceTree,
-)
+from iomemfuzz.model.resource_tree import ResourceTree
 from iomemfuzz.model.sched import Path, Scheduler, Task
 from iomemfuzz.model.sysfs import Sysfs
 

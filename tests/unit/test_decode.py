@@ -95,7 +95,7 @@ def test_a_new_family_is_picked_up_without_touching_the_decoder(monkeypatch):
 
 def test_machine_regions_are_in_the_value_tables():
     from iomemfuzz.model.kernel import Kernel
-    from iomemfuzz.model.resource import preorder
+    from iomemfuzz.model.resource_check import preorder
 
     addrs = set(decode.tables()[Kind.ADDR])
     sizes = set(decode.tables()[Kind.SIZE])

@@ -16,6 +16,13 @@ from iomemfuzz.model.devmem import (
     MemoryResolver,
 )
 from iomemfuzz.model.event import NULL_DEREF, REVOKE_SKIPPED, UNMAP, WARN, Log
+from iomemfuzz.model.ioport import (
+    IORESOURCE_BUSY,
+    IORESOURCE_EXCLUSIVE,
+    IORESOURCE_MEM,
+    IORESOURCE_SYSTEM_RAM,
+    Resource,
+)
 from iomemfuzz.model.mm import (
     ACCESS_KEY,
     ACCESS_SIGBUS,
@@ -34,14 +41,7 @@ from iomemfuzz.model.profile import (
     LOCKDOWN_INTEGRITY,
     PROFILES,
 )
-from iomemfuzz.model.resource import (
-    IORESOURCE_BUSY,
-    IORESOURCE_EXCLUSIVE,
-    IORESOURCE_MEM,
-    IORESOURCE_SYSTEM_RAM,
-    Resource,
-    ResourceTree,
-)
+from iomemfuzz.model.resource_tree import ResourceTree
 
 RAM_BUSY = IORESOURCE_SYSTEM_RAM | IORESOURCE_BUSY
 MMIO = 0xFE000000  # an idle MMIO page inside the PCI window, well above RAM
@@ -70,12 +70,12 @@ class System:
                                               Resource(start, end, name, flags)) == 0
         self.mm = Mm(profile, self.log)
         self.devmem = Devmem(profile, self.log, self.tree, self.mm)
-        self.tree.revoke_hook = self.devmem.revoke_iomem
+        self.tree.revoke_hook = self.tree.revoke_iomem
         if profile.claim_policy == CLAIM_FAIL:
             self.tree.claim_veto_hook = self.devmem.claim_veto
         self.mm.add_resolver(MemoryResolver(self.tree))
         if boot:
-            self.devmem.iomem_init_inode()
+            self.tree.iomem_init_inode()
             self.devmem.chr_dev_init()
         self.proc = self.mm.spawn()
 

@@ -16,3 +16,11 @@ def test_corpus_readme_operation_list_matches_the_table():
     listed = text.split(BEGIN, 1)[1].split(END, 1)[0]
     assert listed == describe_ops(), (
         "corpus/README.md is out of date: run `python tools/update_docs.py`")
+
+
+def test_catalog_md_matches_the_data():
+    from iomemfuzz.fuzz.catalog import load, markdown
+
+    text = (ROOT / "docs" / "CATALOG.md").read_text(encoding="utf-8")
+    assert text == markdown(load()), (
+        "docs/CATALOG.md is out of date: run `python tools/update_docs.py`")

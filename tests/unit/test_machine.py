@@ -7,21 +7,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from iomemfuzz.model.machine import (
-    DEFAULT_MACHINE,
-    IOMEM_DEFAULT_FLAGS,
-    IOPORT_DEFAULT_FLAGS,
-    MACHINES,
-    Machine,
-    ProcIomemSyntaxError,
-    build_resource_tree,
-    build_tree,
-    name_flags,
-    parse_proc_iomem,
-    render_proc_iomem,
-    shape,
-)
-from iomemfuzz.model.resource import (
+from iomemfuzz.model.ioport import (
     IORES_DESC_ACPI_NV_STORAGE,
     IORES_DESC_ACPI_TABLES,
     IORES_DESC_CRASH_KERNEL,
@@ -36,12 +22,25 @@ from iomemfuzz.model.resource import (
     IORESOURCE_SYSRAM_DRIVER_MANAGED,
     IORESOURCE_SYSTEM_RAM,
     IORESOURCE_WINDOW,
-    REGION_INTERSECTS,
     Resource,
-    ResourceTree,
-    preorder,
-    tree_problems,
 )
+from iomemfuzz.model.machine import (
+    DEFAULT_MACHINE,
+    IOMEM_DEFAULT_FLAGS,
+    IOPORT_DEFAULT_FLAGS,
+    MACHINES,
+    Machine,
+    ProcIomemSyntaxError,
+    build_resource_tree,
+    build_tree,
+    name_flags,
+    parse_proc_iomem,
+    render_proc_iomem,
+    shape,
+)
+from iomemfuzz.model.resource import REGION_INTERSECTS
+from iomemfuzz.model.resource_check import preorder, tree_problems
+from iomemfuzz.model.resource_tree import ResourceTree
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 DUMPS = sorted(DATA.glob("*.iomem")) + sorted(DATA.glob("*.ioports"))

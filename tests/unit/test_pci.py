@@ -5,6 +5,12 @@ from __future__ import annotations
 import pytest
 from iomemfuzz.model import errno
 from iomemfuzz.model.event import CRASH_KINDS, DUP_FILENAME, USE_AFTER_FREE
+from iomemfuzz.model.ioport import (
+    IORESOURCE_BUSY,
+    IORESOURCE_MEM_64,
+    IORESOURCE_PREFETCH,
+    IORESOURCE_UNSET,
+)
 from iomemfuzz.model.pci import (
     BarSpec,
     PciDeviceSpec,
@@ -13,13 +19,7 @@ from iomemfuzz.model.pci import (
     parse_bdf,
     pci_name,
 )
-from iomemfuzz.model.resource import (
-    IORESOURCE_BUSY,
-    IORESOURCE_MEM_64,
-    IORESOURCE_PREFETCH,
-    IORESOURCE_UNSET,
-    preorder,
-)
+from iomemfuzz.model.resource_check import preorder
 from pci_rig import ASYNC_MEM, HOST_ASYNC, MEM32, dev, make_rig
 
 D2, D3, D4 = "0000:00:02.0", "0000:00:03.0", "0000:00:04.0"

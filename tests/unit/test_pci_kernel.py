@@ -7,11 +7,12 @@ from dataclasses import replace
 
 from iomemfuzz.fuzz.ledger import ledger, watched_kernel
 from iomemfuzz.model.event import HANG, UNMAP
+from iomemfuzz.model.ioport import IORESOURCE_BUSY, IORESOURCE_MUXED
 from iomemfuzz.model.kernel import Kernel
 from iomemfuzz.model.machine import DEFAULT_MACHINE
 from iomemfuzz.model.pci import BarSpec, PciDeviceSpec
 from iomemfuzz.model.profile import resolve
-from iomemfuzz.model.resource import IORESOURCE_BUSY, IORESOURCE_MUXED, preorder
+from iomemfuzz.model.resource_check import preorder
 
 DEVICES = (
     PciDeviceSpec("00:01.0", (BarSpec(0x1000000, prefetch=True), None, BarSpec(0x1000)),

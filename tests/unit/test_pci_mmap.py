@@ -10,6 +10,14 @@ import pytest
 from iomemfuzz.model import errno
 from iomemfuzz.model.devmem import Devmem, MemoryResolver
 from iomemfuzz.model.event import NULL_DEREF, UNMAP, Log
+from iomemfuzz.model.ioport import (
+    IORESOURCE_BUSY,
+    IORESOURCE_IO,
+    IORESOURCE_MEM,
+    IORESOURCE_PREFETCH,
+    IORESOURCE_SYSTEM_RAM,
+    Resource,
+)
 from iomemfuzz.model.mm import (
     ACCESS_KEY,
     ACCESS_SIGBUS,
@@ -31,15 +39,7 @@ from iomemfuzz.model.pci_mmap import (
     PciMmap,
 )
 from iomemfuzz.model.profile import DEFAULT, LOCKDOWN_INTEGRITY, PROFILES
-from iomemfuzz.model.resource import (
-    IORESOURCE_BUSY,
-    IORESOURCE_IO,
-    IORESOURCE_MEM,
-    IORESOURCE_PREFETCH,
-    IORESOURCE_SYSTEM_RAM,
-    Resource,
-    ResourceTree,
-)
+from iomemfuzz.model.resource_tree import ResourceTree
 from iomemfuzz.model.sysfs import Sysfs
 
 PAGE = 0x1000
@@ -93,11 +93,11 @@ class System:
         self.mm = Mm(profile, self.log)
         self.devmem = Devmem(profile, self.log, self.tree, self.mm)
         self.pci = PciMmap(profile, self.log, self.tree, self.mm, self.devmem)
-        self.tree.revoke_hook = self.devmem.revoke_iomem
+        self.tree.revoke_hook = self.tree.revoke_iomem
         self.sysfs.drain_hook = self.mm.kernfs_drain_open_files
         self.mm.add_resolver(MemoryResolver(self.tree))
         self.mm.add_resolver(BarResolver(lambda: (self.dev, self.other)), first=True)
-        self.devmem.iomem_init_inode()
+        self.tree.iomem_init_inode()
         self.devmem.chr_dev_init()
         self.sd = self.sysfs.mkdir_p("/devices/pci0000:00/0000:00:03.0")
         self.other_sd = self.sysfs.mkdir_p("/devices/pci0000:00/0000:00:04.0")
@@ -115,7 +115,7 @@ class System:
         has_mmap = wc or not io
         mapping = None
         if has_mmap and self.profile.revoke_pci_mmaps and not self.profile.mapping_at_open:
-            mapping = self.devmem.iomem_get_mapping()
+            mapping = self.tree.iomem_get_mapping()
         attr = self.sysfs.alloc_bin_attribute(
             f"resource{bar}_wc" if wc else f"resource{bar}", size=res.end - res.start + 1,
             bar=bar, wc=wc, has_mmap=has_mmap, has_rw=io and not wc, mapping=mapping,

@@ -4,7 +4,7 @@ plus the other pure helpers and the %pR format."""
 from __future__ import annotations
 
 import pytest
-from iomemfuzz.model.resource import (
+from iomemfuzz.model.ioport import (
     IORESOURCE_BUS,
     IORESOURCE_BUSY,
     IORESOURCE_DISABLED,
@@ -24,7 +24,6 @@ from iomemfuzz.model.resource import (
     U64_MAX,
     Resource,
     format_resource,
-    resource_alignment,
     resource_contains,
     resource_ext_type,
     resource_intersection,
@@ -35,6 +34,7 @@ from iomemfuzz.model.resource import (
     resource_type,
     resource_union,
 )
+from iomemfuzz.model.resource_alloc import resource_alignment
 
 # kernel/resource_kunit.c fixed ranges.
 R = {

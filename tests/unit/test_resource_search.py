@@ -9,9 +9,7 @@ from dataclasses import replace
 import pytest
 from iomemfuzz.model import event
 from iomemfuzz.model.errno import EINVAL, ENODEV, ERANGE
-from iomemfuzz.model.profile import DEFAULT, resolve
-from iomemfuzz.model.resource import (
-    GFR_DEFAULT_ALIGN,
+from iomemfuzz.model.ioport import (
     IORES_DESC_ACPI_TABLES,
     IORES_DESC_DEVICE_PRIVATE_MEMORY,
     IORES_DESC_NONE,
@@ -19,16 +17,14 @@ from iomemfuzz.model.resource import (
     IORESOURCE_EXCLUSIVE,
     IORESOURCE_MEM,
     IORESOURCE_SYSTEM_RAM,
-    PAGE_SIZE,
-    PHYSMEM_END,
-    REGION_DISJOINT,
-    REGION_INTERSECTS,
-    REGION_MIXED,
     U64_MAX,
     Resource,
-    ResourceTree,
-    tree_problems,
 )
+from iomemfuzz.model.profile import DEFAULT, resolve
+from iomemfuzz.model.resource import PAGE_SIZE, REGION_DISJOINT, REGION_INTERSECTS, REGION_MIXED
+from iomemfuzz.model.resource_check import tree_problems
+from iomemfuzz.model.resource_iomem import GFR_DEFAULT_ALIGN, PHYSMEM_END
+from iomemfuzz.model.resource_tree import ResourceTree
 
 MEM = IORESOURCE_MEM
 BUSY = IORESOURCE_BUSY

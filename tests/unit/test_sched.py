@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import pytest
 from iomemfuzz.model.event import HANG, Log
+from iomemfuzz.model.ioport import IORESOURCE_MUXED
 from iomemfuzz.model.profile import resolve
-from iomemfuzz.model.resource import IORESOURCE_MUXED, WOULD_BLOCK, ResourceTree
+from iomemfuzz.model.resource_tree import ResourceTree
 from iomemfuzz.model.sched import (
     BLOCKED,
     DONE,
     NEW,
     READY,
+    WOULD_BLOCK,
     Mutex,
     MuxedWait,
     Point,

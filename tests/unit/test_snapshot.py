@@ -17,10 +17,10 @@ from iomemfuzz.fuzz.ledger import Ledger, ledger, watched_kernel
 from iomemfuzz.fuzz.oracles import ORACLES
 from iomemfuzz.fuzz.program import Program, parse_program, read_program
 from iomemfuzz.fuzz.snapshot import SnapshotError, compile_kernel, fresh_kernel
+from iomemfuzz.model.ioport import Resource
 from iomemfuzz.model.kernel import Kernel
 from iomemfuzz.model.machine import DEFAULT_MACHINE, MACHINES
 from iomemfuzz.model.profile import PROFILES, resolve
-from iomemfuzz.model.resource import Resource
 
 ROOT = Path(__file__).resolve().parents[2]
 GAP = 0xFE000000  # a free MMIO gap of the default machine
@@ -108,7 +108,9 @@ def test_a_run_on_one_copy_changes_no_other_copy():
 
 def test_a_copy_rebinds_hooks_to_its_own_objects():
     kernel = fresh_kernel()
-    assert kernel.resources.revoke_hook.__self__ is kernel.devmem
+    assert kernel.resources.revoke_hook.__self__ is kernel.resources
+    assert kernel.resources.devmem_is_allowed.__self__ is kernel.devmem
+    assert kernel.resources.mm is kernel.mm
     assert kernel.sysfs.drain_hook.__self__ is kernel.mm
     assert kernel.resources.muxed_wake_hook.__self__ is kernel.sched
 
