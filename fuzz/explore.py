@@ -49,7 +49,7 @@ from iomemfuzz.fuzz.ops import Arg, Kind, Op, ordered_ops
 from iomemfuzz.fuzz.oracles import ORACLES
 from iomemfuzz.fuzz.program import Line, Program, format_program, parse_program
 from iomemfuzz.model.profile import KernelProfile, resolve
-from iomemfuzz.model.resource import preorder
+from iomemfuzz.model.resource_check import preorder
 
 PAGE = 0x1000
 # HANDLE fields without a producer list take handles bound to objects of this type.
