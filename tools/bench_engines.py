@@ -7,10 +7,10 @@
 2. Time to find each *catalog entry that has a reproducer in corpus/*, with every engine
    configuration and ``iomemfuzz explore``, over several seeds: median and each run,
    ``>T`` when not found within the budget. The entries are read from the corpus, never
-   written here: for each catalog id (``fuzz/catalog.toml`` when it exists, else the
-   ``# catalog:`` headers) its shortest reproducer that expects a finding on its own
-   profile gives the profile, the machine and the signatures (every ``# expect: finding``
-   line of that file): a run finds the entry when it stores one of them. Each atheris or
+   written here: each entry's reproducer (``reproducer`` in ``fuzz/catalog.toml``; without
+   the catalog, the shortest file naming the entry in its ``# catalog:`` header) gives the
+   profile, the machine and the signatures (every ``# expect: finding`` line of that file
+   on its profile): a run finds the entry when it stores one of them. Each atheris or
    hypothesis attempt is a real ``iomemfuzz fuzz`` job (fresh corpus and work
    directories, stopping at the first matching finding), so the times include start-up
    and minimization. ``explore`` is deterministic: one run per (profile, machine), depth
@@ -67,22 +67,37 @@ class Bug:
     source: str  # that reproducer, relative to the repository
 
 
+def _entry(name: str, path: Path) -> Bug | None:
+    program = read_program(str(path))
+    sigs = frozenset(e.partition(" ")[2].strip() for e in program.expectations().get(None, ())
+                     if e.startswith("finding "))
+    if not sigs:
+        return None
+    return Bug(name, program.profile or "v6.1-deb", sigs, len(program.lines),
+               program.header("machine"), str(path.relative_to(ROOT)))
+
+
 def catalog_entries(corpus: Path = ROOT / "corpus") -> list[Bug]:
-    """Every catalog entry with a reproducer in ``corpus``: the shortest file naming it
-    whose expectations on its own profile include a finding (ties: the path order)."""
+    """Every catalog entry with a reproducer in ``corpus``: the one ``fuzz/catalog.toml``
+    names; without the catalog, the shortest file naming the entry in its ``# catalog:``
+    header whose expectations on its own profile include a finding."""
     best: dict[str, Bug] = {}
+    try:
+        from iomemfuzz.fuzz.catalog import load
+    except ImportError:
+        load = None  # type: ignore[assignment]
+    if load is not None:
+        for item in load().entries:
+            if item.reproducer and (ROOT / item.reproducer).is_file():
+                bug = _entry(item.id, ROOT / item.reproducer)
+                if bug is not None:
+                    best[item.id] = bug
+        return sorted(best.values(), key=lambda b: (_order(b.name), b.name))
     for path in sorted(program_files([corpus])):
-        program = read_program(str(path))
-        sigs = frozenset(e.partition(" ")[2].strip()
-                         for e in program.expectations().get(None, ())
-                         if e.startswith("finding "))
-        if not sigs:
-            continue
-        for entry in program.catalog:
-            bug = Bug(entry, program.profile or "v6.1-deb", sigs, len(program.lines),
-                      program.header("machine"), str(path.relative_to(ROOT)))
-            if entry not in best or bug.minimal < best[entry].minimal:
-                best[entry] = bug
+        for name in read_program(str(path)).catalog:
+            bug = _entry(name, path)
+            if bug is not None and (name not in best or bug.minimal < best[name].minimal):
+                best[name] = bug
     return sorted(best.values(), key=lambda b: (_order(b.name), b.name))
 
 
