@@ -35,6 +35,7 @@ import hashlib
 import itertools
 import json
 import multiprocessing
+import random
 import re
 import sys
 import time
@@ -135,8 +136,33 @@ def _handles(name: str, a: Arg, handles: list[Any], binders: list[str]) -> list[
     return ([None] if name == "proc" else []) + ok[::-1]
 
 
-def _field_options(cls: type[Op], kernel: Any, handles: list[Any], binders: list[str],
-                   addrs: list[int], domain: Domain) -> list[tuple[str, list[Any] | str]]:
+@dataclass
+class View:
+    """What the domain draws from after a prefix: the usable handles and their
+    producers, the addresses to try (the prefix's latest, then the anchors), and how
+    many step lines the prefix has."""
+
+    handles: list[Any]
+    binders: list[str]
+    addrs: list[int]
+    steps: int
+    started: bool  # the prefix is not empty (boot_to may only come first)
+
+    @classmethod
+    def of(cls, ex: Execution, prefix: Sequence[Op], domain: Domain) -> View:
+        fixed = domain.addresses or anchors(ex.kernel, domain.values)
+        return cls(_usable(ex), [type(o).NAME for o in prefix if type(o).BINDS],
+                   list(dict.fromkeys([*_recent(prefix, domain.recent), *fixed])),
+                   sum(1 for o in prefix if type(o).NAME == "step"), bool(prefix))
+
+    def allows(self, cls: type[Op], domain: Domain) -> bool:
+        if cls.CONTROLS_BOOT and self.started:
+            return False  # boot_to starts a Program before boot: first line only
+        return not (cls.NAME == "step" and self.steps >= domain.preemptions)
+
+
+def _field_options(cls: type[Op], view: View, domain: Domain
+                   ) -> list[tuple[str, list[Any] | str]]:
     """Per field, its values, or the name of the start field it ends a page after."""
     out: list[tuple[str, list[Any] | str]] = []
     start: str | None = None
@@ -147,8 +173,7 @@ def _field_options(cls: type[Op], kernel: Any, handles: list[Any], binders: list
         if kind is Kind.ADDR:
             if start is None:
                 start = name
-                fixed = domain.addresses or anchors(kernel, domain.values)
-                values = [a.simplest, *addrs[:domain.recent], *fixed]
+                values = [a.simplest, *view.addrs]
                 out.append((name, [v for v in dict.fromkeys(values) if a.lo <= v <= a.hi]
                             or [a.simplest]))
             else:
@@ -158,7 +183,7 @@ def _field_options(cls: type[Op], kernel: Any, handles: list[Any], binders: list
             sizes = dict.fromkeys((a.simplest, *domain.sizes))
             out.append((name, [v for v in sizes if a.lo <= v <= a.hi]))
         elif kind is Kind.HANDLE:
-            out.append((name, _handles(name, a, handles, binders)))
+            out.append((name, _handles(name, a, view.handles, view.binders)))
         elif kind in VARIED and kind not in varied and domain.vary:
             varied.add(kind)
             if kind is Kind.CHOICE:
@@ -201,22 +226,29 @@ def _recent(prefix: Sequence[Op], n: int) -> list[int]:
 
 def candidates(ex: Execution, prefix: Sequence[Op], domain: Domain) -> Iterator[Op]:
     """Every operation the domain offers after ``prefix`` (run into ``ex``)."""
-    handles = _usable(ex)
-    binders = [type(o).NAME for o in prefix if type(o).BINDS]
-    addrs = _recent(prefix, domain.recent)
-    steps = sum(1 for o in prefix if type(o).NAME == "step")
+    view = View.of(ex, prefix, domain)
     for cls in domain.classes():
-        if cls.CONTROLS_BOOT and prefix:
-            continue  # boot_to starts a Program before boot: first line only
-        if cls.NAME == "step" and steps >= domain.preemptions:
-            continue
-        yield from _variants(cls, ex.kernel, handles, binders, addrs, domain)
+        if view.allows(cls, domain):
+            yield from _variants(cls, view, domain)
 
 
-def _variants(cls: type[Op], kernel: Any, handles: list[Any], binders: list[str],
-              addrs: list[int], domain: Domain) -> Iterator[Op]:
+def draw(ex: Execution, prefix: Sequence[Op], domain: Domain, rng: random.Random
+         ) -> Op | None:
+    """One operation of the domain after ``prefix``, at random: an operation first (each
+    as likely), then one of its variants. None when nothing applies."""
+    view = View.of(ex, prefix, domain)
+    classes = [c for c in domain.classes() if view.allows(c, domain)]
+    rng.shuffle(classes)
+    for cls in classes[:8]:
+        variants = list(_variants(cls, view, domain))
+        if variants:
+            return rng.choice(variants)
+    return None
+
+
+def _variants(cls: type[Op], view: View, domain: Domain) -> Iterator[Op]:
     partial: list[dict[str, Any]] = [{}]
-    for name, options in _field_options(cls, kernel, handles, binders, addrs, domain):
+    for name, options in _field_options(cls, view, domain):
         if isinstance(options, str):  # an end: its start's page end (when in range)
             hi = dict(cls.args())[name].hi
             partial = [{**v, name: min(v[options] + PAGE - 1, hi)} for v in partial]
@@ -284,7 +316,8 @@ def run_program(ops: Sequence[Op], profile: Any, program: Program,
     return Outcome(trace.signatures, key)
 
 
-def _prefix_execution(ops: Sequence[Op], profile: Any, program: Program) -> Execution:
+def prefix_execution(ops: Sequence[Op], profile: Any, program: Program) -> Execution:
+    """``ops`` run on a fresh kernel (``program`` gives the machine), not finished."""
     ex = Execution(profile, make_kernel(profile, program, ops), ORACLES, False)
     for o in ops:
         ex.step(o)
@@ -296,7 +329,7 @@ def expand(prefix: tuple[Op, ...], profile: Any, machine: str | None, domain: Do
     """Run every one-operation extension of ``prefix``."""
     headers = (("machine", machine),) if machine else ()
     program = Program((), headers)
-    base = _prefix_execution(prefix, profile, program)
+    base = prefix_execution(prefix, profile, program)
     out = []
     for o in candidates(base, prefix, domain):
         ops = (*prefix, o)

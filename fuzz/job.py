@@ -752,6 +752,7 @@ def _hypothesis_round(prof: KernelProfile, seen: set[str], seed: int, counter: o
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import seed as hseed
     from hypothesis.errors import FlakyFailure
+    from iomemfuzz.fuzz import features
     from iomemfuzz.fuzz.strategies import programs
 
     first: list[_Found] = []
@@ -762,13 +763,16 @@ def _hypothesis_round(prof: KernelProfile, seen: set[str], seed: int, counter: o
     # short, and the deadline is checked between them.
     @settings(max_examples=100, deadline=None, database=None, report_multiple_bugs=False,
               suppress_health_check=list(HealthCheck), print_blob=False,
-              phases=(Phase.generate,))
+              phases=(Phase.generate, Phase.target))
     @hseed(seed)
     @given(programs(max_lines=24, metadata=False))
     def probe(program: Program) -> None:
         total[0] += 1
         counter.value = total[0]  # type: ignore[attr-defined]
-        new = [s for s in run(program, prof).signatures if s not in seen]
+        trace = run(program, prof)
+        if features.ENABLED:  # semantic feedback: fuzz/features.py
+            features.report_to_hypothesis(features.features(trace))
+        new = [s for s in trace.signatures if s not in seen]
         if new:
             found = _Found(new[0], program)
             first.append(found)

@@ -34,7 +34,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from iomemfuzz.fuzz.executor import Trace
@@ -149,7 +149,7 @@ class Harness:
 
     def __init__(self, profile: str | None = None, queue: str | None = None,
                  known: set[str] | None = None, shorten: set[str] | None = None) -> None:
-        from iomemfuzz.fuzz import decode, executor, textinput
+        from iomemfuzz.fuzz import decode, executor, features, textinput
         from iomemfuzz.fuzz.oracles import ORACLES
         from iomemfuzz.fuzz.snapshot import fresh_kernel
         from iomemfuzz.model.machine import MACHINES
@@ -160,6 +160,9 @@ class Harness:
         self.queue = Path(queue) if queue else None
         self.seen: set[str] = set(known or ())
         self.refinds = Refinds(shorten or set())
+        # Semantic feedback (fuzz/features.py): set by main() once atheris is set up.
+        self.feedback: Any = None
+        self._features = features.features
         self._read = textinput.read
         self._run_ops = executor.run_ops
         self._execution = executor.Execution
@@ -191,6 +194,8 @@ class Harness:
             for o in ops:
                 ex.step(o)
             trace = ex.finish()
+        if self.feedback is not None:
+            self.feedback.hit(self._features(trace))
         if not any(step.violations for step in trace.steps):
             return
         new = [s for s in trace.signatures if s not in self.seen]
@@ -246,6 +251,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     # instrumented, so the templates' boot never counts as coverage.
     harness = Harness(os.environ.get(ENV_PROFILE), os.environ.get(ENV_QUEUE), known, shorten)
     instrument_model()
+    from iomemfuzz.fuzz import features
+
+    if features.ENABLED:
+        harness.feedback = features.Feedback()
     if os.environ.get(ENV_MUTATOR, "structure") == "bytes":
         atheris.Setup(argv, harness.test_one_input)
     else:

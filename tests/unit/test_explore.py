@@ -26,7 +26,7 @@ def _brute(prefix: tuple, depth: int) -> tuple[int, set[str], set[str]]:
     if len(prefix) == depth:
         return 0, set(), set()
     programs, sigs, keys = 0, set(), set()
-    base = ex._prefix_execution(prefix, PLANTED, Program())
+    base = ex.prefix_execution(prefix, PLANTED, Program())
     for o in list(ex.candidates(base, prefix, TINY)):
         ops = (*prefix, o)
         outcome = ex.run_program(ops, PLANTED, Program(), TINY)
@@ -56,10 +56,10 @@ def test_enumeration_and_hashing_agree_with_brute_force():
 
 
 def test_domain_offers_consumers_only_with_producers():
-    base = ex._prefix_execution((), PLANTED, Program())
+    base = ex.prefix_execution((), PLANTED, Program())
     first = {type(o).NAME for o in ex.candidates(base, (), TINY)}
     assert first == {"open_devmem", "__request_region"}  # mmap and touch need handles
-    ops = ex._prefix_execution((), PLANTED, Program())
+    ops = ex.prefix_execution((), PLANTED, Program())
     ops.step(next(o for o in ex.candidates(base, (), TINY) if o.NAME == "open_devmem"))
 
 
