@@ -144,7 +144,7 @@ class Harness:
 
     Every input starts on a copy of a template kernel (fuzz/snapshot.py), so only a
     Program that controls boot (``boot_to``) runs boot code, instrumented, where the
-    interleavings are. The templates (every machine's) are built here, so the target
+    interleavings are. The default machine's templates are built here, so the target
     instruments the model after constructing the harness (see ``main``)."""
 
     def __init__(self, profile: str | None = None, queue: str | None = None,
@@ -170,14 +170,18 @@ class Harness:
         self._fresh_kernel = fresh_kernel
         self._oracles = ORACLES
         # Machines an input may name (``# machine:``): the built-in ones and the shipped
-        # captures, loaded once; a ``file:PATH`` or unknown name runs the default machine.
-        self.machines = {name: load_machine(name) for name in (*MACHINES, *shipped_machines())}
-        # Build the value tables and the kernel templates now, not inside the first input.
+        # captures, each loaded when first named; a ``file:PATH`` or unknown name runs
+        # the default machine.
+        self.machine_names = frozenset((*MACHINES, *shipped_machines()))
+        self.machines: dict[str, Any] = {}
+        self._load_machine = load_machine
+        # Build the value tables and the default machine's templates now, before the
+        # model is instrumented. Another machine's templates are built when an input
+        # first names it (its boot then counts as coverage once, for that input).
         decode.tables()
         decode.machine_names()
-        for machine in (None, *self.machines.values()):
-            for booted in (True, False):
-                fresh_kernel(self.profile, machine, booted=booted)
+        for booted in (True, False):
+            fresh_kernel(self.profile, None, booted=booted)
 
     def run(self, ops: list[Op] | tuple[Op, ...]) -> Trace:
         return self._run_ops(ops, self.profile)
@@ -185,7 +189,11 @@ class Harness:
     def test_one_input(self, data: bytes) -> None:
         parsed = self._read(data)
         ops = parsed.ops
-        machine = self.machines.get(parsed.machine) if parsed.machine else None
+        machine = None
+        if parsed.machine in self.machine_names:
+            machine = self.machines.get(parsed.machine)
+            if machine is None:
+                machine = self.machines[parsed.machine] = self._load_machine(parsed.machine)
         if machine is None:  # the default machine
             trace = self.run(ops)
         else:  # run_ops on that machine's kernel
