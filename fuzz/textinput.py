@@ -8,7 +8,8 @@ changes what runs is kept (``# machine: NAME``); the job's profile is the target
 :func:`read` is total: text is parsed leniently (:func:`parse_program` with
 ``lenient=True``), so a line libFuzzer's byte mutations broke is dropped as if deleted,
 a handle it would have bound reads as nil, and any bytes give a valid Program. Bytes that
-are no UTF-8 are replaced, never rejected.
+are no UTF-8 are replaced, never rejected; a machine header that names no shipped
+machine is dropped (the default machine runs).
 
 :func:`write` gives the canonical text of operations (and the machine header); the
 structure mutator (:mod:`iomemfuzz.fuzz.mutate`) writes its outputs with it and leaves
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable
+from functools import cache
 
 from iomemfuzz.fuzz.ops import Op
 from iomemfuzz.fuzz.program import Line, Program, format_program, parse_program
@@ -45,6 +47,15 @@ class Input:
 _CACHE: OrderedDict[bytes, Input] = OrderedDict()
 
 
+@cache
+def machine_names() -> frozenset[str]:
+    """The machines a fuzz input may name: the built-in ones and the shipped captures."""
+    from iomemfuzz.model.machine import MACHINES
+    from iomemfuzz.model.machine_file import shipped_machines
+
+    return frozenset((*MACHINES, *shipped_machines()))
+
+
 def remember(data: bytes, parsed: Input) -> None:
     _CACHE[data] = parsed
     if len(_CACHE) > CACHE_SIZE:
@@ -58,7 +69,10 @@ def read(data: bytes) -> Input:
         _CACHE.move_to_end(data)
         return hit
     program = parse_program(data.decode("utf-8", "replace"), "<input>", lenient=True)
-    parsed = Input(program.ops[:MAX_OPS], program.header("machine"))
+    machine = program.header("machine")
+    # A header naming no shipped machine (libFuzzer edits text; file:PATH would read any
+    # file) reads as absent: the input runs on the default machine, and says so.
+    parsed = Input(program.ops[:MAX_OPS], machine if machine in machine_names() else None)
     remember(data, parsed)
     return parsed
 

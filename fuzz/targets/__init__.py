@@ -152,8 +152,7 @@ class Harness:
         from iomemfuzz.fuzz import decode, executor, features, textinput
         from iomemfuzz.fuzz.oracles import ORACLES
         from iomemfuzz.fuzz.snapshot import fresh_kernel
-        from iomemfuzz.model.machine import MACHINES
-        from iomemfuzz.model.machine_file import load_machine, shipped_machines
+        from iomemfuzz.model.machine_file import load_machine
         from iomemfuzz.model.profile import resolve
 
         self.profile = resolve(profile)
@@ -169,10 +168,8 @@ class Harness:
         self._needs_boot = executor.needs_boot
         self._fresh_kernel = fresh_kernel
         self._oracles = ORACLES
-        # Machines an input may name (``# machine:``): the built-in ones and the shipped
-        # captures, each loaded when first named; a ``file:PATH`` or unknown name runs
-        # the default machine.
-        self.machine_names = frozenset((*MACHINES, *shipped_machines()))
+        # Machines an input may name (``# machine:``; textinput keeps only the built-in
+        # ones and the shipped captures), each loaded when first named.
         self.machines: dict[str, Any] = {}
         self._load_machine = load_machine
         # Build the value tables and the default machine's templates now, before the
@@ -190,7 +187,7 @@ class Harness:
         parsed = self._read(data)
         ops = parsed.ops
         machine = None
-        if parsed.machine in self.machine_names:
+        if parsed.machine is not None:  # textinput keeps only machines that exist
             machine = self.machines.get(parsed.machine)
             if machine is None:
                 machine = self.machines[parsed.machine] = self._load_machine(parsed.machine)
