@@ -485,6 +485,11 @@ def _libfuzzer_argv(cfg: JobConfig, ws: Workspace, seconds: int, worker: _Worker
             f"-artifact_prefix={worker.artifacts}/", "-print_final_stats=1"]
     if cfg.value_profile:
         argv.append("-use_value_profile=1")
+    # Inputs are Program text: its vocabulary as a dictionary (fuzz/textinput.py).
+    words = ws.root / "inputs.dict"
+    if not words.exists():
+        write_atomic(words, textinput.dictionary())
+    argv.append(f"-dict={words}")
     if cfg.seed:
         # A distinct seed per worker and per restart, or they would walk the same path.
         # Without --seed libFuzzer mixes the clock with its pid: distinct already.

@@ -94,3 +94,30 @@ def write(ops: Iterable[Op], machine: str | None = None) -> bytes:
 def write_program(program: Program) -> bytes:
     """A corpus Program as a fuzz input: its operations and machine, nothing else."""
     return write(program.ops, program.header("machine"))
+
+
+def dictionary() -> str:
+    """A libFuzzer dictionary (``-dict=FILE``) of the Program text's vocabulary: each
+    operation's simplest line (with and without a binder), each argument name, choice
+    and suggested name, so byte mutations insert whole lines and words."""
+    from iomemfuzz.fuzz.ops import Kind, ordered_ops
+    from iomemfuzz.fuzz.program import format_op
+
+    tokens: list[str] = []
+    for cls in ordered_ops():
+        tokens.append(format_op(cls()) + "\n")
+        if cls.BINDS:
+            tokens.append(format_op(cls(), 0) + "\n")
+        for name, a in cls.args():
+            tokens.append(f"{name}=")
+            if a.kind is Kind.CHOICE:
+                tokens += list(a.choices)
+            elif a.kind is Kind.NAME:
+                tokens += [f'"{c}"' for c in a.choices if '"' not in c and "\\" not in c]
+    tokens += ["r0", "r1", "r2", "nil", "iomem", "ioport", "0x1000", "0xfff", "# machine: "]
+    lines = []
+    for token in dict.fromkeys(tokens):
+        # libFuzzer's escapes: \\, \" and \xNN.
+        escaped = token.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\x0A")
+        lines.append(f'"{escaped}"')
+    return "\n".join(lines) + "\n"
