@@ -4,11 +4,10 @@
 # Runs inside gcr.io/oss-fuzz-base/base-builder-python with the checkout as the working
 # directory and $SRC, $OUT, $WORK set by the engine. For each target NAME it leaves in $OUT:
 #   NAME, NAME.pkg         compile_python_fuzzer's wrapper and PyInstaller one-file bundle
-#   NAME_seed_corpus.zip   the text corpus encoded as libFuzzer inputs (iomemfuzz export-seeds)
+#   NAME_seed_corpus.zip   the text corpus as libFuzzer inputs (iomemfuzz export-seeds): the
+#                          inputs are Program text, one Program per file
+#   NAME.dict              the Program vocabulary (operation lines, argument names, choices)
 #   NAME.options           the libFuzzer flags `iomemfuzz fuzz` uses
-# No NAME.dict: the decoder reads binary records (operation number, value-mode bytes,
-# table indices), never text, so Program vocabulary tokens would not map to decoder
-# choices; the interesting values are already the decoder's own tables.
 # Without docker: tools/cflite_local_build.sh runs this script with the same variables.
 
 # The profile the packaged targets run: the harness default, named here because the
@@ -26,15 +25,14 @@ for fuzzer in fuzz/targets/*.py; do
   stage="$WORK/iomemfuzz/$name"
   rm -rf "$stage"
   mkdir -p "$stage/seeds"
-  # Seeds: the corpus' scenarios and this profile's findings, as bytes. known-signatures:
+  # Seeds: the corpus' scenarios and this profile's findings, as text. known-signatures:
   # what the corpus already records, so the target crashes only on new findings.
   python3 -m iomemfuzz.fuzz.cli export-seeds "$stage/seeds" --corpus corpus \
-    --profile "$PROFILE" --known "$stage/known-signatures"
+    --profile "$PROFILE" --known "$stage/known-signatures" --dict "$OUT/$name.dict"
 
   # --collect-submodules: the harness imports the model modules and operation families by
   # name at run time, which PyInstaller's import scan cannot see.
-  # model sources: the harness compiles the oracles' observer functions from source to run
-  # them uninstrumented (and coverage builds map back to them).
+  # model sources: coverage builds map back to them.
   # The runtime hook points the harness at the packed known-signatures.
   compile_python_fuzzer "$fuzzer" \
     --collect-submodules iomemfuzz \

@@ -146,6 +146,12 @@ def cmd_export_seeds(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     for path, why in report.skipped:
         print(f"skipped {path}: {why}", file=sys.stderr)
+    if args.dict:  # the inputs' vocabulary, for libFuzzer's -dict
+        from pathlib import Path
+
+        from iomemfuzz.fuzz.textinput import dictionary
+
+        Path(args.dict).write_text(dictionary(), encoding="utf-8")
     print(f"{report.files} seed input(s) in {args.dir} ({len(report.written)} new, "
           f"{len(report.skipped)} skipped)"
           + (f"; {len(report.known)} known signature(s) in {args.known}" if args.known
@@ -236,6 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--corpus", default="corpus", help="text corpus to export")
     p.add_argument("--profile", type=_profile_arg, default=None,
                    help="findings of this profile only (default: every profile's)")
+    p.add_argument("--dict", default=None,
+                   help="also write a libFuzzer dictionary of the Program vocabulary here")
     p.add_argument("--known", default=None,
                    help="also write the signatures the corpus records for --profile "
                         "(a fuzz target's IOMEMFUZZ_KNOWN file)")

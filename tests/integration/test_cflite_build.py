@@ -17,7 +17,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from iomemfuzz.fuzz import decode
+from iomemfuzz.fuzz import textinput
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "tools" / "cflite_local_build.sh"
@@ -49,9 +49,9 @@ def test_build_sh_produces_runnable_targets_with_seeds_and_options(tmp_path):
             for member in names:
                 data = seeds.read(member)
                 assert member == hashlib.sha1(data).hexdigest()
-                assert decode.decode_ops(data)
+                assert textinput.read(data).ops  # Program text
         options = configparser.ConfigParser()
         options.read(out / f"{name}.options")
-        assert options["libfuzzer"]["max_len"] == "512"
-        # No dictionary: the decoder reads no text (see build.sh).
-        assert not (out / f"{name}.dict").exists()
+        assert options["libfuzzer"]["max_len"] == "4096"
+        # The Program vocabulary, in libFuzzer's dictionary format (see build.sh).
+        assert '"open_devmem()\\x0A"' in (out / f"{name}.dict").read_text()
