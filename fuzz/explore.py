@@ -66,8 +66,8 @@ BUSY = 0x80000000
 
 
 def anchors(kernel: Any, limit: int) -> list[int]:
-    """Addresses worth trying in this state, most telling first: a device BAR, the
-    legacy window below 1 MiB, a free MMIO page, a RAM page."""
+    """Addresses worth trying in this state, most telling first: the legacy window below
+    1 MiB (MMIO no driver claims yet), a free MMIO page, a device BAR, a RAM page."""
     bar = hole = free = ram = None
     top = []
     for node, depth in preorder(kernel.resources.iomem_resource):
@@ -90,7 +90,7 @@ def anchors(kernel: Any, limit: int) -> list[int]:
     if free is None:
         free = 0xFE000000
     ram = PAGE if ram is None else max(ram, PAGE)
-    ordered = [bar, hole, free, ram]
+    ordered = [hole, free, bar, ram]
     return [a for a in dict.fromkeys(ordered) if a is not None][:limit]
 
 
@@ -100,9 +100,11 @@ class Domain:
     bounds on depth and on ``step`` lines (preemptions)."""
 
     ops: tuple[str, ...] = ()  # operation names; empty: every registered operation
-    values: int = 3  # state anchors per address field (besides the prefix's addresses)
-    recent: int = 2  # addresses of the prefix reused, most recent first
-    sizes: tuple[int, ...] = (PAGE, 0x80)
+    # The defaults keep depth 3 on v6.1-deb within 10 minutes on two cores; the
+    # structure mutator draws single operations from a wider one (fuzz/mutate.py).
+    values: int = 1  # state anchors per address field (besides the prefix's addresses)
+    recent: int = 1  # addresses of the prefix reused, most recent first
+    sizes: tuple[int, ...] = (PAGE,)
     preemptions: int = 2
     addresses: tuple[int, ...] = ()  # fixed anchors instead of the state's (a slice)
     vary: bool = True  # the first choice, name and flags field takes each of its values
@@ -288,8 +290,10 @@ def state_key(ex: Execution, prefix: Sequence[Op], domain: Domain) -> str:
     claims = ledger(kernel).claims
     parts.append(repr(sorted(_stable(c) for c in claims.values())))
     binders = [type(o).NAME for o in prefix if type(o).BINDS]
-    parts.append("|".join(f"{b}={_handle_key(h)}"
-                          for b, h in zip(binders, _usable(ex), strict=False)))
+    # The handles as a multiset: Programs that made the same objects in another order
+    # have the same extensions up to renaming their handles (and so the same findings).
+    parts.append("|".join(sorted(f"{b}={_handle_key(h)}"
+                                 for b, h in zip(binders, _usable(ex), strict=False))))
     parts.append(repr(_recent(prefix, domain.recent)))
     parts.append(str(sum(1 for o in prefix if type(o).NAME == "step")))
     parts.append(str(kernel.booted))
@@ -509,7 +513,10 @@ def add_arguments(ap: Any) -> None:
     ap.add_argument("--machine", default=None)
     ap.add_argument("--depth", type=int, default=3, help="operations per Program (K)")
     ap.add_argument("--ops", default="", help="comma-separated operations (default: all)")
-    ap.add_argument("--values", type=int, default=3, help="state anchors per address")
+    ap.add_argument("--values", type=int, default=1,
+                    help="state anchors per address (legacy window, free MMIO, BAR, RAM)")
+    ap.add_argument("--recent", type=int, default=1, help="prefix addresses reused")
+    ap.add_argument("--sizes", default="0x1000", help="comma-separated sizes (hex)")
     ap.add_argument("--preemptions", type=int, default=2, help="step lines per Program")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--out", default="corpus/findings",
@@ -521,7 +528,8 @@ def add_arguments(ap: Any) -> None:
 
 def run_cli(args: Any) -> int:
     domain = Domain(ops=tuple(o for o in args.ops.split(",") if o), values=args.values,
-                    preemptions=args.preemptions)
+                    recent=args.recent, preemptions=args.preemptions,
+                    sizes=tuple(int(v, 0) for v in args.sizes.split(",") if v))
     report = explore(args.profile, args.depth, domain, machine=args.machine, jobs=args.jobs,
                      out=Path(args.out) if args.out else None,
                      checkpoint=Path(args.checkpoint) if args.checkpoint else None,

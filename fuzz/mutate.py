@@ -220,6 +220,11 @@ def _encode(ops: list[Op], machine: str | None, max_size: int) -> bytes:
 STATE_SHARE = float(os.environ.get("IOMEMFUZZ_STATE_SHARE", "0"))
 
 
+# Every anchor, two recent addresses, a page and a part of one (one operation per draw,
+# so the domain can be wider than explore's).
+_DOMAIN_ARGS = {"values": 4, "recent": 2, "sizes": (0x1000, 0x80)}
+
+
 @cache
 def _profile() -> object:
     from iomemfuzz.model.profile import resolve
@@ -240,7 +245,7 @@ def _state_insert(ops: list[Op], machine: str | None, rng: random.Random
     prefix = tuple(ops[:at])
     headers = (("machine", machine),) if machine else ()
     ex = explore.prefix_execution(prefix, _profile(), Program((), headers))
-    new = explore.draw(ex, prefix, explore.Domain(), rng)
+    new = explore.draw(ex, prefix, explore.Domain(**_DOMAIN_ARGS), rng)
     if new is None:
         return ops, len(ops)
     return insert(ops, at, new), at
