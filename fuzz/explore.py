@@ -141,12 +141,14 @@ def _handles(name: str, a: Arg, handles: list[Any], binders: list[str]) -> list[
 @dataclass
 class View:
     """What the domain draws from after a prefix: the usable handles and their
-    producers, the addresses to try (the prefix's latest, then the anchors), and how
-    many step lines the prefix has."""
+    producers, the addresses to try (the prefix's latest, then the anchors), the names
+    the prefix gave each name field (a later ``open_resource(dev=...)`` takes the device
+    a ``hotadd`` inserted), and how many step lines the prefix has."""
 
     handles: list[Any]
     binders: list[str]
     addrs: list[int]
+    names: dict[str, str]
     steps: int
     started: bool  # the prefix is not empty (boot_to may only come first)
 
@@ -155,7 +157,8 @@ class View:
         fixed = domain.addresses or anchors(ex.kernel, domain.values)
         return cls(_usable(ex), [type(o).NAME for o in prefix if type(o).BINDS],
                    list(dict.fromkeys([*_recent(prefix, domain.recent), *fixed])),
-                   sum(1 for o in prefix if type(o).NAME == "step"), bool(prefix))
+                   _names(prefix), sum(1 for o in prefix if type(o).NAME == "step"),
+                   bool(prefix))
 
     def allows(self, cls: type[Op], domain: Domain) -> bool:
         if cls.CONTROLS_BOOT and self.started:
@@ -191,7 +194,8 @@ def _field_options(cls: type[Op], view: View, domain: Domain
             if kind is Kind.CHOICE:
                 values = [a.simplest, *(c for c in a.choices if c != a.simplest)]
             elif kind is Kind.NAME:
-                values = list(dict.fromkeys([a.simplest, *a.choices]))[:MAX_NAMES]
+                shared = [view.names[name]] if name in view.names else []
+                values = list(dict.fromkeys([a.simplest, *shared, *a.choices]))[:MAX_NAMES]
             else:
                 values = list(dict.fromkeys([a.simplest, a.simplest | BUSY]))
             out.append((name, values))
@@ -209,6 +213,18 @@ def _usable(ex: Execution) -> list[Any]:
     binding = (s for s in ex.steps if s.op is not None and type(s.op).BINDS)
     return [h if step.outcome is not None and step.outcome.status in ("ok", "blocked")
             else None for h, step in zip(ex.ctx.handles, binding, strict=False)]
+
+
+def _names(prefix: Sequence[Op]) -> dict[str, str]:
+    """Per name field (``dev``, ``driver`` ...), the latest value a line gave it that is
+    not the field's simplest."""
+    out: dict[str, str] = {}
+    for o in prefix:
+        for name, a in type(o).args():
+            value = getattr(o, name)
+            if a.kind is Kind.NAME and value != a.simplest:
+                out[name] = value
+    return out
 
 
 def _recent(prefix: Sequence[Op], n: int) -> list[int]:
@@ -295,6 +311,7 @@ def state_key(ex: Execution, prefix: Sequence[Op], domain: Domain) -> str:
     parts.append("|".join(sorted(f"{b}={_handle_key(h)}"
                                  for b, h in zip(binders, _usable(ex), strict=False))))
     parts.append(repr(_recent(prefix, domain.recent)))
+    parts.append(repr(sorted(_names(prefix).items())))
     parts.append(str(sum(1 for o in prefix if type(o).NAME == "step")))
     parts.append(str(kernel.booted))
     return hashlib.blake2b("\n".join(parts).encode(), digest_size=16).hexdigest()
