@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import multiprocessing
 import os
 import re
@@ -43,6 +44,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from iomemfuzz.fuzz import textinput
 from iomemfuzz.fuzz.corpus import program_files
@@ -270,6 +272,10 @@ def main() -> None:
                              "until its stored reproducer is as short as the known minimal "
                              "one or the budget ends; the length is then what it stored")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--baseline", action="store_true",
+                        help="side by side with tools/baseline_hypothesis.py (B16, B5, B7, "
+                             "B1 or --bugs among them): per seed, the plain state machine, "
+                             "then the first engine of --engines")
     args = parser.parse_args()
     load_families()
     lines: list[str] = []
@@ -297,6 +303,11 @@ def main() -> None:
                  f"{mean_ops:.1f} ops per input) | {ceiling:.0f} |")
         emit()
     entries = catalog_entries()
+    if args.baseline:
+        side_by_side(entries, args, emit)
+        if args.out:
+            Path(args.out).write_text("\n".join(lines) + "\n")
+        return
     wanted = set(args.bugs.split(",")) if args.bugs else {b.name for b in entries}
     engines = [(*e.split(":", 1), "-")[:2] for e in args.engines.split(",")]
     start = ("corpus/seeds minus the seeds that already reproduce the bug" if args.seeded
@@ -349,6 +360,55 @@ def main() -> None:
         Path(args.out).write_text("\n".join(lines) + "\n")
     if args.png:
         picture(medians, args.budget, Path(args.png))
+
+
+BASELINE = ROOT / "tools" / "baseline_hypothesis.py"
+
+
+def baseline_attempt(bug: Bug, seed: int, budget: float) -> Attempt:
+    """The plain state machine on the entry's profile, until its invariant for the entry
+    breaks (tools/baseline_hypothesis.py; seconds from its search start)."""
+    done = subprocess.run([sys.executable, str(BASELINE), "--bug", bug.name, "--profile",
+                           bug.profile, "--seed", str(seed), "--budget", str(budget)],
+                          capture_output=True, text=True, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return Attempt(result["seconds"], None, result["examples"])
+
+
+def side_by_side(entries: list[Bug], args: argparse.Namespace, emit: Any) -> None:
+    """Each of B16, B5, B7, B1 (or those of --bugs): baseline and framework per seed, in
+    turn, so both see the same machine load."""
+    wanted = [b for b in (args.bugs.split(",") if args.bugs else ["B16", "B5", "B7", "B1"])]
+    engine, mutator = (*args.engines.split(",")[0].split(":", 1), "-")[:2]
+    emit(f"Side by side from an empty start ({args.seeds} seeds, budget {args.budget:.0f} s, "
+         f"load average {os.getloadavg()[0]:.1f} at the start); framework engine: "
+         f"{_label(engine, mutator)}:")
+    emit()
+    emit("| entry | profile | plain hypothesis: median (runs) | framework: median (runs) | "
+         "ratio of medians |")
+    emit("|---|---|---|---|---|")
+    by_name = {b.name: b for b in entries}
+    for name in wanted:
+        bug = by_name[name]
+        base, ours = [], []
+        for seed in range(1, args.seeds + 1):
+            base.append(baseline_attempt(bug, seed, args.budget))
+            if engine == "explore":
+                _EXPLORED.clear()  # one run per seed, timed afresh
+                ours.append(explore_attempt(bug, args.budget, args.explore_depth,
+                                            args.explore_jobs))
+            else:
+                ours.append(attempt(bug, engine, mutator, seed, args.budget))
+        b_med, o_med = _median(base, args.budget), _median(ours, args.budget)
+        raw = [statistics.median(a.seconds if a.seconds is not None else float("inf")
+                                 for a in x) for x in (base, ours)]
+        ratio = (f"{raw[0] / raw[1]:.2f}x" if raw[1] not in (0, float("inf"))
+                 and raw[0] != float("inf") else f">{args.budget / raw[1]:.1f}x"
+                 if raw[0] == float("inf") and raw[1] != float("inf") else "-")
+        runs = [", ".join(f"{a.seconds:.2f}" if a.seconds is not None else "-" for a in x)
+                for x in (base, ours)]
+        emit(f"| {name} | `{bug.profile}` | {b_med} ({runs[0]}) | {o_med} ({runs[1]}) | "
+             f"{ratio} |")
 
 
 def picture(medians: dict[str, dict[str, float | None]], budget: float, out: Path) -> None:
