@@ -261,6 +261,8 @@ def main() -> None:
     parser.add_argument("--bugs", default="", help="catalog ids (default: every entry)")
     parser.add_argument("--explore-depth", type=int, default=3)
     parser.add_argument("--explore-jobs", type=int, default=2)
+    parser.add_argument("--explore-budget", type=float, default=None,
+                        help="seconds per explore run (default: --budget)")
     parser.add_argument("--png", default=None, help="write the time-to-find picture here")
     parser.add_argument("--engines", default=",".join(f"{e}:{m}" for e, m in ENGINES))
     parser.add_argument("--skip-rates", action="store_true")
@@ -331,8 +333,8 @@ def main() -> None:
         where = f"`{bug.profile}`" + (f" on `{bug.machine}`" if bug.machine else "")
         for engine, mutator in engines:
             if engine == "explore":
-                attempts = [explore_attempt(bug, args.budget, args.explore_depth,
-                                            args.explore_jobs)]
+                attempts = [explore_attempt(bug, args.explore_budget or args.budget,
+                                            args.explore_depth, args.explore_jobs)]
             else:
                 attempts = [attempt(bug, engine, mutator, seed, args.budget,
                                     seeds if engine == "atheris" else None, args.keep_going)
