@@ -429,7 +429,11 @@ def _load(path: Path) -> tuple[Report, list[str], set[str], int]:
 
 
 def _write_finding(out: Path, profile: str, machine: str | None, sig: str, text: str) -> Path:
-    from iomemfuzz.fuzz.corpus import write_atomic
+    """``OUT/findings/<profile>/<signature>.prog``, unless a Program with that signature
+    and no more lines is stored there already (``corpus.save_finding``: hand-written and
+    earlier findings are kept)."""
+    from iomemfuzz.fuzz.corpus import save_finding
+    from iomemfuzz.fuzz.finding import Finding
 
     headers = [f"# profile: {profile}"]
     if machine:
@@ -437,10 +441,7 @@ def _write_finding(out: Path, profile: str, machine: str | None, sig: str, text:
     headers.append(f"# expect: finding {sig}")
     headers.append("# found by iomemfuzz explore (breadth first: no shorter Program "
                    "in its domain has this signature)")
-    folder = out / profile.replace("/", "_").replace(":", "_")
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{sig.replace('/', '__')}.prog"
-    write_atomic(path, "\n".join(headers) + "\n\n" + text)
+    path, _written = save_finding(out, Finding(sig, profile, "\n".join(headers) + "\n\n" + text))
     return path
 
 
@@ -536,8 +537,9 @@ def add_arguments(ap: Any) -> None:
     ap.add_argument("--sizes", default="0x1000", help="comma-separated sizes (hex)")
     ap.add_argument("--preemptions", type=int, default=2, help="step lines per Program")
     ap.add_argument("--jobs", type=int, default=1)
-    ap.add_argument("--out", default="corpus/findings",
-                    help="finding files go to OUT/<profile>/ ('' for none)")
+    ap.add_argument("--out", default="corpus",
+                    help="corpus: findings go to OUT/findings/<profile>/, never replacing a "
+                         "stored Program as short or shorter ('' for none)")
     ap.add_argument("--checkpoint", default=None, help="file to keep progress in")
     ap.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     ap.add_argument("--max-time", type=float, default=None)
