@@ -451,7 +451,7 @@ def picture(medians: dict[str, dict[str, float | None]], budget: float, out: Pat
     ax.set_xticklabels(names, rotation=0, fontsize=8)
     ax.set_xlabel("catalog entry (its shortest reproducer in corpus/)")
     ax.set_ylabel("median time to find from empty (s, log)")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(axis="y", which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
