@@ -36,10 +36,17 @@ from iomemfuzz.fuzz import textinput
 from iomemfuzz.fuzz.corpus import finding_path, program_files, safe_name, save_finding, write_atomic
 from iomemfuzz.fuzz.executor import run
 from iomemfuzz.fuzz.finding import Finding
-from iomemfuzz.fuzz.job import DEFAULT_TARGET, Workspace
+from iomemfuzz.fuzz.job_config import DEFAULT_TARGET
 from iomemfuzz.fuzz.minimize import DEFAULT_MAX_RUNS, minimize
-from iomemfuzz.fuzz.program import Program, ProgramSyntaxError, format_program, read_program
+from iomemfuzz.fuzz.program import (
+    Program,
+    ProgramFileError,
+    ProgramSyntaxError,
+    format_program,
+    read_program,
+)
 from iomemfuzz.fuzz.targets import ENV_KNOWN, ENV_PROFILE, ENV_QUEUE
+from iomemfuzz.fuzz.workspace import Workspace
 from iomemfuzz.model.profile import DEFAULT, resolve
 
 # What libFuzzer names the inputs it keeps (crash-, timeout-, oom-, leak-, slow-unit-
@@ -183,8 +190,8 @@ def export_seeds(out: Path | str, corpus: Path | str = "corpus",
     report = Exported()
     for path in corpus_programs(corpus, profile):
         try:
-            data = seed_bytes(read_program(str(path)))
-        except (ProgramSyntaxError, ValueError, OSError) as exc:
+            data = seed_bytes(read_program(path))
+        except (ProgramSyntaxError, ProgramFileError, ValueError) as exc:
             # One bad file (malformed or unreadable) costs one seed,
             # reported by name, not the whole export or the fuzz job that exports first.
             report.skipped.append((path, str(exc)))
@@ -208,7 +215,10 @@ def known_signatures(corpus: Path | str, profile: str) -> set[str]:
     name = resolve(profile).name
     sigs: set[str] = set()
     for path in corpus_programs(corpus):
-        program = read_program(str(path))
+        try:
+            program = read_program(path)
+        except (ProgramSyntaxError, ProgramFileError):
+            continue  # export_seeds lists it among the skipped files
         for key, expects in program.expectations().items():
             if (key or program.profile or DEFAULT.name) == name:
                 sigs.update(e.partition(" ")[2].strip() for e in expects
@@ -260,6 +270,12 @@ def merge_work_corpus(workdir: Path | str = "work", profile: str | None = None,
     interrupt the merge."""
     name = resolve(profile).name
     ws = Workspace(Path(workdir), name)
+    # The merge replaces the corpus a running job's workers read: never while one runs.
+    with ws.locked():
+        return _merge(ws, name, max_len, target)
+
+
+def _merge(ws: Workspace, name: str, max_len: int, target: Path | None) -> Merged:
     old = ws.root / "corpus.old"
     if old.is_dir() and not any(ws.corpus.iterdir()):
         # A merge was interrupted between its two renames: the old corpus is the corpus.

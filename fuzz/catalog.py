@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ENTRY_ID = re.compile(r"B[1-9][0-9]*[a-z]?")
 GROUP_ID = re.compile(r"B[1-9][0-9]*")
 _COMMIT_ID = re.compile(r"[0-9a-f]{12,40}")
-_REPRODUCER = re.compile(r"corpus/[A-Za-z0-9_./-]+\.prog")
+_REPRODUCER = re.compile(r"corpus/[A-Za-z0-9_./+-]+\.prog")
 
 _ENTRY_KEYS = {"id": str, "title": str, "class": str, "mechanism": str, "functions": list,
                "versions": str, "reproducer": str}

@@ -1,271 +1,94 @@
-"""The ``iomemfuzz`` command. Thin: each subcommand parses arguments and makes one call.
+"""The ``iomemfuzz`` command: process-level behaviour around the subcommands.
 
-Exit codes (every subcommand): 0 success / expectations hold, 1 a finding or a
-mismatched expectation, 2 unusable input (the message says why).
+Exit codes (every subcommand; ``fuzz/exit_codes.py`` has the table ``--help`` prints):
+0 clean, 1 a finding or a mismatched expectation, 2 usage or input error, 3 internal error,
+130 interrupted. Never a traceback unless ``--debug``:
+
+* an unexpected exception is one line naming it and the file the traceback was written to;
+* Ctrl-C at any moment ends with "interrupted" and 130. Until the command is ready to run
+  (its modules imported, its arguments parsed) a Ctrl-C ends the process at once, so no
+  import can be cut in half (Python then reports "Error calling __set_name__"); after
+  that it raises KeyboardInterrupt so that a command can clean up;
+* SIGPIPE has its default action, as for any Unix tool: ``iomemfuzz profiles | head -1``
+  ends quietly when ``head`` stops reading.
+
+Only ``sys``, ``os``, ``signal`` (already loaded by the interpreter) and the exit-code table
+are imported before the handlers are installed; everything else inside :func:`main`.
 """
 
 from __future__ import annotations
 
-import argparse
+import os
+import signal
 import sys
 from collections.abc import Sequence
 
-from iomemfuzz.fuzz.corpus import program_files
-from iomemfuzz.fuzz.narration import narrate
-from iomemfuzz.fuzz.program import ProgramSyntaxError, read_program
-from iomemfuzz.fuzz.replay import check_program
-from iomemfuzz.model.profile import PROFILES, ProfileError, resolve
-
-EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
+from iomemfuzz.fuzz import exit_codes, interrupt_now
 
 
-def _profile_arg(value: str) -> str:
-    try:
-        resolve(value)
-    except ProfileError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return value
+def _ready() -> None:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def cmd_replay(args: argparse.Namespace) -> int:
-    files = list(program_files(args.paths))
-    if not files:
-        print(f"iomemfuzz replay: no .prog files in {' '.join(args.paths)}", file=sys.stderr)
-        return EXIT_USAGE
-    status = EXIT_OK
-    passed = 0
-    for path in files:
+def _caused_by_interrupt(exc: BaseException) -> bool:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False
+
+
+def _internal_error(exc: BaseException, debug: bool) -> int:
+    import tempfile
+    import traceback
+
+    text = "".join(traceback.format_exception(exc))
+    message = (str(exc).splitlines() or [""])[0][:200]
+    if debug:
+        sys.stderr.write(text)
+        where = "traceback above"
+    else:
         try:
-            text = path.read_text(encoding="utf-8")
-            program = read_program(str(path))
-            result = check_program(program, str(path), text, args.profile)
-        except (ProgramSyntaxError, ProfileError, OSError, KeyError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-        if result.ok:
-            passed += 1
-            if args.verbose:
-                print(f"ok   {path} [{', '.join(result.profiles)}]")
-        else:
-            status = EXIT_FINDING
-            for m in result.mismatches:
-                print(f"FAIL {m}")
-    print(f"{passed} passed, {len(files) - passed} failed")
-    return status
-
-
-def cmd_show(args: argparse.Namespace) -> int:
-    try:
-        program = read_program(args.file)
-        text = narrate(program, args.profile)
-    except (ProgramSyntaxError, ProfileError, OSError, KeyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    sys.stdout.write(text)
-    return EXIT_OK
-
-
-def cmd_profiles(args: argparse.Namespace) -> int:
-    base = PROFILES["v6.1-deb"].settings()
-    for name, profile in PROFILES.items():
-        print(f"{name}: {profile.description}")
-        if args.verbose:
-            for key, value in profile.settings().items():
-                print(f"    {key} = {value}")
-        else:
-            diff = {k: v for k, v in profile.settings().items() if base[k] != v}
-            if diff:
-                print("    " + ", ".join(f"{k}={v}" for k, v in diff.items()))
-    return EXIT_OK
-
-
-def cmd_fuzz(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from iomemfuzz.fuzz.job import JobConfig, run_job
-
-    if args.merge:
-        from iomemfuzz.fuzz.artefacts import merge_work_corpus
-
-        merged = merge_work_corpus(Path(args.workdir), args.profile, args.max_len)
-        print(merged)
-        return merged.exit_code
-    return run_job(JobConfig(
-        engine=args.engine, profile=args.profile, max_time=args.max_time, jobs=args.jobs,
-        corpus=Path(args.corpus), workdir=Path(args.workdir), seed=args.seed,
-        max_len=args.max_len, mutator=args.mutator)).exit_code
-
-
-def cmd_minimize(args: argparse.Namespace) -> int:
-    from iomemfuzz.fuzz.minimize import NothingToMinimize, minimize_file
-
-    try:
-        result, text = minimize_file(args.file, args.output, args.profile)
-    except (ProgramSyntaxError, ProfileError, OSError, KeyError, NothingToMinimize) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    if args.output is None:
-        sys.stdout.write(text)
-    print(f"{result.signature}: {result.original_length} -> {len(result.program.lines)} "
-          f"operations in {result.runs} runs", file=sys.stderr)
-    return EXIT_OK
-
-
-def cmd_coverage(args: argparse.Namespace) -> int:
-    from iomemfuzz.fuzz.coverage_report import coverage_report
-
-    coverage_report(args.paths or ["corpus"], byte_dirs=args.bytes, profile=args.profile,
-                    html=args.html)
-    return EXIT_OK
-
-
-def cmd_import_crash(args: argparse.Namespace) -> int:
-    from iomemfuzz.fuzz.artefacts import describe, import_crashes
-
-    try:
-        results = import_crashes(args.files, args.corpus, args.profile)
-    except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    if not results:
-        print(f"iomemfuzz import-crash: no crash files in {' '.join(args.files)}",
-              file=sys.stderr)
-        return EXIT_USAGE
-    for r in results:
-        print(describe(r), file=sys.stdout if r.ok else sys.stderr)
-    return EXIT_OK if all(r.ok for r in results) else EXIT_FINDING
-
-
-def cmd_export_seeds(args: argparse.Namespace) -> int:
-    from iomemfuzz.fuzz.artefacts import export_seeds
-
-    try:
-        report = export_seeds(args.dir, args.corpus, args.profile, args.known)
-    except (ProgramSyntaxError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    for path, why in report.skipped:
-        print(f"skipped {path}: {why}", file=sys.stderr)
-    if args.dict:  # the inputs' vocabulary, for libFuzzer's -dict
-        from pathlib import Path
-
-        from iomemfuzz.fuzz.textinput import dictionary
-
-        Path(args.dict).write_text(dictionary(), encoding="utf-8")
-    print(f"{report.files} seed input(s) in {args.dir} ({len(report.written)} new, "
-          f"{len(report.skipped)} skipped)"
-          + (f"; {len(report.known)} known signature(s) in {args.known}" if args.known
-             else ""))
-    return EXIT_OK
-
-
-def cmd_catalog(args: argparse.Namespace) -> int:
-    from iomemfuzz.fuzz.catalog import show
-
-    return show(args.id, args.json)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="iomemfuzz",
-        description="Fuzz Linux iomem/ioport resource and mapping operation sequences "
-                    "against an executable model of the kernel.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("replay", help="replay corpus files and check their expectations")
-    p.add_argument("paths", nargs="+", help="files or directories of .prog files")
-    p.add_argument("--profile", type=_profile_arg, default=None,
-                   help="run on this profile only (default: the file's own and its "
-                        "expect@ profiles)")
-    p.add_argument("-v", "--verbose", action="store_true")
-    p.set_defaults(func=cmd_replay)
-
-    p = sub.add_parser("show", help="narrate one run step by step")
-    p.add_argument("file")
-    p.add_argument("--profile", type=_profile_arg, default=None)
-    p.set_defaults(func=cmd_show)
-
-    p = sub.add_parser("profiles", help="list the named kernel profiles and their settings")
-    p.add_argument("-v", "--verbose", action="store_true", help="every setting")
-    p.set_defaults(func=cmd_profiles)
-
-    p = sub.add_parser("fuzz", help="fuzz the model; minimize and store every new finding")
-    p.add_argument("--engine", choices=("atheris", "hypothesis"), default=None,
-                   help="default: atheris where it imports, else hypothesis")
-    p.add_argument("--profile", type=_profile_arg, default="v6.1-deb")
-    p.add_argument("--max-time", type=float, default=60.0, help="seconds (default 60)")
-    p.add_argument("--jobs", type=int, default=1, help="parallel fuzzing processes")
-    p.add_argument("--corpus", default="corpus", help="text corpus (findings go here)")
-    p.add_argument("--workdir", default="work",
-                   help="libFuzzer byte corpus, queue and artefacts, kept between runs")
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--max-len", type=int, default=4096, help="libFuzzer -max_len")
-    p.add_argument("--mutator", choices=("structure", "bytes"), default="structure",
-                   help="atheris: structure-aware mutator (default) or bytes only")
-    p.add_argument("--merge", action="store_true",
-                   help="do not fuzz: shrink the work corpus to a minimal set with the same "
-                        "coverage (libFuzzer -merge=1)")
-    p.set_defaults(func=cmd_fuzz)
-
-    p = sub.add_parser("minimize", help="shrink a Program that produces a finding")
-    p.add_argument("file")
-    p.add_argument("-o", "--output", default=None, help="write here (default: stdout)")
-    p.add_argument("--profile", type=_profile_arg, default=None)
-    p.set_defaults(func=cmd_minimize)
-
-    p = sub.add_parser("coverage", help="model/ line and branch coverage of a corpus")
-    p.add_argument("paths", nargs="*", help="files or directories (default: corpus/)")
-    p.add_argument("--bytes", action="append", default=[],
-                   help="also run a libFuzzer byte corpus directory (repeatable)")
-    p.add_argument("--profile", type=_profile_arg, default=None)
-    p.add_argument("--html", default=None, help="write an HTML report to this directory")
-    p.set_defaults(func=cmd_coverage)
-
-    p = sub.add_parser("import-crash",
-                       help="turn libFuzzer/ClusterFuzzLite crash files into corpus findings")
-    p.add_argument("files", nargs="+",
-                   help="crash files, or directories holding crash-*/timeout-* files")
-    p.add_argument("--corpus", default="corpus", help="text corpus (findings go here)")
-    p.add_argument("--profile", type=_profile_arg, default=None,
-                   help="the profile the fuzz target ran (default v6.1-deb)")
-    p.set_defaults(func=cmd_import_crash)
-
-    # iomemfuzz explore: options and behaviour live in fuzz/explore.py.
-    from iomemfuzz.fuzz import explore
-
-    p = sub.add_parser("explore", help="every Program up to K operations, breadth first")
-    explore.add_arguments(p)
-    p.set_defaults(func=explore.run_cli)
-
-    p = sub.add_parser("export-seeds", help="write the text corpus as fuzz seed inputs")
-    p.add_argument("dir", help="output directory (one file per Program, named by SHA-1)")
-    p.add_argument("--corpus", default="corpus", help="text corpus to export")
-    p.add_argument("--profile", type=_profile_arg, default=None,
-                   help="findings of this profile only (default: every profile's)")
-    p.add_argument("--dict", default=None,
-                   help="also write a libFuzzer dictionary of the Program vocabulary here")
-    p.add_argument("--known", default=None,
-                   help="also write the signatures the corpus records for --profile "
-                        "(a fuzz target's IOMEMFUZZ_KNOWN file)")
-    p.set_defaults(func=cmd_export_seeds)
-
-    p = sub.add_parser("catalog", help="the bug catalog: every entry, or one with its "
-                                       "reproducer replayed")
-    p.add_argument("id", nargs="?", default=None,
-                   help="an entry (B16) or a group (B29); omit for the list")
-    p.add_argument("--json", action="store_true", help="print JSON instead of text")
-    p.set_defaults(func=cmd_catalog)
-    return parser
+            fd, path = tempfile.mkstemp(prefix="iomemfuzz-traceback-", suffix=".txt")
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            where = f"traceback in {path}"
+        except OSError:
+            sys.stderr.write(text)
+            where = "traceback above"
+    sys.stderr.write(f"iomemfuzz: internal error: {type(exc).__name__}: {message}; please "
+                     f"report it with the {where}\n")
+    return exit_codes.INTERNAL
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """The console entry point (``argv`` None: this process is the command, and its
+    signal handling is set up) or a call from Python with an argument list."""
+    process = argv is None
+    if process:
+        signal.signal(signal.SIGINT, interrupt_now)
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
     try:
-        return args.func(args)
+        from iomemfuzz.fuzz import commands
+
+        return commands.run(args, _ready if process else None)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        sys.stderr.write("iomemfuzz: interrupted\n")
+        return exit_codes.INTERRUPTED
+    except Exception as exc:
+        if _caused_by_interrupt(exc):
+            sys.stderr.write("iomemfuzz: interrupted\n")
+            return exit_codes.INTERRUPTED
+        return _internal_error(exc, debug)
+    finally:
+        if process:
+            # The command is over: a Ctrl-C now would only turn the exit into a traceback
+            # of the interpreter's shutdown.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from iomemfuzz.fuzz.program import format_program, parse_program
 SUFFIX = ".prog"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
 
 
 def write_atomic(path: Path | str, data: str | bytes) -> None:
@@ -69,10 +69,16 @@ def safe_name(text: str) -> str:
     return _UNSAFE.sub("_", text).strip("_") or "unnamed"
 
 
+def signature_file_name(sig: str) -> str:
+    """A signature as a file name: its parts joined by '+', which no part contains (a
+    kernel function such as ``__release_region`` does contain underscores)."""
+    return safe_name(sig.replace("/", "+"))
+
+
 def finding_path(corpus_dir: Path | str, profile: str, sig: str) -> Path:
-    """corpus/findings/<profile>/<oracle>__<kind>.prog"""
+    """corpus/findings/<profile>/<oracle>+<kind>+<function>[+<mechanism>].prog"""
     return Path(corpus_dir) / "findings" / safe_name(profile) / (
-        safe_name(sig.replace("/", "__")) + SUFFIX)
+        signature_file_name(sig) + SUFFIX)
 
 
 def save_finding(corpus_dir: Path | str, finding: Finding) -> tuple[Path, bool]:

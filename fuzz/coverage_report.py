@@ -102,16 +102,14 @@ def _worker(argv: Sequence[str]) -> int:
     from iomemfuzz.fuzz import textinput
     from iomemfuzz.fuzz.corpus import program_files
     from iomemfuzz.fuzz.executor import run
-    from iomemfuzz.fuzz.program import ProgramSyntaxError, parse_program
+    from iomemfuzz.fuzz.program import decode_program, parse_program, read_program_bytes
     from iomemfuzz.fuzz.replay import check_program
 
+    # The command read every file before starting this worker: no error is expected here.
     programs = []
     for path in program_files(args.paths):
-        text = path.read_text(encoding="utf-8")
-        try:
-            programs.append((path, text, parse_program(text, str(path))))
-        except ProgramSyntaxError as exc:
-            print(f"skipped: {exc}", file=sys.stderr)
+        text = decode_program(read_program_bytes(str(path)), str(path))
+        programs.append((path, text, parse_program(text, str(path))))
     inputs = [(path, textinput.read_program(path.read_bytes()))
               for folder in args.bytes for path in sorted(Path(folder).iterdir())
               if path.is_file() and not path.name.startswith(".")]

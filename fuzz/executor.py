@@ -13,72 +13,19 @@ compares the traces.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from iomemfuzz.fuzz.finding import Violation
-from iomemfuzz.fuzz.ops import Context, Op, Outcome
+from iomemfuzz.fuzz.finding import BY_DESIGN, Violation, program_class
+from iomemfuzz.fuzz.ops import EBADF, ILLEGAL, Context, Op
 from iomemfuzz.fuzz.oracles import ORACLES, Oracle
 from iomemfuzz.fuzz.program import Program
 from iomemfuzz.fuzz.snapshot import fresh_kernel
-from iomemfuzz.model.event import Event
+from iomemfuzz.fuzz.trace import Step, Trace
 from iomemfuzz.model.kernel import Kernel
 from iomemfuzz.model.machine_file import load_machine
 from iomemfuzz.model.profile import KernelProfile, resolve
-
-
-@dataclass(frozen=True, slots=True, init=False)
-class Step:
-    """One operation, what it returned, what the kernel logged, what broke."""
-
-    index: int
-    op: Op | None  # None for the end-of-program step (pending tasks, final checks)
-    outcome: Outcome | None
-    events: tuple[Event, ...]
-    violations: tuple[Violation, ...] = ()
-
-    def __init__(self, index: int, op: Op | None, outcome: Outcome | None,
-                 events: tuple[Event, ...], violations: tuple[Violation, ...] = ()) -> None:
-        # One per operation: set through the slots' descriptors, which bypass the frozen
-        # __setattr__ as the generated __init__'s object.__setattr__ does, for a third
-        # less (see model/sched.py's Point).
-        _set_index(self, index)
-        _set_op(self, op)
-        _set_outcome(self, outcome)
-        _set_events(self, events)
-        _set_violations(self, violations)
-
-
-_set_index = Step.index.__set__  # type: ignore[attr-defined]
-_set_op = Step.op.__set__  # type: ignore[attr-defined]
-_set_outcome = Step.outcome.__set__  # type: ignore[attr-defined]
-_set_events = Step.events.__set__  # type: ignore[attr-defined]
-_set_violations = Step.violations.__set__  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True, slots=True)
-class Trace:
-    profile: str
-    steps: tuple[Step, ...]
-    # Violations the profile accepts as by design (recorded, not findings).
-    accepted: tuple[Violation, ...] = ()
-
-    @property
-    def violations(self) -> tuple[Violation, ...]:
-        return tuple(v for s in self.steps for v in s.violations)
-
-    @property
-    def signatures(self) -> tuple[str, ...]:
-        """Distinct violation signatures, in order of first occurrence."""
-        seen: dict[str, None] = {}
-        for v in self.violations:
-            seen.setdefault(v.signature, None)
-        return tuple(seen)
-
-    @property
-    def first(self) -> Violation | None:
-        vs = self.violations
-        return vs[0] if vs else None
 
 
 def needs_boot(ops: tuple[Op, ...] | list[Op]) -> bool:
@@ -109,6 +56,9 @@ class Execution:
     accepted: list[Violation] = field(default_factory=list)
     ctx: Context = field(init=False)
     _seen: set[str] = field(default_factory=set)
+    # (WHO, controls scheduling) of every line so far that did something: whose fault
+    # a violation is (fuzz/finding.py program_class).
+    _lines: list[tuple[str, bool]] = field(default_factory=list)
     # The checks to run after a step, in oracle order (which decides the first
     # violation), by (the step logged events, whole-state checks are due).
     _plans: dict[tuple[bool, bool], tuple[_Check, ...]] = field(init=False)
@@ -136,8 +86,12 @@ class Execution:
         ctx.line = len(self.steps)
         ctx._bound = None
         outcome = o.run(ctx)
-        if type(o).BINDS:
+        cls = type(o)
+        if cls.BINDS:
             ctx.handles.append(ctx._bound)
+        if outcome is not EBADF and outcome is not ILLEGAL:
+            self._lines.append((cls.WHO, cls.SCHEDULE
+                                or getattr(o, "mode", "call") == "spawn"))
         step = Step(len(self.steps), o, outcome, tuple(events[mark:]) if len(events) > mark else ())
         step = self._check(step, final=False)
         self.steps.append(step)
@@ -175,13 +129,26 @@ class Execution:
             if v.signature in self._seen:
                 continue
             self._seen.add(v.signature)
-            if v.signature in by_design or v.catalog in by_design:
-                self.accepted.append(v)
+            if _accepted(v, by_design):
+                self.accepted.append(dataclasses.replace(v, cls=BY_DESIGN))
             else:
-                found.append(v)
+                breaches = getattr(kernel.observer, "breaches", ())
+                found.append(dataclasses.replace(
+                    v, cls=program_class(self._lines, len(breaches))))
         if not found:
             return step
         return Step(step.index, step.op, step.outcome, step.events, tuple(found))
+
+
+def _accepted(v: Violation, by_design: frozenset[str]) -> bool:
+    """Does the profile accept ``v`` as by design: its catalog entry, its signature or a
+    leading part of it (``mapping-survival/collateral-revocation``) is listed?"""
+    if not by_design:
+        return False
+    if v.catalog in by_design:
+        return True
+    sig = v.signature
+    return any(sig == d or sig.startswith(d + "/") for d in by_design)
 
 
 # One oracle check after a step: (kernel, step) -> violations.
@@ -237,9 +204,16 @@ def run(program: Program, profile: KernelProfile | str | None = None, *,
 def run_ops(ops: tuple[Op, ...] | list[Op], profile: KernelProfile | str | None = None, *,
             oracles: tuple[Oracle, ...] = ORACLES, thorough: bool = False) -> Trace:
     """Run bare operations (no header) — the fuzz targets' fast path: whole-state
-    invariants are checked at the end only unless ``thorough``."""
+    invariants are checked at the end only unless ``thorough``.
+
+    A fast run that finds anything is run again thoroughly and that trace returned: a
+    whole-state violation is titled with what the step that broke the state did, which
+    only a check after every step sees, and a signature must not depend on the mode."""
     prof = resolve(profile)
     ex = Execution(prof, fresh_kernel(prof, None, booted=needs_boot(ops)), oracles, thorough)
     for o in ops:
         ex.step(o)
-    return ex.finish()
+    trace = ex.finish()
+    if not thorough and trace.first is not None:
+        return run_ops(ops, prof, oracles=oracles, thorough=True)
+    return trace

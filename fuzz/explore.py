@@ -517,35 +517,8 @@ def explore(profile: str | KernelProfile = "v6.1-deb", depth: int = 3,
     return report
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``iomemfuzz explore`` (see fuzz/cli.py for the options)."""
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="iomemfuzz explore", description=__doc__.splitlines()[0])
-    add_arguments(ap)
-    return run_cli(ap.parse_args(argv))
-
-
-def add_arguments(ap: Any) -> None:
-    ap.add_argument("--profile", default="v6.1-deb")
-    ap.add_argument("--machine", default=None)
-    ap.add_argument("--depth", type=int, default=3, help="operations per Program (K)")
-    ap.add_argument("--ops", default="", help="comma-separated operations (default: all)")
-    ap.add_argument("--values", type=int, default=1,
-                    help="state anchors per address (legacy window, free MMIO, BAR, RAM)")
-    ap.add_argument("--recent", type=int, default=1, help="prefix addresses reused")
-    ap.add_argument("--sizes", default="0x1000", help="comma-separated sizes (hex)")
-    ap.add_argument("--preemptions", type=int, default=2, help="step lines per Program")
-    ap.add_argument("--jobs", type=int, default=1)
-    ap.add_argument("--out", default="corpus",
-                    help="corpus: findings go to OUT/findings/<profile>/, never replacing a "
-                         "stored Program as short or shorter ('' for none)")
-    ap.add_argument("--checkpoint", default=None, help="file to keep progress in")
-    ap.add_argument("--resume", action="store_true", help="continue from --checkpoint")
-    ap.add_argument("--max-time", type=float, default=None)
-
-
 def run_cli(args: Any) -> int:
+    """``iomemfuzz explore`` (options: fuzz/commands.py)."""
     domain = Domain(ops=tuple(o for o in args.ops.split(",") if o), values=args.values,
                     recent=args.recent, preemptions=args.preemptions,
                     sizes=tuple(int(v, 0) for v in args.sizes.split(",") if v))

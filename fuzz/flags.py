@@ -43,6 +43,8 @@ NAMES: dict[str, int] = {**TYPES, **BITS}
 _TYPE_BY_VALUE = {v: k for k, v in TYPES.items()}
 _BITS_ASCENDING = sorted(BITS.items(), key=lambda kv: kv[1])
 FLAGS_MAX = (1 << 64) - 1
+# Longest numeric flag text worth converting: 0x, 16 hex digits and room for leading zeros.
+_MAX_NUMBER_CHARS = 40
 
 
 def format_flags(flags: int) -> str:
@@ -73,6 +75,9 @@ def parse_flags(text: str) -> int:
         if part in NAMES:
             value |= NAMES[part]
             continue
+        if len(part) > _MAX_NUMBER_CHARS:
+            # Never converted: Python refuses decimal strings over 4,300 digits.
+            raise ValueError(f"flag value {part[:12]}... out of range")
         try:
             number = int(part, 0)
         except ValueError:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from iomemfuzz.fuzz.contract import broken_rule
 from iomemfuzz.model.generation import generation
 from iomemfuzz.model.ioport import IORESOURCE_BUSY, Resource
 from iomemfuzz.model.kernel import Kernel, Observer
@@ -30,27 +31,50 @@ class Claim:
 
     node: Resource
     holder: str
-    # Who made the region vanish while its holder still believed in it (None = live).
+    # The kernel function that made the busy node ("__request_region",
+    # "insert_resource", ...): how the caller got it decides how it gives it back, and
+    # whether anything was revoked.
+    how: str = ""
+    # Who made the region vanish while its holder still believed in it (None = live),
+    # and with which kernel function.
     lost_by: str | None = None
+    lost_call: str = ""
     # When the claim was made (Mm.tick()): the mapping oracles order it against the
     # mmaps and revocations around it.
     at: int = 0
+    # The range when it was made (adjust_resource may move or grow it later).
+    start: int = 0
+    end: int = -1
 
 
 class Ledger(Observer):
     """The Kernel observer that keeps the claim ledger."""
 
-    __slots__ = ("_synced", "baseline_busy", "claims", "generation", "memo",
+    __slots__ = ("_synced", "baseline_busy", "breaches", "claims", "generation",
+                 "given_back", "last_call", "memo", "orphans", "structs",
                  "unmatched_releases")
 
     def __init__(self) -> None:
         # Keyed by the node itself (Resources hash by identity): ids would not survive a
         # copy of the kernel (fuzz/snapshot.py), and a held node keeps its key unique.
         self.claims: dict[Resource, Claim] = {}
+        # Structs a caller linked with request_resource, insert_resource, ... (busy or
+        # not), by the caller that owns them: what it may release, remove or adjust.
+        self.structs: dict[Resource, str] = {}
+        # Contract rules broken by lines that ran anyway (profiles with driver_misuse):
+        # "call: rule", in order.
+        self.breaches: list[str] = []
         # Busy nodes firmware and boot made: held by no modelled caller, legitimate.
         self.baseline_busy: set[Resource] = set()
-        # Releases that matched nothing, and which caller asked.
-        self.unmatched_releases: list[tuple[str, int, int]] = []
+        # Releases that matched nothing: (caller, start, n, why).
+        self.unmatched_releases: list[tuple[str, int, int, str]] = []
+        # Regions callers gave back: (caller, root, start, end), to tell a second release.
+        self.given_back: set[tuple[str, Resource, int, int]] = set()
+        # Busy nodes a caller stopped believing in while they stayed in the tree:
+        # node -> (the call, why). What busy-without-claim reports them as.
+        self.orphans: dict[Resource, tuple[str, str]] = {}
+        # The last kernel function a caller changed the tree with.
+        self.last_call = ""
         # Bumped by every change to the ledger (claims, their lost_by, baseline_busy): the
         # busy-consistency oracle re-checks only when this or the trees moved.
         self.generation = 0
@@ -70,14 +94,29 @@ class Ledger(Observer):
             if node.flags & IORESOURCE_BUSY
         }
 
-    def claimed(self, kernel: Kernel, node: Resource, caller: str) -> None:
-        self.generation += 1
-        self.claims[node] = Claim(node, caller, at=kernel.mm.tick())
+    def refuse(self, kernel: Kernel, call: str, caller: str, args: dict[str, Any]
+               ) -> str | None:
+        """The driver contract (fuzz/contract.py): the rule ``call`` would break, which
+        refuses it, unless the profile lets callers misuse the API (then the breach is
+        recorded and the call runs)."""
+        rule = broken_rule(kernel, self, call, caller, args)
+        if rule is None:
+            return None
+        if kernel.profile.driver_misuse:
+            self.breaches.append(f"{call}: {rule.name}")
+            return None
+        return rule.name
 
-    def linked(self, kernel: Kernel, node: Resource, caller: str) -> None:
+    def claimed(self, kernel: Kernel, node: Resource, caller: str, call: str) -> None:
+        self.generation += 1
+        self.claims[node] = Claim(node, caller, call, at=kernel.mm.tick(),
+                                  start=node.start, end=node.end)
+
+    def linked(self, kernel: Kernel, node: Resource, caller: str, call: str) -> None:
         """A caller linked its own struct; if it carries BUSY, the caller holds it."""
+        self.structs[node] = caller
         if node.flags & IORESOURCE_BUSY:
-            self.claimed(kernel, node, caller)
+            self.claimed(kernel, node, caller, call)
 
     def kernel_owned(self, kernel: Kernel, node: Resource) -> None:
         self.generation += 1
@@ -87,15 +126,26 @@ class Ledger(Observer):
                  matched: bool) -> None:
         """The caller gives up its belief in the claim at (root, start) whether or not
         the kernel found a match: a wrong size leaves a busy node nobody believes in."""
+        end = start + n - 1
         if not matched:
-            self.unmatched_releases.append((caller, start, n))
+            why = "never-requested"
+            if (caller, root, start, end) in self.given_back:
+                why = "released-twice"
             for key, claim in list(self.claims.items()):
-                if (claim.holder == caller and claim.node.start == start
-                        and _root(claim.node) is root):
+                if claim.node.start != start or _root(claim.node) is not root:
+                    continue
+                if claim.holder == caller:
+                    why = "wrong-size"
                     self.generation += 1
                     del self.claims[key]
+                    self.orphans[key] = ("__release_region", "wrong-size-release")
                     break
-        self.tree_changed(kernel, caller)
+                if claim.node.end == end and why == "never-requested":
+                    why = "not-the-holder"
+            self.unmatched_releases.append((caller, start, n, why))
+        else:
+            self.given_back.add((caller, root, start, end))
+        self.tree_changed(kernel, caller, "__release_region")
 
     def splitting(self, kernel: Kernel, start: int, size: int) -> object:
         """Each busy node memory hot-unplug may trim or split, with its owner: the call
@@ -126,15 +176,16 @@ class Ledger(Observer):
             if origin is None:
                 self.kernel_owned(kernel, node)
             elif origin:
-                self.claimed(kernel, node, origin)
-        self.tree_changed(kernel, caller)
+                self.claimed(kernel, node, origin, "release_mem_region_adjustable")
+        self.tree_changed(kernel, caller, "release_mem_region_adjustable")
 
-    def tree_changed(self, kernel: Kernel, caller: str) -> None:
+    def tree_changed(self, kernel: Kernel, caller: str, call: str) -> None:
         """After ``caller`` changed the tree: drop the claims it gave up, mark the ones
         it took away from someone else as lost."""
         # After a pass every claim is lost or in the tree; while no tree link and no
         # claim changed since (only the tree code writes links), that still holds and a
         # pass would change nothing.
+        self.last_call = call
         if self._synced == (generation(), self.generation):
             return
         for key, claim in list(self.claims.items()):
@@ -145,6 +196,7 @@ class Ledger(Observer):
                 del self.claims[key]
             else:
                 claim.lost_by = caller
+                claim.lost_call = call
         self._synced = (generation(), self.generation)
 
     # --- what the oracles read --------------------------------------------------------

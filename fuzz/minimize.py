@@ -68,6 +68,14 @@ class Minimized:
                 return v.catalog
         return ""
 
+    @property
+    def cls(self) -> str:
+        """Whose fault the finding is (fuzz/finding.py CLASSES)."""
+        for v in self.trace.violations:
+            if v.signature == self.signature:
+                return v.cls
+        return ""
+
     def finding_program(self, replay: str | None = None, note: str | None = None) -> Program:
         """The corpus form: profile, catalog, one ``expect: finding`` per signature the
         Program produces (the target first), the replay command, a note, and each line's
@@ -80,6 +88,8 @@ class Minimized:
         if self.catalog:
             headers.append(("catalog", self.catalog))
         headers += [("expect", f"finding {s}") for s in sigs]
+        if self.cls:
+            headers.append(("class", self.cls))
         if replay:
             headers.append(("replay", replay))
         notes = []

@@ -20,14 +20,19 @@ a handle no earlier line binds is ``nil``, so deleting any line leaves a valid P
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import stat
 from dataclasses import dataclass
 
 from iomemfuzz.fuzz.flags import format_flags, parse_flags
 from iomemfuzz.fuzz.ops import REGISTRY, Arg, Kind, Op, load_families
+from iomemfuzz.model.machine import MACHINES
+from iomemfuzz.model.machine_file import shipped_machines
+from iomemfuzz.model.profile import ProfileError, resolve
 
 # Header keys, in canonical order. ``expect@PROFILE`` keys sort after ``expect``.
-HEADER_KEYS = ("profile", "machine", "catalog", "expect", "replay")
+HEADER_KEYS = ("profile", "machine", "catalog", "expect", "class", "replay")
 EXPECT_AT = "expect@"
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -35,13 +40,23 @@ _HANDLE = re.compile(r"r(0|[1-9][0-9]*)\b")
 _INT = re.compile(r"0[xX][0-9a-fA-F]+|[0-9]+")
 _LABEL_ERR = re.compile(r"E[A-Z0-9]+")
 _VALUE = re.compile(r"[^\s#]+")
-_HEADER = re.compile(r"#\s?([a-z]+(?:@[A-Za-z0-9._:=,+-]+)?):\s*(.*?)\s*$")
+_WORD = re.compile(r"\S+")
+_FLAGS = re.compile(r"[A-Za-z0-9_|]+")
+# Digits (leading zeros aside) of the largest argument value, 2**64 - 1, in decimal.
+_MAX_DIGITS = 20
+_MAX_MESSAGE = 300
+# The key of a header line; the value is the rest of the line. No pattern here can
+# backtrack more than linearly (an earlier `(.*?)\s*$` was quadratic in the line length).
+_HEADER = re.compile(r"#[ \t]?([a-z]+(?:@[A-Za-z0-9._:=,+-]+)?):")
 
 
 class ProgramSyntaxError(ValueError):
     """Malformed Program text. Names the file, line and column, and what was expected."""
 
     def __init__(self, path: str, line: int, column: int, message: str) -> None:
+        if len(message) > _MAX_MESSAGE:
+            # A message quotes what it found, which can be a line's worth of text.
+            message = message[:_MAX_MESSAGE] + "..."
         self.path = path
         self.line = line
         self.column = column
@@ -104,7 +119,7 @@ class Program:
         """Set or drop (None) single-valued header keys, keeping canonical order."""
         headers = [(k, v) for k, v in self.headers if k not in changes]
         headers += [(k, v) for k, v in changes.items() if v is not None]
-        return dataclasses.replace(self, headers=_sort_headers(headers))
+        return dataclasses.replace(self, headers=sort_headers(headers))
 
     def with_ops(self, ops: tuple[Op, ...] | list[Op]) -> Program:
         """Same header, these operations (expectations and comments dropped)."""
@@ -140,7 +155,7 @@ class Program:
         return dataclasses.replace(self, lines=tuple(kept))
 
 
-def _sort_headers(headers: list[tuple[str, str]] | tuple[tuple[str, str], ...]
+def sort_headers(headers: list[tuple[str, str]] | tuple[tuple[str, str], ...]
                   ) -> tuple[tuple[str, str], ...]:
     def rank(item: tuple[str, str]) -> tuple[int, str]:
         key = item[0]
@@ -229,6 +244,127 @@ def _comment(text: str) -> str:
     return f"# {text}" if text else "#"
 
 
+# --- reading ----------------------------------------------------------------------------
+
+# Limits of what the reader accepts. Generous: the largest corpus file is about 3 KB and its
+# longest line about 160 characters; they bound the work any input can cause.
+MAX_PROGRAM_BYTES = 1 << 20
+MAX_LINE_CHARS = 16384
+# Whitespace around a line and between tokens: ASCII space and tab, and the CR of a CRLF
+# line end. Lines end at LF only; every other control or separator character (form feed,
+# U+0085, U+2028, ...) is part of its line, so line numbers are an editor's.
+_LINE_WS = " \t\r"
+_TOKEN_WS = " \t"
+_BLANKS = re.compile(f"[{_TOKEN_WS}]*")
+
+
+class ProgramFileError(OSError):
+    """A path that cannot be read as a Program file: missing, unreadable, not a regular
+    file. The message is one line that starts with the path."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _position(text: str, index: int) -> tuple[int, int]:
+    """1-based line and column of ``text[index]``, lines ending at LF only."""
+    line_start = text.rfind("\n", 0, index) + 1
+    return text.count("\n", 0, index) + 1, index - line_start + 1
+
+
+def decode_program(data: bytes, path: str = "<bytes>") -> str:
+    """Program file bytes -> text: UTF-8 (a leading byte-order mark is dropped), at most
+    MAX_PROGRAM_BYTES. Raises ProgramSyntaxError naming the line, column and byte offset."""
+    skip = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    if len(data) > MAX_PROGRAM_BYTES:
+        head = data[skip:MAX_PROGRAM_BYTES].decode("utf-8", "replace")
+        line, column = _position(head, len(head))
+        raise ProgramSyntaxError(path, line, column,
+                                 f"file larger than {MAX_PROGRAM_BYTES} bytes")
+    try:
+        return data[skip:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        head = data[skip:skip + exc.start].decode("utf-8")
+        line, column = _position(head, len(head))
+        offset = skip + exc.start
+        raise ProgramSyntaxError(path, line, column,
+                                 f"not UTF-8: byte {data[offset]:#04x} at byte offset "
+                                 f"{offset}") from None
+
+
+def read_program_bytes(path: str) -> bytes:
+    """The bytes of a Program file. Refuses what is not a regular file without reading
+    it (a FIFO would block, a device never end) and stops after MAX_PROGRAM_BYTES + 1
+    bytes. Raises ProgramFileError."""
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses it.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise ProgramFileError(path, exc.strerror or str(exc)) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ProgramFileError(path, f"not a regular file ({_file_kind(mode)})")
+        chunks = []
+        left = MAX_PROGRAM_BYTES + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 16))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    except ProgramFileError:
+        raise
+    except OSError as exc:
+        raise ProgramFileError(path, exc.strerror or str(exc)) from None
+    finally:
+        os.close(fd)
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "not a file"
+
+
+def read_program(path: str | os.PathLike[str]) -> Program:
+    """Read and parse a Program file. Raises ProgramFileError (the file) or
+    ProgramSyntaxError (its content), nothing else."""
+    path = os.fspath(path)
+    return parse_program_bytes(read_program_bytes(path), path)
+
+
+def parse_program_bytes(data: bytes, path: str = "<bytes>") -> Program:
+    """Parse the bytes of a Program file; raises ProgramSyntaxError only."""
+    return parse_program(decode_program(data, path), path)
+
+
+def program_lines(text: str) -> list[str]:
+    """The lines of Program text as the parser numbers them (from 1): split at LF only."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def op_line_numbers(text: str) -> list[int]:
+    """1-based line number of each operation line of ``text``, in order."""
+    out = []
+    for lineno, raw in enumerate(program_lines(text), start=1):
+        stripped = raw.strip(_LINE_WS)
+        if stripped and not stripped.startswith("#"):
+            out.append(lineno)
+    return out
+
+
 # --- parsing ----------------------------------------------------------------------------
 
 
@@ -248,8 +384,7 @@ class _Cursor:
         return ProgramSyntaxError(self.path, self.lineno, col, message)
 
     def skip_ws(self) -> None:
-        while self.pos < len(self.text) and self.text[self.pos] in " \t":
-            self.pos += 1
+        self.pos = _BLANKS.match(self.text, self.pos).end()  # type: ignore[union-attr]
 
     def at_end(self) -> bool:
         return self.pos >= len(self.text)
@@ -273,7 +408,8 @@ class _Cursor:
 
 
 def parse_program(text: str, path: str = "<string>", *, lenient: bool = False) -> Program:
-    """Parse Program text; raise ProgramSyntaxError naming path, line and column.
+    """Parse Program text; raise ProgramSyntaxError naming path, line and column (and
+    nothing else, whatever the text).
 
     ``lenient`` (fuzz inputs, which libFuzzer edits byte by byte): a malformed line or
     header is dropped instead, as if it had been deleted, so any text parses; a handle
@@ -281,30 +417,30 @@ def parse_program(text: str, path: str = "<string>", *, lenient: bool = False) -
     if lenient:
         return _parse_lenient(text, path)
     load_families()
+    if len(text) > MAX_PROGRAM_BYTES:
+        line, column = _position(text, MAX_PROGRAM_BYTES)
+        raise ProgramSyntaxError(path, line, column,
+                                 f"text longer than {MAX_PROGRAM_BYTES} characters")
     headers: list[tuple[str, str]] = []
     notes: list[str] = []
     lines: list[Line] = []
     pending: list[str] = []
     in_header = True
     binders: dict[str, int] = {}
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        stripped = raw.strip()
+    for lineno, raw in enumerate(program_lines(text), start=1):
+        if len(raw) > MAX_LINE_CHARS:
+            raise ProgramSyntaxError(path, lineno, MAX_LINE_CHARS + 1,
+                                     f"line longer than {MAX_LINE_CHARS} characters")
+        stripped = raw.strip(_LINE_WS)
         if not stripped:
             if in_header and (headers or notes):
                 in_header = False
             continue
         if stripped.startswith("#"):
             if in_header:
-                m = _HEADER.match(stripped)
-                if m and _is_header_key(m.group(1)):
-                    if m.group(1) in ("profile", "machine", "replay") and any(
-                            k == m.group(1) for k, _ in headers):
-                        raise ProgramSyntaxError(path, lineno, 1,
-                                                 f"header '{m.group(1)}' given twice")
-                    if not m.group(2):
-                        raise ProgramSyntaxError(path, lineno, len(raw) + 1,
-                                                 f"header '{m.group(1)}' needs a value")
-                    headers.append((m.group(1), m.group(2)))
+                header = _header(path, lineno, raw, stripped, headers)
+                if header is not None:
+                    headers.append(header)
                     continue
                 notes.append(_comment_text(stripped))
             else:
@@ -314,11 +450,61 @@ def parse_program(text: str, path: str = "<string>", *, lenient: bool = False) -
             # Comments directly above the first operation belong to it, not the header.
             pending, notes = notes, []
         in_header = False
-        cur = _Cursor(path, lineno, raw)
+        cur = _Cursor(path, lineno, raw.rstrip(_LINE_WS))
         line = _parse_line(cur, binders, len(binders))
         lines.append(dataclasses.replace(line, comments=tuple(pending)))
         pending = []
-    return Program(tuple(lines), _sort_headers(headers), tuple(notes), tuple(pending))
+    return Program(tuple(lines), sort_headers(headers), tuple(notes), tuple(pending))
+
+
+def _header(path: str, lineno: int, raw: str, stripped: str,
+            headers: list[tuple[str, str]]) -> tuple[str, str] | None:
+    """``(key, value)`` when a header-block comment line is a header field, else None."""
+    m = _HEADER.match(stripped)
+    if not m or not _is_header_key(m.group(1)):
+        return None
+    key = m.group(1)
+    # Columns count from the raw line: the stripped one may have lost leading blanks.
+    indent = len(raw) - len(raw.lstrip(_LINE_WS))
+    value_text = stripped[m.end():]
+    value = value_text.strip(_TOKEN_WS)
+    value_col = indent + m.end() + len(value_text) - len(value_text.lstrip(_TOKEN_WS)) + 1
+    if key in ("profile", "machine", "replay") and any(k == key for k, _ in headers):
+        raise ProgramSyntaxError(path, lineno, indent + 1, f"header '{key}' given twice")
+    if not value:
+        raise ProgramSyntaxError(path, lineno, len(raw.rstrip(_LINE_WS)) + 1,
+                                 f"header '{key}' needs a value")
+    problem = None
+    if key == "profile":
+        problem = _profile_problem(value)
+    elif key.startswith(EXPECT_AT):
+        problem = _profile_problem(key[len(EXPECT_AT):])
+        if problem is not None:
+            value_col = indent + m.start(1) + len(EXPECT_AT) + 1
+    elif key == "machine":
+        problem = _machine_problem(value)
+    if problem is not None:
+        raise ProgramSyntaxError(path, lineno, value_col, problem)
+    return key, value
+
+
+def _machine_problem(spec: str) -> str | None:
+    """Why a ``# machine:`` value names no machine: a built-in name, a machine file
+    shipped in model/machines/, or ``file:PATH`` (read when the Program runs)."""
+    if spec in MACHINES or spec.startswith("file:"):
+        return None
+    shipped = shipped_machines()
+    if spec in shipped:
+        return None
+    return f"unknown machine {spec!r} (machines: {', '.join([*MACHINES, *shipped])})"
+
+
+def _profile_problem(spec: str) -> str | None:
+    try:
+        resolve(spec)
+    except ProfileError as exc:
+        return str(exc)
+    return None
 
 
 def _parse_lenient(text: str, path: str) -> Program:
@@ -345,7 +531,7 @@ def _parse_lenient(text: str, path: str) -> Program:
             binders.update(taken)
             continue
         lines.append(Line(line.op))
-    return Program(tuple(lines), _sort_headers(headers))
+    return Program(tuple(lines), sort_headers(headers))
 
 
 def _is_header_key(key: str) -> bool:
@@ -436,7 +622,7 @@ def _parse_expectation(cur: _Cursor) -> str:
             raise cur.error("expected a value after '='")
         label = f"= {value}"
     else:
-        word = cur.match(re.compile(r"\S+"))
+        word = cur.match(_WORD)
         if word in ("ok", "SIGBUS", "SIGSEGV", "blocked") or (word and _LABEL_ERR.fullmatch(word)):
             label = word
         else:
@@ -455,7 +641,13 @@ def _parse_int(cur: _Cursor, a: Arg) -> int:
         raise cur.error("expected a number (hex 0x... or decimal)")
     if cur.peek() and (cur.peek().isalnum() or cur.peek() == "_"):
         raise cur.error("expected a number (hex 0x... or decimal)", pos)
-    value = int(text, 0) if text.lower().startswith("0x") else int(text, 10)
+    hexadecimal = text[:2] in ("0x", "0X")
+    digits = (text[2:] if hexadecimal else text).lstrip("0")
+    # Too many digits for any argument: out of range, and never converted (Python refuses
+    # decimal strings over 4,300 digits, and a long one costs quadratic time).
+    if len(digits) > _MAX_DIGITS:
+        raise cur.error(f"number out of range [{a.lo:#x}, {a.hi:#x}]", pos)
+    value = int(digits or "0", 16 if hexadecimal else 10)
     if not a.lo <= value <= a.hi:
         raise cur.error(f"number out of range [{a.lo:#x}, {a.hi:#x}]", pos)
     return value
@@ -467,7 +659,7 @@ def _parse_value(cur: _Cursor, a: Arg, binders: dict[str, int]) -> object:
     if kind in (Kind.ADDR, Kind.SIZE, Kind.INT):
         return _parse_int(cur, a)
     if kind is Kind.FLAGS:
-        text = cur.match(re.compile(r"[A-Za-z0-9_|]+"))
+        text = cur.match(_FLAGS)
         if text is None:
             raise cur.error("expected flags (e.g. MEM|BUSY, 0 or 0x200)")
         try:
@@ -501,7 +693,7 @@ def _parse_value(cur: _Cursor, a: Arg, binders: dict[str, int]) -> object:
             raise cur.error(f"expected one of: {', '.join(a.choices)}", pos)
         return word
     # HANDLE / NODE
-    word = cur.match(re.compile(r"[A-Za-z_][A-Za-z0-9_]*"))
+    word = cur.match(_IDENT)
     if word is None:
         raise cur.error("expected a handle (rN or nil)" if kind is Kind.HANDLE
                         else f"expected {', '.join(a.choices)}, a handle rN, or nil")
@@ -515,10 +707,3 @@ def _parse_value(cur: _Cursor, a: Arg, binders: dict[str, int]) -> object:
         return word
     raise cur.error("expected a handle (rN or nil)" if kind is Kind.HANDLE
                     else f"expected {', '.join(a.choices)}, a handle rN, or nil", pos)
-
-
-def read_program(path: str) -> Program:
-    """Read and parse a Program file (UTF-8)."""
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    return parse_program(text, path)

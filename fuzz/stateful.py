@@ -32,9 +32,9 @@ from iomemfuzz.fuzz.corpus import program_files, save_finding
 from iomemfuzz.fuzz.exampledb import example_database
 from iomemfuzz.fuzz.executor import Execution, Step
 from iomemfuzz.fuzz.finding import Finding, Violation
-from iomemfuzz.fuzz.job import known_signatures
 from iomemfuzz.fuzz.ops import Op
 from iomemfuzz.fuzz.program import Program, ProgramSyntaxError, format_program, read_program
+from iomemfuzz.fuzz.sink import known_signatures
 from iomemfuzz.fuzz.strategies import op_classes, ops_of
 from iomemfuzz.model.profile import DEFAULT, resolve
 

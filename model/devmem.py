@@ -22,9 +22,9 @@ from iomemfuzz.model.ioport import (
     IORES_DESC_NONE,
     IORESOURCE_BUSY,
     IORESOURCE_SYSTEM_RAM,
-    IORESOURCE_WINDOW,
     Resource,
 )
+from iomemfuzz.model.machine import PhysicalMap
 from iomemfuzz.model.mm import (
     CAP_SYS_RAWIO,
     PAGE_SHIFT,
@@ -368,50 +368,24 @@ class Devmem:
         return True
 
 
-def firmware_map(resources: ResourceTree) -> tuple[tuple[int, int, str], ...]:
-    """(start, end, name) of every iomem node that is neither System RAM nor a bridge
-    window, in pre-order: the platform's own decoders as :class:`MemoryResolver` sees
-    them."""
-    return tuple(
-        (node.start, node.end, node.name or "")
-        for node in descendants(resources.iomem_resource)
-        if node.parent is not None
-        and (node.flags & IORESOURCE_SYSTEM_RAM) != IORESOURCE_SYSTEM_RAM
-        and not node.flags & IORESOURCE_WINDOW
-        and not (node.name or "").startswith("PCI Bus")
-    )
-
-
 class MemoryResolver:
-    """A physical-address decoder for Mm (register it after the PCI model's BARs).
-
-    System RAM at any depth, looked up at access time (hot-added memory is RAM too),
-    is RAM. Otherwise the boot-time firmware map decides: a node that existed when the
-    resolver was made and is neither RAM nor a bridge window ("Reserved", "ACPI Tables",
-    "Video ROM", "IOAPIC 0") is memory or registers the platform decodes. Anything else,
-    including a region some driver claimed inside a window, reaches nothing unless a
-    device decodes it.
+    """A physical-address decoder for Mm (register it after the PCI model's BARs): the
+    machine's memory is RAM, its platform decoders are firmware, anything else reaches
+    nothing unless a device decodes it (model/machine.py PhysicalMap). The resource tree
+    has no say: a node a driver inserted decodes nothing.
 
     A class, not a closure: the kernel is often built on the model's uninstrumented code
     (fuzz/targets/plaincode.py), and a closure made then would keep that code for every
     later lookup; a method follows the code switch."""
 
-    def __init__(self, resources: ResourceTree,
-                 firmware: tuple[tuple[int, int, str], ...] | None = None) -> None:
-        self.resources = resources
-        # ``firmware``: firmware_map(resources) already computed for an identical tree
-        # (the Kernel keeps one per machine: a fresh tree is a function of the machine).
-        self.firmware = firmware if firmware is not None else firmware_map(resources)
+    def __init__(self, phys: PhysicalMap) -> None:
+        self.phys = phys
 
     def __call__(self, addr: int) -> Target | None:
-        for node, _depth in preorder(self.resources.iomem_resource):
-            if (node.parent is not None and node.start <= addr <= node.end
-                    and (node.flags & IORESOURCE_SYSTEM_RAM) == IORESOURCE_SYSTEM_RAM):
-                return Target(TARGET_RAM, node.name or "System RAM")
-        best: tuple[int, int, str] | None = None
-        for start, end, name in self.firmware:
-            if start <= addr <= end and (best is None or end - start < best[1] - best[0]):
-                best = (start, end, name)
-        if best is not None:
-            return Target(TARGET_FIRMWARE, best[2])
+        name = self.phys.memory_at(addr)
+        if name is not None:
+            return Target(TARGET_RAM, name)
+        name = self.phys.platform_at(addr)
+        if name is not None:
+            return Target(TARGET_FIRMWARE, name)
         return None

@@ -31,10 +31,16 @@ from typing import Any
 
 from iomemfuzz.model import errno
 from iomemfuzz.model.boot import Boot
-from iomemfuzz.model.devmem import DEFAULT_PHYS_BITS, Devmem, MemoryResolver, firmware_map
+from iomemfuzz.model.devmem import DEFAULT_PHYS_BITS, Devmem, MemoryResolver
 from iomemfuzz.model.event import RELEASE_NONEXISTENT, Log
 from iomemfuzz.model.ioport import IORESOURCE_BUSY, Resource
-from iomemfuzz.model.machine import DEFAULT_MACHINE, Machine, build_tree, render_proc_iomem
+from iomemfuzz.model.machine import (
+    DEFAULT_MACHINE,
+    Machine,
+    build_tree,
+    physical_map,
+    render_proc_iomem,
+)
 from iomemfuzz.model.mm import Access, File, Mm, Process, Target, Vma
 from iomemfuzz.model.pci import Pci, PciBus, PciDev, PciDeviceSpec, PciDriver
 from iomemfuzz.model.pci_mmap import BarResolver, PciMmap
@@ -43,9 +49,6 @@ from iomemfuzz.model.resource_check import descendants
 from iomemfuzz.model.resource_tree import ResourceTree
 from iomemfuzz.model.sched import WOULD_BLOCK, Path, Scheduler, Task
 from iomemfuzz.model.sysfs import Sysfs
-
-# firmware_map() of a freshly built tree, by machine iomem text (Kernel._firmware_map).
-_FIRMWARE_MAPS: dict[str, tuple[tuple[int, int, str], ...]] = {}
 
 
 class _Refused:
@@ -85,11 +88,11 @@ class Observer:
         contract it would break, or None to let it run."""
         return None
 
-    def claimed(self, kernel: Kernel, node: Resource, caller: str) -> None:
-        """``caller`` now holds the busy region ``node``."""
+    def claimed(self, kernel: Kernel, node: Resource, caller: str, call: str) -> None:
+        """``caller`` now holds the busy region ``node``, which ``call`` made."""
 
-    def linked(self, kernel: Kernel, node: Resource, caller: str) -> None:
-        """``caller`` linked a struct it allocated itself (busy or not)."""
+    def linked(self, kernel: Kernel, node: Resource, caller: str, call: str) -> None:
+        """``caller`` linked a struct it allocated itself (busy or not) with ``call``."""
 
     def kernel_owned(self, kernel: Kernel, node: Resource) -> None:
         """The kernel made busy node ``node`` for itself (a boot-time reservation)."""
@@ -107,8 +110,8 @@ class Observer:
     def split(self, kernel: Kernel, before: object, caller: str) -> None:
         """After that call: the pieces it left (``before`` is what splitting returned)."""
 
-    def tree_changed(self, kernel: Kernel, caller: str) -> None:
-        """``caller`` may have changed the resource trees."""
+    def tree_changed(self, kernel: Kernel, caller: str, call: str) -> None:
+        """``caller`` may have changed the resource trees with ``call``."""
 
 
 class Kernel:
@@ -144,22 +147,12 @@ class Kernel:
                        tuple(self.machine.pci_devices), broker=CoreBroker(self))
         self.pci.files.iomem_get_mapping = self.resources.iomem_get_mapping
         self.mm.add_resolver(BarResolver(self.pci.present_devices))
-        self.mm.add_resolver(MemoryResolver(self.resources, self._firmware_map()))
+        self.mm.add_resolver(MemoryResolver(physical_map(self.machine)))
         self.boot = Boot(self.profile, self.log, self.sched, self.pci, self.devmem)
         self.booted = booted
         if booted:
             self.boot.boot_fully()
         self.observer.attach(self)
-
-    def _firmware_map(self) -> tuple[tuple[int, int, str], ...]:
-        """firmware_map() of the tree build_tree() just made: it depends only on the
-        machine's iomem text, so it is computed once per text and shared (it is a tuple
-        of tuples: nothing can change it)."""
-        text = self.machine.iomem
-        firmware = _FIRMWARE_MAPS.get(text)
-        if firmware is None:
-            firmware = _FIRMWARE_MAPS[text] = firmware_map(self.resources)
-        return firmware
 
     # --- what the observer and the oracles read ---------------------------------------
 
@@ -202,7 +195,7 @@ class Kernel:
             return REFUSED
         res = self.resources._request_region(parent, start, n, name, flags)
         if isinstance(res, Resource):
-            self.observer.claimed(self, res, caller)
+            self.observer.claimed(self, res, caller, "__request_region")
         return res
 
     def release_region(self, parent: Resource, start: int, n: int, caller: str, *,
@@ -230,19 +223,19 @@ class Kernel:
             return REFUSED
         res = yield from self.resources.request_region_task(parent, start, n, name, flags)
         if isinstance(res, Resource):
-            self.observer.claimed(self, res, caller)
+            self.observer.claimed(self, res, caller, "__request_region")
         return res
 
     def _link(self, call: str, caller: str, parent: Resource, new: Resource,
-              link: Callable[[], Any]) -> Any:
+              link: Callable[[], Any], **args: Any) -> Any:
         """A caller links a struct it allocated: run ``link``, then tell the observer
         about the tree and, if the struct is in, about the struct."""
-        if self._refused(call, caller, parent=parent, new=new):
+        if self._refused(call, caller, parent=parent, new=new, **args):
             return REFUSED
         ret = link()
-        self.observer.tree_changed(self, caller)
+        self.observer.tree_changed(self, caller, call)
         if ret == 0:
-            self.observer.linked(self, new, caller)
+            self.observer.linked(self, new, caller, call)
         return ret
 
     def request_resource(self, parent: Resource, new: Resource, caller: str) -> Any:
@@ -266,7 +259,8 @@ class Kernel:
         """``allocate_resource()`` of a new struct: 0 / -EBUSY."""
         return self._link("allocate_resource", caller, root, new,
                           lambda: self.resources.allocate_resource(root, new, size, lo, hi,
-                                                                   align))
+                                                                   align),
+                          size=size, lo=lo, hi=hi, align=align)
 
     def insert_resource_expand_to_fit(self, root: Resource, new: Resource,
                                       caller: str) -> Any:
@@ -274,9 +268,9 @@ class Kernel:
         if self._refused("insert_resource_expand_to_fit", caller, parent=root, new=new):
             return REFUSED
         self.resources.insert_resource_expand_to_fit(root, new)
-        self.observer.tree_changed(self, caller)
+        self.observer.tree_changed(self, caller, "insert_resource_expand_to_fit")
         if self.in_tree(new):
-            self.observer.linked(self, new, caller)
+            self.observer.linked(self, new, caller, "insert_resource_expand_to_fit")
         return None
 
     def _on_struct(self, call: str, caller: str, res: Resource,
@@ -284,7 +278,7 @@ class Kernel:
         if self._refused(call, caller, res=res, **args):
             return REFUSED
         ret = fn()
-        self.observer.tree_changed(self, caller)
+        self.observer.tree_changed(self, caller, call)
         return ret
 
     def release_resource(self, old: Resource, caller: str) -> Any:
@@ -337,7 +331,7 @@ class Kernel:
             return REFUSED
         res = self.resources.request_free_mem_region(base, size, name)
         if isinstance(res, Resource):
-            self.observer.claimed(self, res, caller)
+            self.observer.claimed(self, res, caller, "request_free_mem_region")
         return res
 
     def alloc_free_mem_region(self, base: Resource, size: int, align: int,
@@ -348,7 +342,7 @@ class Kernel:
             return REFUSED
         res = self.resources.alloc_free_mem_region(base, size, align, name)
         if isinstance(res, Resource):
-            self.observer.tree_changed(self, caller)
+            self.observer.tree_changed(self, caller, "alloc_free_mem_region")
         return res
 
     def reserve_region_with_split(self, root: Resource, start: int, end: int,
@@ -363,7 +357,7 @@ class Kernel:
         for node in descendants(root):
             if node not in before and node.flags & IORESOURCE_BUSY:
                 self.observer.kernel_owned(self, node)
-        self.observer.tree_changed(self, caller)
+        self.observer.tree_changed(self, caller, "reserve_region_with_split")
         return None
 
     # Queries change nothing: no observer, no contract.
@@ -461,11 +455,20 @@ class Kernel:
                       write: bool) -> tuple[int, Target | None]:
         return self.mm.access_remote(vma, offset, length, write=write)
 
-    def read(self, file: File, offset: int, count: int) -> int:
-        return file.f_op.read(file, offset, count)
+    def pread(self, file: File, offset: int, count: int) -> int:
+        """pread64(2): the file's ->read at ``offset``; the file position does not move
+        (ksys_pread64 hands the method a copy of the offset, never f_pos)."""
+        pos = file.pos
+        ret = file.f_op.read(file, offset, count)
+        file.pos = pos
+        return ret
 
-    def write(self, file: File, offset: int, count: int) -> int:
-        return file.f_op.write(file, offset, count)
+    def pwrite(self, file: File, offset: int, count: int) -> int:
+        """pwrite64(2): the file's ->write at ``offset``; the position does not move."""
+        pos = file.pos
+        ret = file.f_op.write(file, offset, count)
+        file.pos = pos
+        return ret
 
     def llseek(self, file: File, offset: int, whence: int) -> int:
         return file.f_op.llseek(file, offset, whence)
@@ -572,8 +575,14 @@ class CoreBroker:
         self.kernel.release_region(parent, start, n, holder, checked=False)
 
     def tree_changed(self, holder: str = "") -> None:
-        """Kernel code (a removal, a resize) changed the tree on ``holder``'s behalf."""
-        self.kernel.observer.tree_changed(self.kernel, holder)
+        """Kernel code (a removal, a resize) changed the tree on ``holder``'s behalf
+        ("remove 0000:00:03.0"): the observer hears the kernel function, never a name."""
+        call = _CORE_CALLS.get(holder.split(" ", 1)[0], "pci_core")
+        self.kernel.observer.tree_changed(self.kernel, holder, call)
+
+
+# What the PCI core's tree changes are, by the first word of the holder it names.
+_CORE_CALLS = {"remove": "pci_stop_and_remove_bus_device", "resize": "pci_resize_resource"}
 
 
 __all__ = ["REFUSED", "WOULD_BLOCK", "CoreBroker", "Kernel", "Observer"]

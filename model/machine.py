@@ -321,6 +321,77 @@ class Machine:
         return _parse(self.ioports, 0, 0xFFFF, True)
 
 
+# --- what a physical address reaches ----------------------------------------------------
+
+# Descriptors of memory that is not System RAM at boot but is memory all the same: the
+# kernel may later online it (dax kmem, CXL regions) or hand it to a driver.
+_MEMORY_DESCS = frozenset({IORES_DESC_SOFT_RESERVED, IORES_DESC_PERSISTENT_MEMORY,
+                           IORES_DESC_PERSISTENT_MEMORY_LEGACY, IORES_DESC_CXL})
+
+
+@dataclass(frozen=True, slots=True)
+class PhysicalMap:
+    """What the machine decodes at a physical address, apart from PCI devices' BARs: its
+    memory (RAM, and the memory devices firmware describes: persistent, soft-reserved,
+    CXL), and the platform's own decoders (firmware tables, ROMs, the APICs). Each is
+    (start, end, name), in /proc/iomem order.
+
+    It is the machine's, fixed at power-on: what the kernel later writes into its
+    resource tree (a driver calling a range "System RAM", a window released) changes
+    what the kernel believes, never what an address reaches."""
+
+    memory: tuple[tuple[int, int, str], ...]
+    platform: tuple[tuple[int, int, str], ...]
+
+    def memory_at(self, addr: int) -> str | None:
+        """The name of the memory range holding ``addr``, or None."""
+        best = _smallest(self.memory, addr)
+        return best[2] if best is not None else None
+
+    def platform_at(self, addr: int) -> str | None:
+        """The name of the platform decoder holding ``addr`` (the smallest), or None."""
+        best = _smallest(self.platform, addr)
+        return best[2] if best is not None else None
+
+
+def _smallest(ranges: tuple[tuple[int, int, str], ...], addr: int
+              ) -> tuple[int, int, str] | None:
+    best: tuple[int, int, str] | None = None
+    for start, end, name in ranges:
+        if start <= addr <= end and (best is None or end - start < best[1] - best[0]):
+            best = (start, end, name)
+    return best
+
+
+def physical_map_of(nodes: Shape) -> PhysicalMap:
+    """The physical map of a machine whose boot-time /proc/iomem is ``nodes``: System RAM
+    and the memory descriptors are memory (with everything nested in them: "Kernel
+    code" is RAM too), bridge windows decode nothing themselves (their devices' BARs
+    do), anything else is the platform's."""
+    memory: list[tuple[int, int, str]] = []
+    platform: list[tuple[int, int, str]] = []
+
+    def walk(level: Shape, in_memory: bool) -> None:
+        for start, end, name, flags, desc, children in level:
+            is_memory = (flags & IORESOURCE_SYSTEM_RAM == IORESOURCE_SYSTEM_RAM
+                         or desc in _MEMORY_DESCS)
+            if is_memory and not in_memory:
+                memory.append((start, end, name or "System RAM"))
+            elif not (is_memory or in_memory or flags & IORESOURCE_WINDOW
+                      or (name or "").startswith("PCI Bus")):
+                platform.append((start, end, name or ""))
+            walk(children, in_memory or is_memory)
+
+    walk(nodes, False)
+    return PhysicalMap(tuple(memory), tuple(platform))
+
+
+@lru_cache(maxsize=64)
+def physical_map(machine: Machine) -> PhysicalMap:
+    """``machine``'s physical map (computed once per machine: a machine is immutable)."""
+    return physical_map_of(machine.iomem_shape())
+
+
 def build_tree(machine: Machine, tree: ResourceTree) -> ResourceTree:
     """Link ``machine``'s firmware and platform resources under ``tree``'s two roots (both
     must be empty) and return ``tree``. The nodes are not slab-allocated (e820 and setup
@@ -449,6 +520,39 @@ _QEMU_Q35_PCI = (
     PciDeviceSpec("0000:00:1f.3", bar_specs({4: "io:0x40@0x6000"}), driver="i801_smbus"),
 )
 
+# A server with CXL memory that firmware reports as Soft Reserved and that dax kmem has
+# onlined: System RAM nested three levels under a non-RAM node (spec B18's shape). PCI
+# device BARs left out (this machine has no PCI functions of its own).
+_CXL_DAX_IOMEM = """\
+00000000-00000fff : Reserved
+00001000-0009ffff : System RAM
+000a0000-000fffff : Reserved
+  000a0000-000bffff : PCI Bus 0000:00
+  000f0000-000fffff : System ROM
+00100000-5d7fefff : System RAM
+  3e000000-3f002a27 : Kernel code
+  3f200000-3fa2dfff : Kernel rodata
+  3fc00000-3ff3a9bf : Kernel data
+  404be000-40dfffff : Kernel bss
+5d7ff000-6dffefff : Reserved
+6dfff000-6f5fefff : ACPI Non-volatile Storage
+6f5ff000-6fffefff : ACPI Tables
+6ffff000-6fffffff : System RAM
+70000000-8fffffff : Reserved
+  70000000-7fffffff : PCI MMCONFIG 0000 [bus 00-ff]
+90000000-c7ffffff : PCI Bus 0000:00
+fec00000-fec003ff : IOAPIC 0
+fed00000-fed003ff : HPET 0
+  fed00000-fed003ff : PNP0103:00
+fee00000-fee00fff : Local APIC
+ff000000-ffffffff : Reserved
+100000000-207fffffff : System RAM
+2080000000-407fffffff : Soft Reserved
+  2080000000-407fffffff : hmem.0
+    2080000000-407fffffff : dax1.0
+      2080000000-407fffffff : System RAM (kmem)
+"""
+
 _ROWS: tuple[Machine, ...] = (
     Machine("qemu-q35", "QEMU/KVM q35 + OVMF guest, 4 GiB, Debian 6.1 kernel",
             _QEMU_Q35_IOMEM, _QEMU_Q35_IOPORTS, _QEMU_Q35_PCI),
@@ -457,6 +561,8 @@ _ROWS: tuple[Machine, ...] = (
             _QEMU_Q35_IOMEM, _QEMU_Q35_IOPORTS),
     Machine("minimal", "smallest realistic x86 layout (RAM, VGA hole, one PCI window)",
             _MINIMAL_IOMEM, _MINIMAL_IOPORTS),
+    Machine("cxl-dax", "server with CXL memory onlined by dax kmem (System RAM nested "
+            "under Soft Reserved)", _CXL_DAX_IOMEM, _MINIMAL_IOPORTS, phys_bits=46),
     # Only the two roots: the spec's hand-executed vectors (§8.3) start from this.
     Machine("empty", "no firmware resources at all (the spec's test-vector setting)", "", ""),
 )

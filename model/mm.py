@@ -25,7 +25,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 
 from iomemfuzz.model import errno
-from iomemfuzz.model.event import INFO, NULL_DEREF, SIGBUS, UNMAP, Log
+from iomemfuzz.model.event import INFO, NULL_DEREF, SIGBUS, UNMAP, WARN, Log
 from iomemfuzz.model.profile import KernelProfile
 from iomemfuzz.model.sched import Point, complete
 
@@ -419,7 +419,7 @@ class Mm:
         # vma_link(): the VMA joins the mm and f_mapping's i_mmap (under the i_mmap lock)
         if file.f_mapping is None:
             self.log.emit(NULL_DEREF, "mmap: vma_link with a NULL f_mapping",
-                          path=file.path)
+                          path=file.path, function="mmap_region")
             return -errno.EFAULT
         if not proc.alive:
             # The process was killed while the task was parked: exit_mmap() tears the
@@ -596,13 +596,23 @@ class Mm:
 
     def access_remote(self, vma: Vma, offset: int, length: int = 1, *,
                       write: bool = False) -> tuple[int, Target | None]:
-        """Models ptrace / /proc/PID/mem on an iomem VMA: `__access_remote_vm()` →
-        ``vm_ops->access`` = `generic_access_phys()`, mm/memory.c, v6.1.
+        """Models what a debugger sees (`mem_rw()` of /proc/PID/mem, fs/proc/base.c, and
+        `generic_ptrace_peekdata()`, kernel/ptrace.c, v6.1) of ``__access_remote_vm()``
+        on an iomem VMA: nothing copied is -EIO, whatever the reason below it."""
+        ret, target = self.generic_access_phys(vma, offset, length, write=write)
+        return (-errno.EIO, None) if ret <= 0 else (ret, target)
+
+    def generic_access_phys(self, vma: Vma, offset: int, length: int = 1, *,
+                            write: bool = False) -> tuple[int, Target | None]:
+        """Models `__access_remote_vm()` → ``vm_ops->access`` = `generic_access_phys()`,
+        mm/memory.c, v6.1.
 
         get_user_pages refuses VM_IO|VM_PFNMAP, so the access goes through the VMA's
         ``.access``: -EINVAL without a live PTE (spec §3.5), or for a write through a
         read-only PTE. For sysfs mmaps the kernfs wrapper first refuses (-EINVAL) once
-        the file has been removed. Returns (bytes or -errno, what was reached)."""
+        the file has been removed. A page a private write copied is System RAM, which
+        ioremap_prot() refuses with a warning (arch/x86/mm/ioremap.c): -EINVAL too.
+        Returns (bytes or -errno, what was reached)."""
         if vma.unmapped or not vma.process.alive or not 0 <= offset < vma.size:
             return -errno.EIO, None
         if vma.access_gate is not None and not vma.access_gate():
@@ -616,7 +626,9 @@ class Mm:
             return -errno.EINVAL, None
         length = max(1, min(length, PAGE_SIZE - (offset & (PAGE_SIZE - 1))))
         if state == PTE_COW:
-            return length, Target(TARGET_ANON, f"pid{vma.process.pid}")
+            self.log.emit(WARN, f"ioremap on RAM: the copied page at {vma.describe()} "
+                          f"+{offset & ~(PAGE_SIZE - 1):#x}", function="ioremap_prot")
+            return -errno.EINVAL, None
         phys = ((vma.pgoff + index) << PAGE_SHIFT) | (offset & (PAGE_SIZE - 1))
         target = self.physical(phys)
         self.record_access("ptrace", vma.process, phys, length, write, target, vma)

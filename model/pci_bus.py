@@ -27,10 +27,10 @@ def pci_bus_add_device(pci: PciCore, dev: PciDev) -> Path:
         pci_fixup_video(pci, dev)
     yield Point("pci_bus_add_device: before pci_create_sysfs_dev_files", dev.name)
     pci.kasan_check(dev, "pci_bus_add_device")
-    yield from pci.files.pci_create_sysfs_dev_files(dev)  # return value ignored
+    yield from pci.files.pci_create_sysfs_dev_files(dev, "pci_bus_add_device")  # ret ignored
     yield Point("pci_bus_add_device: before pci_proc_attach_device", dev.name)
     pci.kasan_check(dev, "pci_bus_add_device")
-    yield from pci.proc.pci_proc_attach_device(dev)
+    yield from pci.proc.pci_proc_attach_device(dev, "pci_bus_add_device")
     dev.match_driver = True
     ret = yield from device_attach(pci, dev)
     if ret < 0:

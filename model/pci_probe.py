@@ -61,7 +61,7 @@ def pci_register_host_bridge(pci: PciCore, bus: PciBus) -> None:
     bus.registered = True
     bus.sd = pci.sysfs.mkdir_p(f"/devices/pci{bus.domain:04x}:{bus.number:02x}")
     bus.class_sd = pci.sysfs.mkdir_p(f"{bus.sd.path()}/pci_bus/{bus.name}")
-    pci.files.pci_create_legacy_files(bus)
+    pci.files.pci_create_legacy_files(bus, "pci_register_host_bridge")
 
 
 def pci_device_add(pci: PciCore, dev: PciDev) -> None:

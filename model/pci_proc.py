@@ -25,12 +25,15 @@ from iomemfuzz.model.sched import Mutex, Path, Point, Scheduler, mutex_lock, mut
 
 class ProcDirEntry:
     """Models `struct proc_dir_entry`, fs/proc/internal.h, v6.1: a name in a directory.
-    ``data`` is the device a per-device entry serves (what open() hands the file)."""
+    ``data`` is the device a per-device entry serves (what open() hands the file);
+    ``made_by`` the kernel path that registered it (model-only: a duplicate is told by
+    which two paths met)."""
 
-    __slots__ = ("children", "data", "is_dir", "name", "parent", "removed")
+    __slots__ = ("children", "data", "is_dir", "made_by", "name", "parent", "removed")
 
     def __init__(self, name: str, parent: ProcDirEntry | None, *, is_dir: bool,
-                 data: object = None) -> None:
+                 data: object = None, made_by: str = "") -> None:
+        self.made_by = made_by
         self.name = name
         self.parent = parent
         self.is_dir = is_dir
@@ -73,15 +76,17 @@ class PciProc:
             self.log.emit(DUP_FILENAME,
                           f"proc_dir_entry '{parent.name}/{entry.name}' already registered",
                           fs="procfs", path=f"{parent.path()}/{entry.name}",
-                          dir=parent.path(), name=entry.name)
+                          dir=parent.path(), name=entry.name, by=entry.made_by,
+                          existing_by=parent.children[entry.name].made_by)
             return None
         parent.children[entry.name] = entry
         return entry
 
-    def proc_mkdir(self, name: str, parent: ProcDirEntry) -> ProcDirEntry | None:
+    def proc_mkdir(self, name: str, parent: ProcDirEntry, by: str = "") -> ProcDirEntry | None:
         """Models `proc_mkdir()`, fs/proc/generic.c, v6.1: a directory (NULL on a
         duplicate)."""
-        return self.proc_register(parent, ProcDirEntry(name, parent, is_dir=True))
+        return self.proc_register(parent, ProcDirEntry(name, parent, is_dir=True,
+                                                       made_by=by))
 
     def proc_remove(self, entry: ProcDirEntry | None) -> None:
         """Models `proc_remove()`, fs/proc/generic.c, v6.1 → `remove_proc_subtree()`:
@@ -115,7 +120,7 @@ class PciProc:
             return f"{bus.domain:04x}:{bus.number:02x}"
         return f"{bus.number:02x}"
 
-    def _attach_bus(self, bus: PciBus) -> Path:
+    def _attach_bus(self, bus: PciBus, by: str) -> Path:
         """The bus-directory half of attach (`__pci_proc_attach_bus()` in 6.1-deb).
         Unlocked (v6.1.0) it can lose a race and overwrite ``bus.procdir`` with NULL."""
         if not self.proc_initialized or self.bus_pci is None:
@@ -124,10 +129,10 @@ class PciProc:
             return 0
         if not self.profile.proc_init_locked:
             yield Point("pci_proc_attach_device: before proc_mkdir(bus)", bus.name)
-        bus.procdir = self.proc_mkdir(self._bus_dir_name(bus), self.bus_pci)
+        bus.procdir = self.proc_mkdir(self._bus_dir_name(bus), self.bus_pci, by)
         return 0 if bus.procdir is not None else -errno.ENOMEM
 
-    def pci_proc_attach_device(self, dev: PciDev) -> Path:
+    def pci_proc_attach_device(self, dev: PciDev, by: str) -> Path:
         """Models `pci_proc_attach_device()`, drivers/pci/proc.c, 6.1-deb / v6.1.0.
 
         Locked and idempotent with ``proc_init_locked`` (a device with ``procent`` is
@@ -138,7 +143,7 @@ class PciProc:
             if dev.procent is not None:
                 mutex_unlock(self.sched, self.lock)
                 return 0
-        ret = yield from self._attach_bus(dev.bus)
+        ret = yield from self._attach_bus(dev.bus, by)
         if ret == 0:
             if not locked:
                 yield Point("pci_proc_attach_device: before proc_create_data", dev.name)
@@ -147,7 +152,7 @@ class PciProc:
             entry = None
             if isinstance(bus_dir, ProcDirEntry):
                 entry = self.proc_register(bus_dir, ProcDirEntry(name, bus_dir, is_dir=False,
-                                                                 data=dev))
+                                                                 data=dev, made_by=by))
             if entry is None:
                 ret = -errno.ENOMEM
             else:
@@ -190,7 +195,7 @@ class PciProc:
             dev = self.pci.pci_get_device(dev)
             if dev is None:
                 break
-            yield from self.pci_proc_attach_device(dev)
+            yield from self.pci_proc_attach_device(dev, "pci_proc_init")
             if not locked:
                 yield Point("pci_proc_init: after device", dev.name)
         if locked:

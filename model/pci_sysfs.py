@@ -85,6 +85,8 @@ class PciSysfs:
         self.pci = pci
         # A plain static int in the kernel: no lock, no barrier (spec §5.2).
         self.sysfs_initialized = False
+        # Devices pci_sysfs_init never reached because it stopped at an earlier one (B3).
+        self.init_skipped: set[str] = set()
         # The tree's ResourceTree.iomem_get_mapping (set by the Kernel): called when a file
         # is created on 5.12-5.14, where the attribute captures the mapping pointer.
         self.iomem_get_mapping: Callable[[], object] | None = None
@@ -163,7 +165,7 @@ class PciSysfs:
     # --- the dynamic resource files -----------------------------------------------------
 
     def _new_res_attr(self, dev: PciDev, num: int, wc: bool, *,
-                      static: bool = False) -> BinAttribute:
+                      static: bool = False, by: str = "device_add") -> BinAttribute:
         """The attribute `pci_create_attr()` fills in (spec §5.2)."""
         res = dev.resource[num]
         io = bool(res.flags & IORESOURCE_IO)
@@ -180,15 +182,17 @@ class PciSysfs:
         return self.sysfs.alloc_bin_attribute(
             name, kind=RES_ATTR, size=dev.bar_len(num), mode=0o600, bar=num, wc=wc,
             has_mmap=has_mmap, has_rw=io and not wc, mapping=mapping,
-            f_mapping_at_open=at_open, dev=dev, static=static)
+            f_mapping_at_open=at_open, dev=dev, static=static, made_by=by)
 
-    def pci_create_attr(self, dev: PciDev, num: int, wc: bool) -> Path:
+    def pci_create_attr(self, dev: PciDev, num: int, wc: bool, by: str) -> Path:
         """Models `pci_create_attr()`, drivers/pci/pci-sysfs.c, v6.1 / 6.1-deb.
 
         6.1-deb stores the pointer in res_attr[num] / res_attr_wc[num] only after
         `sysfs_create_bin_file()` succeeded; v5.13..v6.1.2 stored it before, so a
-        failed create leaves the slot pointing at the attribute it just freed."""
-        attr = self._new_res_attr(dev, num, wc)
+        failed create leaves the slot pointing at the attribute it just freed. ``by``
+        names the kernel path that creates the files (pci_bus_add_device,
+        pci_sysfs_init, resource_resize_store): a duplicate is told by which two met."""
+        attr = self._new_res_attr(dev, num, wc, by=by)
         slots = dev.res_attr_wc if wc else dev.res_attr
         if not self.profile.res_attr_store_after_create:
             slots[num] = attr
@@ -202,27 +206,29 @@ class PciSysfs:
             slots[num] = attr
         return 0
 
-    def pci_create_resource_files(self, dev: PciDev) -> Path:
+    def pci_create_resource_files(self, dev: PciDev, by: str) -> Path:
         """Models `pci_create_resource_files()`, drivers/pci/pci-sysfs.c, v6.1: for each
         non-empty BAR resourceN, plus resourceN_wc for a prefetchable BAR when PAT is on;
         the first failure removes **all** resource files (by name) and returns."""
         for i in range(PCI_STD_NUM_BARS):
             if not dev.bar_len(i):
                 continue
-            ret = yield from self.pci_create_attr(dev, i, False)
+            ret = yield from self.pci_create_attr(dev, i, False, by)
             if (not ret and self.profile.pat_enabled
                     and dev.resource[i].flags & IORESOURCE_PREFETCH):
-                ret = yield from self.pci_create_attr(dev, i, True)
+                ret = yield from self.pci_create_attr(dev, i, True, by)
             if ret:
-                yield from self.pci_remove_resource_files(dev)
+                yield from self.pci_remove_resource_files(dev, f"unwind of {by}")
                 return ret
         return 0
 
-    def pci_remove_resource_files(self, dev: PciDev) -> Path:
+    def pci_remove_resource_files(self, dev: PciDev, why: str) -> Path:
         """Models `pci_remove_resource_files()`, drivers/pci/pci-sysfs.c, v6.1: for every
         non-NULL slot, remove the file **by the attribute's name** and free the
         attribute. The slots are not cleared: a second call reads freed attributes and
-        frees them again."""
+        frees them again. ``why`` (removal, resize, the unwind of a creator) is where
+        each free is said to come from."""
+        where = f"pci_remove_resource_files ({why})"
         for i in range(PCI_STD_NUM_BARS):
             for slots in (dev.res_attr, dev.res_attr_wc):
                 attr = slots[i]
@@ -231,9 +237,9 @@ class PciSysfs:
                 yield Point("pci_remove_resource_files: before sysfs_remove_bin_file",
                             f"{dev.name} {attr.name}")
                 self.sysfs.sysfs_remove_bin_file(dev.sd, attr)
-                self.sysfs.kfree(attr, "pci_remove_resource_files")
+                self.sysfs.kfree(attr, where)
 
-    def pci_create_sysfs_dev_files(self, dev: PciDev) -> Path:
+    def pci_create_sysfs_dev_files(self, dev: PciDev, by: str) -> Path:
         """Models `pci_create_sysfs_dev_files()`, drivers/pci/pci-sysfs.c, v6.1 (and the
         <= 5.12 version that made config and rom too).
 
@@ -244,26 +250,28 @@ class PciSysfs:
         if not self.sysfs_initialized:
             return -errno.EACCES
         if not self.profile.dynamic_config_attrs:
-            return (yield from self.pci_create_resource_files(dev))
+            return (yield from self.pci_create_resource_files(dev, by))
         # <= 5.12: config (a static struct, so nothing to free), resources, rom.
         config = self.sysfs.alloc_bin_attribute("config", size=4096, static=True, dev=dev,
+                                                made_by=by,
                                                 has_rw=True)
         yield Point("pci_create_sysfs_dev_files: before creating config", dev.name)
         ret = self.sysfs.sysfs_create_bin_file(dev.sd, config)
         if ret:
             return ret
-        ret = yield from self.pci_create_resource_files(dev)
+        ret = yield from self.pci_create_resource_files(dev, by)
         if ret:
             self.sysfs.kernfs_remove_by_name(dev.sd, "config")
             return ret
         rom_size = dev.bar_len(PCI_ROM_RESOURCE)
         if rom_size:
             rom = self.sysfs.alloc_bin_attribute("rom", kind=ROM_ATTR, size=rom_size,
+                                                 made_by=by,
                                                  dev=dev, has_rw=True)
             ret = self.sysfs.sysfs_create_bin_file(dev.sd, rom)
             if ret:
                 self.sysfs.kfree(rom, "pci_create_sysfs_dev_files")
-                yield from self.pci_remove_resource_files(dev)
+                yield from self.pci_remove_resource_files(dev, f"unwind of {by}")
                 self.sysfs.kernfs_remove_by_name(dev.sd, "config")
                 return ret
             dev.rom_attr = rom
@@ -276,7 +284,7 @@ class PciSysfs:
             return
         if self.profile.dynamic_config_attrs:
             self.sysfs.kernfs_remove_by_name(dev.sd, "config")
-        yield from self.pci_remove_resource_files(dev)
+        yield from self.pci_remove_resource_files(dev, "removal")
         if self.profile.dynamic_config_attrs and dev.rom_attr is not None:
             self.sysfs.sysfs_remove_bin_file(dev.sd, dev.rom_attr)
             self.sysfs.kfree(dev.rom_attr, "pci_remove_sysfs_dev_files")
@@ -302,9 +310,10 @@ class PciSysfs:
             if dev is None:
                 break
             visited.add(dev.name)
-            ret = yield from self.pci_create_sysfs_dev_files(dev)
+            ret = yield from self.pci_create_sysfs_dev_files(dev, "pci_sysfs_init")
             if ret:
                 skipped = [d.name for d in self.pci.klist if d.name not in visited]
+                self.init_skipped.update(skipped)
                 self.pci.pci_dev_put(dev)
                 self.log.emit(INFO, f"initcall pci_sysfs_init returned {ret} at {dev.name}; "
                               f"{len(skipped)} later device(s) get no resource files",
@@ -315,7 +324,7 @@ class PciSysfs:
             # a removal of ``dev`` here makes pci_get_device restart from the head.
             yield Point("pci_sysfs_init: after device", dev.name)
         for key in sorted(self.pci.buses):
-            self.pci_create_legacy_files(self.pci.buses[key])
+            self.pci_create_legacy_files(self.pci.buses[key], "pci_sysfs_init")
         return 0
 
     # --- BAR resize (resourceN_resize) --------------------------------------------------
@@ -339,13 +348,13 @@ class PciSysfs:
         if self.profile.static_resource_files:
             self._remove_static_resource_files(dev)
         else:
-            yield from self.pci_remove_resource_files(dev)
+            yield from self.pci_remove_resource_files(dev, "resize")
         ret = pci_resize_resource(self.pci, dev, n, code)
         pci_assign_unassigned_bus_resources(self.pci, dev.bus)
         if self.profile.static_resource_files:
             self._create_static_resource_files(dev)
         else:
-            err = yield from self.pci_create_resource_files(dev)
+            err = yield from self.pci_create_resource_files(dev, "resource_resize_store")
             if err:
                 self.log.emit(WARN, f"pci {dev.name}: Failed to recreate resource files "
                               "after BAR resizing", dev=dev.name)
@@ -354,7 +363,7 @@ class PciSysfs:
 
     # --- legacy files (HAVE_PCI_LEGACY arches) -----------------------------------------
 
-    def pci_create_legacy_files(self, bus: PciBus) -> None:
+    def pci_create_legacy_files(self, bus: PciBus, by: str) -> None:
         """Models `pci_create_legacy_files()`, drivers/pci/pci-sysfs.c, v6.1: legacy_io
         and legacy_mem as one allocation; on a failure both are freed and the pointer
         cleared. No protection against running twice. Only where ``have_pci_legacy``.
@@ -368,7 +377,7 @@ class PciSysfs:
         capture = (self.profile.revoke_pci_mmaps and not self.profile.mapping_at_open
                    and self.iomem_get_mapping is not None)
         legacy_io = self.sysfs.alloc_bin_attribute(
-            "legacy_io", kind=LEGACY_ATTR, size=0xffff, has_mmap=True, has_rw=True,
+            "legacy_io", kind=LEGACY_ATTR, size=0xffff, has_mmap=True, has_rw=True, made_by=by,
             f_mapping_at_open=self.profile.revoke_pci_mmaps and self.profile.mapping_at_open)
         bus.legacy_io = legacy_io
         if capture:
@@ -378,7 +387,7 @@ class PciSysfs:
             self._legacy_failed(bus, legacy_io)
             return
         legacy_mem = BinAttribute(legacy_io.alloc_id, "legacy_mem", kind=LEGACY_ATTR,
-                                  size=1 << 20, has_mmap=True,
+                                  size=1 << 20, has_mmap=True, made_by=by,
                                   f_mapping_at_open=legacy_io.f_mapping_at_open)
         bus.legacy_mem = legacy_mem
         if capture:

@@ -34,15 +34,20 @@ class Allocation:
     ``static`` objects are part of the kernel image (static attribute groups) and are
     never freed."""
 
-    __slots__ = ("alloc_id", "freed", "kind", "static")
+    __slots__ = ("alloc_id", "freed", "freed_by", "kind", "made_by", "static")
 
-    def __init__(self, alloc_id: int, kind: str, *, static: bool = False) -> None:
+    def __init__(self, alloc_id: int, kind: str, *, static: bool = False,
+                 made_by: str = "") -> None:
         self.alloc_id = alloc_id
         # What the object is, as crash events name it ("res_attr"); never an address, so
         # finding signatures stay stable.
         self.kind = kind
         self.freed = False
         self.static = static
+        # Which kernel path made it, and where it was freed first: a double free or a
+        # use after free is told apart by which path let go of the object first.
+        self.made_by = made_by
+        self.freed_by = ""
 
     def label(self) -> str:
         return f"{self.kind}#{self.alloc_id}"
@@ -67,8 +72,8 @@ class BinAttribute(Allocation):
                  bar: int | None = None, wc: bool = False, has_mmap: bool = False,
                  has_rw: bool = False, mapping: object = None,
                  f_mapping_at_open: bool = False, dev: object = None,
-                 static: bool = False) -> None:
-        super().__init__(alloc_id, kind, static=static)
+                 static: bool = False, made_by: str = "") -> None:
+        super().__init__(alloc_id, kind, static=static, made_by=made_by)
         self.name = name
         self.size = size
         self.mode = mode
@@ -152,18 +157,21 @@ class Sysfs:
             return
         assert not obj.static, f"kfree of static {obj.label()}"
         if obj.freed:
-            self.log.emit(DOUBLE_FREE, f"BUG: KASAN: double-free in {where}: {obj.label()}",
-                          where=where, object=obj.kind, alloc=obj.alloc_id)
+            self.log.emit(DOUBLE_FREE, f"BUG: KASAN: double-free in {where}: {obj.label()}"
+                          f" (freed first by {obj.freed_by})", where=where,
+                          object=obj.kind, alloc=obj.alloc_id, freed_by=obj.freed_by)
             return
         self.generation += 1
         obj.freed = True
+        obj.freed_by = where
 
     def use(self, obj: Allocation, where: str) -> None:
         """Record a read of ``obj``: a USE_AFTER_FREE event if it was freed."""
         if obj.freed:
             self.log.emit(USE_AFTER_FREE,
-                          f"BUG: KASAN: use-after-free in {where}: {obj.label()}",
-                          where=where, object=obj.kind, alloc=obj.alloc_id)
+                          f"BUG: KASAN: use-after-free in {where}: {obj.label()} (freed by "
+                          f"{obj.freed_by})", where=where, object=obj.kind,
+                          alloc=obj.alloc_id, freed_by=obj.freed_by)
 
     # --- directories --------------------------------------------------------------------
 
@@ -194,11 +202,14 @@ class Sysfs:
         if parent.removing or parent.removed:
             return -errno.ENOENT
         if node.name in parent.children:
+            # Which kernel paths met: the one that made the file first and this one.
+            existing = parent.children[node.name]
             self.log.emit(
                 DUP_FILENAME,
                 f"sysfs: cannot create duplicate filename '{parent.path()}/{node.name}'",
                 fs="sysfs", path=f"{parent.path()}/{node.name}", dir=parent.path(),
-                name=node.name,
+                name=node.name, by=getattr(node.priv, "made_by", ""),
+                existing_by=getattr(existing.priv, "made_by", ""),
             )
             return -errno.EEXIST
         self.generation += 1

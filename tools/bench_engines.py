@@ -50,7 +50,9 @@ from iomemfuzz.fuzz import textinput
 from iomemfuzz.fuzz.corpus import program_files
 from iomemfuzz.fuzz.executor import run, run_ops
 from iomemfuzz.fuzz.explore import Report, explore
-from iomemfuzz.fuzz.job import DEFAULT_TARGET, JobConfig, hypothesis_worker, run_job
+from iomemfuzz.fuzz.hypothesis_pool import hypothesis_worker
+from iomemfuzz.fuzz.job import JobConfig, run_job
+from iomemfuzz.fuzz.job_config import DEFAULT_TARGET
 from iomemfuzz.fuzz.ops import load_families
 from iomemfuzz.fuzz.program import parse_program, read_program
 from iomemfuzz.fuzz.targets import ENV_MUTATOR, ENV_PROFILE, ENV_QUEUE

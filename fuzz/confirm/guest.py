@@ -46,6 +46,8 @@ COMMON_FILES = {"qemu-system-x86": "qemu-system-x86_64", "busybox-static": "/bin
 # Driver modules the guest can load (a bind line naming one of these uses the real
 # driver; any other name is one of the test module's drivers).
 REAL_DRIVERS = ("e1000", "uio_pci_generic")
+# The modules each real driver needs, in load order (modules.dep of Debian's kernels).
+DRIVER_MODULES = {"e1000": ("e1000",), "uio_pci_generic": ("uio", "uio_pci_generic")}
 
 
 class GuestError(RuntimeError):

@@ -24,8 +24,11 @@ from pathlib import Path
 from iomemfuzz.fuzz.confirm.guest import GuestError, GuestImage, cache_dir
 
 BOOT_TIMEOUT_S = 120.0  # TCG boots a 6.1 kernel in 5-10 s; slow CI machines get slack
-KVM_PROBE_S = 25.0
+KVM_PROBE_S = 15.0  # a working KVM boots the guest in 1-3 s
 CALL_TIMEOUT_S = 60.0
+# Console lines that mean the kernel is no longer trustworthy (the helper may never answer).
+OOPS_MARKERS = ("BUG:", "Oops:", "general protection fault", "Kernel panic",
+                "kernel BUG at")
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +187,14 @@ class Guest:
         if self.proc is not None and self.proc.stdout is not None:
             self.proc.stdout.close()
 
+    def oops(self) -> str:
+        """The first line of a kernel oops or panic on the console, or ""."""
+        for line in self.console().splitlines():
+            text = line.split("] ", 1)[-1]
+            if text.startswith(OOPS_MARKERS):
+                return text
+        return ""
+
     def console(self) -> str:
         """What the kernel printed on its console so far."""
         assert self.workdir is not None
@@ -225,6 +236,9 @@ class Guest:
             except TimeoutError:
                 if self.proc is not None and self.proc.poll() is not None:
                     raise GuestDied("qemu exited") from None
+                oops = self.oops()
+                if oops:
+                    raise GuestDied(f"kernel oops: {oops}") from None
                 continue
             if not chunk:
                 raise GuestDied("the command channel closed")

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from iomemfuzz.fuzz.finding import DRIVER, PLATFORM, PROCESS, SCHEDULE
 from iomemfuzz.model import errno
 
 
@@ -157,6 +158,9 @@ class Op:
     SCHEDULE: ClassVar[bool] = False
     # The Program must start before boot (the executor does not pre-boot the kernel).
     CONTROLS_BOOT: ClassVar[bool] = False
+    # Who the line acts for (fuzz/finding.py: PROCESS, DRIVER, PLATFORM, SCHEDULE):
+    # decides whose fault a finding after it is, and whether the driver contract binds.
+    WHO: ClassVar[str] = PROCESS
     DOC: ClassVar[str] = ""
 
     def run(self, ctx: Context) -> Outcome:  # pragma: no cover - abstract
@@ -173,10 +177,14 @@ REGISTRY: dict[str, type[Op]] = {}
 # Families are modules of this package, imported in this order; the order fixes the
 # decoder's numbering of operations, so append new families at the end.
 FAMILIES: tuple[str, ...] = ("tree", "mapping", "sched", "pci")
+# Who a family's lines act for unless an operation says otherwise: the tree family is
+# the in-kernel resource API, mapping is system calls, pci is sysfs writes.
+FAMILY_WHO = {"tree": DRIVER, "mapping": PROCESS, "sched": SCHEDULE, "pci": PROCESS}
+WHO_VALUES = (PROCESS, DRIVER, PLATFORM, SCHEDULE)
 
 
 def op(name: str, *, binds: bool = False, family: str = "", schedule: bool = False,
-       controls_boot: bool = False) -> Callable[[type], type[Op]]:
+       controls_boot: bool = False, who: str = "") -> Callable[[type], type[Op]]:
     """Class decorator: make a frozen dataclass and register it under ``name``."""
 
     def wrap(cls: type) -> type[Op]:
@@ -188,6 +196,9 @@ def op(name: str, *, binds: bool = False, family: str = "", schedule: bool = Fal
         cls.FAMILY = family
         cls.SCHEDULE = schedule
         cls.CONTROLS_BOOT = controls_boot
+        cls.WHO = who or FAMILY_WHO.get(family, PROCESS)
+        if cls.WHO not in WHO_VALUES:
+            raise ValueError(f"operation {name!r}: who={cls.WHO!r}")
         cls.DOC = " ".join((cls.__doc__ or "").split())
         declared = []
         for f in dataclasses.fields(cls):

@@ -15,6 +15,7 @@ process returns EAGAIN.
 
 from __future__ import annotations
 
+from iomemfuzz.fuzz.finding import DRIVER
 from iomemfuzz.fuzz.ops import (
     EBADF,
     ILLEGAL,
@@ -364,7 +365,7 @@ class _ReadWrite(Op):
         if fn is None or not (file.writable if write else file.readable):
             return errno_outcome(-errno.EINVAL if fn is None else -errno.EBADF)
         kernel = ctx.kernel
-        ret = (kernel.write if write else kernel.read)(file, self.offset, self.count)
+        ret = (kernel.pwrite if write else kernel.pread)(file, self.offset, self.count)
         return errno_outcome(ret) if ret < 0 else value_outcome(ret)
 
 
@@ -424,7 +425,7 @@ class Close(Op):
         return errno_outcome(ctx.kernel.close(file))
 
 
-@op("request_mem_region", binds=True, family=FAMILY)
+@op("request_mem_region", binds=True, family=FAMILY, who=DRIVER)
 class RequestMemRegion(Op):
     """A driver ``name`` claims [start, start+n-1]: `request_mem_region()` (or
     `request_mem_region_exclusive()`), which revokes user mappings of the range."""
@@ -448,7 +449,7 @@ class RequestMemRegion(Op):
         return OK
 
 
-@op("release_mem_region", family=FAMILY)
+@op("release_mem_region", family=FAMILY, who=DRIVER)
 class ReleaseMemRegion(Op):
     """Driver ``name`` releases [start, start+n-1]: `release_mem_region()` (restores no
     mapping)."""

@@ -13,6 +13,7 @@ sysfs (remove, rescan, bind, unbind, resize) return EAGAIN before userspace can 
 
 from __future__ import annotations
 
+from iomemfuzz.fuzz.finding import PLATFORM
 from iomemfuzz.fuzz.ops import (
     OK,
     Context,
@@ -79,7 +80,7 @@ def parse_bars(text: str) -> tuple[BarSpec | None, ...]:
     return tuple(BarSpec.parse(p) if p.strip() else None for p in parts)
 
 
-@op("hotadd", binds=True, family=FAMILY)
+@op("hotadd", binds=True, family=FAMILY, who=PLATFORM)
 class HotAdd(Op):
     """A card is inserted into slot ``dev`` and pciehp configures it (scan, BAR
     assignment, bus-add, probe) under the rescan lock. ``bars``: BAR0..5 comma
@@ -114,7 +115,7 @@ class HotAdd(Op):
                       self.mode)
 
 
-@op("hotremove", binds=True, family=FAMILY)
+@op("hotremove", binds=True, family=FAMILY, who=PLATFORM)
 class HotRemove(Op):
     """The card in slot ``dev`` is pulled and pciehp unconfigures it (stop, remove)
     under the rescan lock."""
@@ -218,7 +219,7 @@ class Resize(Op):
                       f"resize {dev.name} BAR{self.bar}", self.mode)
 
 
-@op("host_probe", binds=True, family=FAMILY)
+@op("host_probe", binds=True, family=FAMILY, who=PLATFORM)
 class HostProbe(Op):
     """The host bridge driver of root bus ``bus`` probes: `pci_host_probe()` scans,
     assigns and bus-adds **without** the rescan lock (DT hosts, vmd, hv_pci). If boot

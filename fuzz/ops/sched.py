@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from iomemfuzz.fuzz.finding import DRIVER, PLATFORM
 from iomemfuzz.fuzz.ops import (
     BLOCKED,
     EBADF,
@@ -76,7 +77,8 @@ def _task(ctx: Context, handle: int | None) -> Task | None:
     return obj if isinstance(obj, Task) else None
 
 
-@op("boot_to", binds=True, family=FAMILY, schedule=True, controls_boot=True)
+@op("boot_to", binds=True, family=FAMILY, schedule=True, controls_boot=True,
+    who=PLATFORM)
 class BootTo(Op):
     """Run the boot task until every initcall of ``level`` has run (``done``: to the
     end, after the async work). Binds the boot task. A Program with this line starts
@@ -119,7 +121,7 @@ class Step(Op):
         return task_outcome(task)
 
 
-@op("request_muxed_region", binds=True, family=FAMILY, schedule=True)
+@op("request_muxed_region", binds=True, family=FAMILY, schedule=True, who=DRIVER)
 class RequestMuxedRegion(Op):
     """`request_muxed_region()` (Super I/O style ports), run as a task that sleeps
     uninterruptibly while another MUXED holder has the range (B28). ``blocked`` when

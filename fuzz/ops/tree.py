@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from iomemfuzz.fuzz.finding import PROCESS
 from iomemfuzz.fuzz.ops import (
     BLOCKED,
     EBADF,
@@ -525,7 +526,7 @@ class IomemMapSanityCheck(Op):
         return value_outcome(str(ctx.kernel.iomem_map_sanity_check(self.addr, self.size)))
 
 
-@op("read_proc_iomem", family=FAMILY)
+@op("read_proc_iomem", family=FAMILY, who=PROCESS)
 class ReadProcIomem(Op):
     """Read /proc/iomem (or /proc/ioports) as proc (`r_show()`): the range field of line
     ``line``, 0-0 for a reader without CAP_SYS_ADMIN, ``eof`` past the last line."""

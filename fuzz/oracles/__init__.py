@@ -27,8 +27,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from iomemfuzz.fuzz.executor import Step
     from iomemfuzz.fuzz.finding import Violation
+    from iomemfuzz.fuzz.trace import Step
     from iomemfuzz.model.kernel import Kernel
 
 
@@ -61,3 +61,14 @@ ORACLES: tuple[Oracle, ...] = _load()
 
 def by_name() -> dict[str, Oracle]:
     return {o.NAME: o for o in ORACLES}
+
+
+def explain(signature: str) -> str:
+    """One line saying what a signature means, from its oracle's KINDS/WHY tables."""
+    oracle, _, rest = signature.partition("/")
+    kind, _, rest = rest.partition("/")
+    function, _, mechanism = rest.partition("/")
+    module = by_name().get(oracle)
+    if module is None or not hasattr(module, "explain"):
+        return signature
+    return module.explain(kind, function or "?", mechanism)

@@ -8,11 +8,16 @@ kernel keeps no owner record (``__release_region`` matches by range only), so th
 claim ledger supplies what callers believe, and this oracle compares the two:
 
 * ``i1-nesting``, ``i2-overlap``, ``i3-empty``, ...: an invariant of §1.5 broke (the
-  checker's problem kind; ``i3-empty`` is adjust_resource's by-design empty node, B29a);
+  checker's problem kind; ``i3-empty`` is adjust_resource's by-design empty node, B29a),
+  titled with the last kernel function that changed the tree;
 * ``release-without-claim``: a release matched no busy region ("Trying to free
-  nonexistent resource"), e.g. a wrong size (B16);
-* ``busy-without-claim``: a busy region nobody believes in any more (it leaked);
-* ``claim-lost``: a caller still believes in a claim that someone else removed.
+  nonexistent resource"), in ``__release_region``, and why: the caller held the region
+  with another length (``wrong-size``, B16), released it before (``released-twice``),
+  someone else holds it (``not-the-holder``) or nobody ever did (``never-requested``);
+* ``busy-without-claim``: a busy region nobody believes in any more (it leaked), titled
+  with the call that left it behind and how;
+* ``claim-lost``: a caller still believes in a claim that someone else removed, titled
+  with the kernel function that removed it.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
-from iomemfuzz.fuzz.finding import Violation
+from iomemfuzz.fuzz.finding import Violation, slug
 from iomemfuzz.fuzz.ledger import ledger
 from iomemfuzz.model.event import RELEASE_NONEXISTENT
 from iomemfuzz.model.generation import generation
@@ -48,7 +53,10 @@ def check_step(kernel, step) -> Iterable[Violation]:
 def _step_events(kernel, step) -> Iterator[Violation]:
     for e in step.events:
         if e.kind == RELEASE_NONEXISTENT:
-            yield Violation(NAME, "release-without-claim", e.text, "B16")
+            unmatched = ledger(kernel).unmatched_releases
+            why = unmatched[-1][3] if unmatched else "never-requested"
+            yield Violation(NAME, "release-without-claim", e.text, "B16",
+                            "__release_region", why)
 
 
 def check_state(kernel) -> tuple[Violation, ...]:
@@ -134,11 +142,12 @@ def _well_formed_busy(root: Resource) -> list[Resource] | None:
 def _violations(kernel, busy: list[list[Resource] | None]) -> Iterator[Violation]:
     resources = kernel.resources
     roots = (resources.iomem_resource, resources.ioport_resource)
+    book = ledger(kernel)
     for root, nodes in zip(roots, busy, strict=True):
         if nodes is None:
             for problem in tree_problems(root):
-                yield Violation(NAME, _problem_kind(problem), str(problem))
-    book = ledger(kernel)
+                yield Violation(NAME, _problem_kind(problem), str(problem), "",
+                                slug(book.last_call or "unknown"))
     believed = book.believed_busy()
     baseline = book.baseline_busy
     for root, nodes in zip(roots, busy, strict=True):
@@ -147,10 +156,40 @@ def _violations(kernel, busy: list[list[Resource] | None]) -> Iterator[Violation
             nodes = [node for node in descendants(root) if node.flags & IORESOURCE_BUSY]
         for node in nodes:
             if node not in believed and node not in baseline:
+                call, why = book.orphans.get(node, (book.last_call or "unknown", ""))
                 yield Violation(NAME, "busy-without-claim",
-                                f"busy region {node!r} is held by no caller")
+                                f"busy region {node!r} is held by no caller", "",
+                                slug(call), why)
     for claim in book.claims.values():
         if claim.lost_by is not None:
             yield Violation(NAME, "claim-lost",
                             f"{claim.holder} still believes it holds {claim.node!r}, "
-                            f"which {claim.lost_by} removed")
+                            f"which {claim.lost_by} removed with {claim.lost_call}", "",
+                            slug(claim.lost_call or "unknown"))
+
+
+# What each kind and mechanism means, for the triage table (docs/FINDINGS.md).
+KINDS = {
+    "release-without-claim": "a release matches no busy region",
+    "busy-without-claim": "a busy region is left that nobody holds",
+    "claim-lost": "a caller's claim vanished while it still holds it",
+    "i1-nesting": "a node lies outside its parent",
+    "i2-order": "siblings are out of order",
+    "i2-overlap": "siblings overlap",
+    "i3-empty": "a node is empty (end = start - 1)",
+    "i3-inverted": "a node ends before it starts",
+    "i4-parent": "a node's parent pointer is wrong",
+    "i4-shared": "a node is linked twice",
+}
+WHY = {
+    "wrong-size": "the caller holds the region with another length",
+    "wrong-size-release": "a release with the wrong length dropped the caller's belief",
+    "released-twice": "the caller had released it already",
+    "not-the-holder": "another caller holds it",
+    "never-requested": "nobody ever requested it",
+}
+
+
+def explain(kind: str, function: str, mechanism: str) -> str:
+    text = f"{KINDS.get(kind, kind)}, after {function}"
+    return f"{text}: {WHY[mechanism]}" if mechanism in WHY else text

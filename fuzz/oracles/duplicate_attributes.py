@@ -24,8 +24,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from iomemfuzz.fuzz.finding import Violation
+from iomemfuzz.fuzz.finding import Violation, slug
 from iomemfuzz.fuzz.ledger import ledger
+from iomemfuzz.fuzz.oracles.kernel_sanity import freed_in
 from iomemfuzz.model.event import DUP_FILENAME
 from iomemfuzz.model.generation import generation
 from iomemfuzz.model.pci_sysfs import PCI_ROM_RESOURCE, resource_file_names
@@ -53,10 +54,30 @@ def check_step(kernel, step) -> Iterable[Violation]:
 def _step_events(kernel, step) -> Iterator[Violation]:
     for e in step.events:
         if e.kind == DUP_FILENAME:
+            met = _met(e)
             if e.get("fs") == "procfs":
-                yield Violation(NAME, "duplicate-proc-entry", e.text, "B27")
+                yield Violation(NAME, "duplicate-proc-entry", e.text, "B27",
+                                "pci_proc_attach_device", met)
             else:
-                yield Violation(NAME, "duplicate-filename", e.text, "B1")
+                catalog = {"pci_sysfs_init-then-pci_bus_add_device": "B1",
+                           "pci_bus_add_device-then-pci_sysfs_init": "B2"}.get(met, "")
+                yield Violation(NAME, "duplicate-filename", e.text, catalog,
+                                _creator(str(e.get("name", ""))), met)
+
+
+def _met(event) -> str:
+    """Which two kernel paths met: the one that made the name first, then the loser."""
+    first, then = event.get("existing_by") or "unknown", event.get("by") or "unknown"
+    return f"{slug(str(first))}-then-{slug(str(then))}"
+
+
+def _creator(name: str) -> str:
+    """The PCI function whose sysfs_create_bin_file met the existing name."""
+    if name.startswith("resource"):
+        return "pci_create_attr"
+    if name.startswith("legacy_"):
+        return "pci_create_legacy_files"
+    return "pci_create_sysfs_dev_files"
 
 
 def check_state(kernel) -> tuple[Violation, ...]:
@@ -123,8 +144,9 @@ def _violations(kernel, owners: tuple) -> Iterator[Violation]:
             for attr in slots:
                 if attr is not None and attr.freed:
                     yield Violation(NAME, "dangling-res-attr",
-                                    f"{dev.name}: {attr.name} points at a freed attribute",
-                                    "B1")
+                                    f"{dev.name}: {attr.name} points at a freed attribute "
+                                    f"(freed in {attr.freed_by})", "B1",
+                                    "pci_remove_resource_files", freed_in(attr.freed_by))
                     break
         sd = dev.sd
         # sysfs.files(sd) as a set: the names of a live directory (no need to sort them).
@@ -134,16 +156,21 @@ def _violations(kernel, owners: tuple) -> Iterator[Violation]:
             have = {f for f in present if f.startswith("resource") and f != "resource"
                     and not f.endswith("_resize")}
             if want - have:
+                function, why, catalog = _why_missing(pci, dev)
                 yield Violation(NAME, "missing-resource-files",
-                                f"{dev.name} lacks {', '.join(sorted(want - have))}", "B3")
+                                f"{dev.name} lacks {', '.join(sorted(want - have))} ({why})",
+                                catalog, function, why)
             if have - want:
                 yield Violation(NAME, "extra-resource-files",
-                                f"{dev.name} has {', '.join(sorted(have - want))}")
+                                f"{dev.name} has {', '.join(sorted(have - want))}", "",
+                                "pci_create_resource_files", "stale-bar")
             rom_due = profile.static_resource_files or not profile.dynamic_config_attrs \
                 or files_due
             if rom_due and dev.bar_len(PCI_ROM_RESOURCE) and "rom" not in present:
                 yield Violation(NAME, "missing-rom-file", f"{dev.name} has a ROM but no rom",
-                                "B23")
+                                "B23", "pci_dev_rom_attr_is_visible",
+                                "visibility-before-fixup"
+                                if profile.rom_visibility_at_device_add else "not-created")
     # A file of a removed device is rare: ask the owners first, then walk in order (which
     # file is reported first must not depend on the order _file_owners visited).
     if all(getattr(dev, "registered", True) for dev in owners):
@@ -151,7 +178,20 @@ def _violations(kernel, owners: tuple) -> Iterator[Violation]:
     for node in kernel.sysfs.walk():
         if _of_removed_device(node):
             yield Violation(NAME, "files-after-removal",
-                            f"{node.path()} belongs to a removed device")
+                            f"{node.path()} belongs to a removed device", "",
+                            "pci_stop_and_remove_bus_device", "left-behind")
+
+
+def _why_missing(pci, dev) -> tuple[str, str, str]:
+    """(function, mechanism, catalog) of a device lacking resource files: an unwind
+    removed them by name (its slots point at what it freed), pci_sysfs_init stopped at an
+    earlier device (B3), or nothing ever created them."""
+    for attr in (*dev.res_attr, *dev.res_attr_wc):
+        if attr is not None and attr.freed:
+            return "pci_remove_resource_files", freed_in(attr.freed_by) or "freed", "B1"
+    if dev.name in pci.files.init_skipped:
+        return "pci_sysfs_init", "stopped-at-earlier-device", "B3"
+    return "pci_create_sysfs_dev_files", "never-created", ""
 
 
 def _of_removed_device(node) -> bool:
@@ -173,3 +213,32 @@ def _file_owners(root) -> tuple:
         if node.children:  # most nodes are files
             stack.extend(node.children.values())
     return tuple(owners.values())
+
+
+# What each kind and mechanism means, for the triage table (docs/FINDINGS.md).
+KINDS = {
+    "duplicate-filename": "a sysfs file is created twice",
+    "duplicate-proc-entry": "a /proc/bus/pci entry is registered twice",
+    "missing-resource-files": "a device lacks resource files its BARs call for",
+    "extra-resource-files": "a device has resource files for BARs it no longer has",
+    "missing-rom-file": "a device with a ROM has no rom file",
+    "dangling-res-attr": "a device keeps a pointer to a freed resource attribute",
+    "files-after-removal": "files of a removed device are left behind",
+}
+WHY = {
+    "stopped-at-earlier-device": "pci_sysfs_init stopped at an earlier device's error",
+    "never-created": "nothing created them",
+    "visibility-before-fixup": "visibility was decided before the fixup set the ROM shadow",
+    "stale-bar": "the BAR changed after the files were made",
+    "left-behind": "removal did not take them",
+}
+
+
+def explain(kind: str, function: str, mechanism: str) -> str:
+    text = f"{KINDS.get(kind, kind)} ({function})"
+    if "-then-" in mechanism:
+        first, then = mechanism.split("-then-", 1)
+        return f"{text}: {first} made it first, then {then} tried again"
+    if mechanism.startswith("freed-in-"):
+        return f"{text}: freed by {mechanism.removeprefix('freed-in-').replace('-', ' ')}"
+    return f"{text}: {WHY[mechanism]}" if mechanism in WHY else text

@@ -45,6 +45,9 @@ ENV_MUTATOR = "IOMEMFUZZ_MUTATOR"
 ENV_QUEUE = "IOMEMFUZZ_QUEUE"
 ENV_KNOWN = "IOMEMFUZZ_KNOWN"
 PROFILE_FLAG = "-iomemfuzz_profile="
+# A line a job-mode target prints when its queue refused a write: the job reads it from the
+# target's output and stores the input itself ("UNQUEUED SIGNATURE HEX-INPUT WHY").
+UNQUEUED = "iomemfuzz-unqueued:"
 
 
 class FindingError(AssertionError):
@@ -60,7 +63,7 @@ class FindingError(AssertionError):
 
 def queue_name(signature: str, data: bytes, suffix: str = ".prog") -> str:
     """File name of a queued finding: signature (filesystem-safe) and content hash."""
-    safe = signature.replace("/", "__")
+    safe = signature.replace("/", "+")
     return f"{safe}-{hashlib.sha1(data).hexdigest()[:16]}{suffix}"
 
 
@@ -73,11 +76,27 @@ def refind_name(signature: str, data: bytes) -> str:
     return REFIND_PREFIX + queue_name(signature, data)
 
 
+# A queue file named ACCEPTED_PREFIX + signature says a worker met a violation its
+# profile accepts by design (once per worker and signature): the job counts them.
+ACCEPTED_PREFIX = "accepted."
+
+
+def accepted_name(signature: str) -> str:
+    return ACCEPTED_PREFIX + signature.replace("/", "+")
+
+
+def accepted_signature(name: str) -> str | None:
+    """The signature an accepted-by-design marker names, or None for other files."""
+    if not name.startswith(ACCEPTED_PREFIX):
+        return None
+    return name[len(ACCEPTED_PREFIX):].replace("+", "/")
+
+
 def refind_signature(name: str) -> str | None:
     """The signature a queue file was queued as a re-find for, or None for a new one."""
     if not name.startswith(REFIND_PREFIX):
         return None
-    return name[len(REFIND_PREFIX):].rsplit("-", 1)[0].replace("__", "/")
+    return name[len(REFIND_PREFIX):].rsplit("-", 1)[0].replace("+", "/")
 
 
 def read_known(path: str | None) -> tuple[set[str], set[str]]:
@@ -163,6 +182,8 @@ class Harness:
         self.feedback: Any = None
         self._features = features.features
         self._read = textinput.read
+        # Signatures the profile accepts by design that this worker told the job about.
+        self.accepted: set[str] = set()
         self._run_ops = executor.run_ops
         self._execution = executor.Execution
         self._needs_boot = executor.needs_boot
@@ -201,15 +222,15 @@ class Harness:
             trace = ex.finish()
         if self.feedback is not None:
             self.feedback.hit(self._features(trace))
+        if trace.accepted and self.queue is not None:
+            self._note_accepted(trace)
         if not any(step.violations for step in trace.steps):
             return
         new = [s for s in trace.signatures if s not in self.seen]
         if not new:
             again = self.refinds.pick(trace.signatures, len(ops)) if self.queue else None
             if again is not None:
-                from iomemfuzz.fuzz.corpus import write_atomic
-
-                write_atomic(self.queue / refind_name(again, data), data)
+                self._enqueue(refind_name(again, data), again, data)
             return
         if self.queue is None:
             from iomemfuzz.fuzz.program import format_program
@@ -218,12 +239,31 @@ class Harness:
             first = trace.first
             raise FindingError(new[0], self.profile.name, format_program(program),
                                first.message if first else "")
-        from iomemfuzz.fuzz.corpus import write_atomic
-
         self.seen.update(new)
         for sig in new:
             self.refinds.found(sig, len(ops))
-        write_atomic(self.queue / queue_name(new[0], data), data)
+        self._enqueue(queue_name(new[0], data), new[0], data)
+
+    def _enqueue(self, name: str, sig: str, data: bytes) -> None:
+        """Queue ``data`` for the job; when the disk refuses, hand it over on stdout
+        (the job reads every line the target prints) and keep fuzzing."""
+        from iomemfuzz.fuzz.corpus import write_atomic
+
+        assert self.queue is not None
+        try:
+            write_atomic(self.queue / name, data)
+        except OSError as exc:
+            print(f"{UNQUEUED} {sig} {data.hex()} {self.queue / name}: "
+                  f"{exc.strerror or exc}", flush=True)
+
+
+    def _note_accepted(self, trace: Trace) -> None:
+        from iomemfuzz.fuzz.corpus import write_atomic
+
+        for v in trace.accepted:
+            if v.signature not in self.accepted:
+                self.accepted.add(v.signature)
+                write_atomic(self.queue / accepted_name(v.signature), b"")
 
 
 def die_with_parent() -> None:

@@ -12,11 +12,14 @@ from pathlib import Path
 from iomemfuzz.fuzz import textinput
 from iomemfuzz.fuzz.artefacts import merge_work_corpus
 from iomemfuzz.fuzz.corpus import finding_path
-from iomemfuzz.fuzz.job import DEFAULT_TARGET, Workspace
+from iomemfuzz.fuzz.job_config import DEFAULT_TARGET
 from iomemfuzz.fuzz.program import parse_program
+from iomemfuzz.fuzz.workspace import Workspace
 
 BIN = Path(sys.executable).parent
-RELEASE = "busy-consistency/release-without-claim"
+# B16 is a finding where callers may break their contract: the misuse profile.
+PROFILE = "v6.1-deb-misuse"
+RELEASE = "busy-consistency/release-without-claim/__release_region/wrong-size"
 # Catalog B16: a driver releases half of what it claimed.
 B16 = parse_program("r0 = __request_region(start=0xfe000000, n=0x100)\n"
                     "__release_region(start=0xfe000000, n=0x80)\n")
@@ -40,7 +43,8 @@ def test_a_libfuzzer_crash_file_imports_into_a_finding_that_replays(tmp_path):
     # input as crash-<sha1>, exactly as under ClusterFuzzLite.
     run = subprocess.run(
         [str(DEFAULT_TARGET), str(inputs), "-runs=10", f"-artifact_prefix={tmp_path}/"],
-        env=_env(IOMEMFUZZ_KNOWN=str(known)), cwd=tmp_path, capture_output=True, text=True,
+        env=_env(IOMEMFUZZ_KNOWN=str(known), IOMEMFUZZ_PROFILE=PROFILE), cwd=tmp_path,
+        capture_output=True, text=True,
         timeout=120, check=False)
     crashes = sorted(tmp_path.glob("crash-*"))
     assert run.returncode != 0 and len(crashes) == 1, run.stdout + run.stderr
@@ -48,10 +52,11 @@ def test_a_libfuzzer_crash_file_imports_into_a_finding_that_replays(tmp_path):
 
     corpus = tmp_path / "corpus"
     imported = subprocess.run(
-        [str(BIN / "iomemfuzz"), "import-crash", "--corpus", str(corpus), str(crashes[0])],
+        [str(BIN / "iomemfuzz"), "import-crash", "--corpus", str(corpus), "--profile", PROFILE,
+         str(crashes[0])],
         env=_env(), capture_output=True, text=True, timeout=120, check=False)
     assert imported.returncode == 0, imported.stdout + imported.stderr
-    stored = finding_path(corpus, "v6.1-deb", RELEASE)
+    stored = finding_path(corpus, PROFILE, RELEASE)
     assert f"new finding {RELEASE} -> {stored}" in imported.stdout
 
     replay = subprocess.run([str(BIN / "iomemfuzz"), "replay", str(stored)], env=_env(),

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from iomemfuzz.fuzz import textinput
+from iomemfuzz.fuzz.program import parse_program_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "tools" / "cflite_local_build.sh"
@@ -49,9 +50,18 @@ def test_build_sh_produces_runnable_targets_with_seeds_and_options(tmp_path):
             for member in names:
                 data = seeds.read(member)
                 assert member == hashlib.sha1(data).hexdigest()
-                assert textinput.read(data).ops  # Program text
+                if name == "program_text":
+                    assert parse_program_bytes(data).lines  # a corpus file, as it is
+                else:
+                    assert textinput.read(data).ops  # Program text
         options = configparser.ConfigParser()
         options.read(out / f"{name}.options")
         assert options["libfuzzer"]["max_len"] == "4096"
-        # The Program vocabulary, in libFuzzer's dictionary format (see build.sh).
-        assert '"open_devmem()\\x0A"' in (out / f"{name}.dict").read_text()
+        if name == "program_text":
+            # The reader's target reads text: the grammar's words are its dictionary.
+            dictionary = ROOT / ".clusterfuzzlite" / "program_text.dict"
+            assert (out / f"{name}.dict").read_text() == dictionary.read_text()
+        else:
+            # The Program vocabulary, in libFuzzer's dictionary format (see build.sh).
+            assert '"open_devmem()\\x0A"' in (out / f"{name}.dict").read_text()
+    assert {"kernel_ops", "program_text"} <= set(TARGETS)

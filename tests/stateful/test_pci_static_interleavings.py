@@ -93,5 +93,6 @@ def test_the_same_search_space_finds_b2_on_61deb():
     ops = build("device", schedule)
     ops[1] = Step(task=0, until="pci_sysfs_init: sysfs_initialized = 1")
     deb = run_ops(ops, "v6.1-deb", thorough=True)
-    assert "duplicate-attributes/duplicate-filename" in deb.signatures
+    assert any(s.startswith("duplicate-attributes/duplicate-filename/")
+               for s in deb.signatures)
     assert run_ops(ops, "next-2026", thorough=True).violations == ()

@@ -29,7 +29,9 @@ from iomemfuzz.fuzz.stateful import (
     register_settings,
 )
 
-RELEASE = "busy-consistency/release-without-claim"
+# A release nobody holds needs a caller that breaks its contract: the misuse profile.
+MISUSE = "v6.1-deb-misuse"
+RELEASE = "busy-consistency/release-without-claim/__release_region/never-requested"
 
 TestProgramMachine = machine_class().TestCase
 TestProgramMachine.settings = machine_settings()
@@ -45,31 +47,30 @@ def _failure(machine, **overrides) -> AssertionError:
 
 
 def test_a_failure_carries_replayable_program_text():
-    machine = machine_class(known=frozenset(), classes=(RequestRegion, ReleaseRegion))
+    machine = machine_class(MISUSE, known=frozenset(), classes=(RequestRegion, ReleaseRegion))
     error = _failure(machine)
     header, _, text = str(error).partition("\n")
     assert header.startswith("finding ")
     sig = header.split()[1].rstrip(":")
     program = parse_program(text)
-    assert program.profile == "v6.1-deb"
+    assert program.profile == MISUSE
     assert sig in run(program).signatures
     # Shrunk by hypothesis: a release that matches no claim is one line.
     assert len(program.lines) == 1
 
 
 def test_failures_can_be_written_to_a_corpus(tmp_path):
-    machine = machine_class(known=frozenset(), classes=(RequestRegion, ReleaseRegion),
+    machine = machine_class(MISUSE, known=frozenset(), classes=(RequestRegion, ReleaseRegion),
                             save_to=tmp_path)
     _failure(machine)
-    files = sorted((tmp_path / "findings" / "v6.1-deb").glob("*.prog"))
+    files = sorted((tmp_path / "findings" / MISUSE).glob("*.prog"))
     assert files
     for path in files:
         assert run(read_program(str(path))).signatures
 
 
 def test_known_signatures_are_tolerated():
-    machine = machine_class(known=frozenset({RELEASE, "busy-consistency/busy-without-claim"}),
-                            classes=(ReleaseRegion,))
+    machine = machine_class(MISUSE, known=frozenset({RELEASE}), classes=(ReleaseRegion,))
     run_state_machine_as_test(machine, settings=settings(max_examples=20, database=None,
                                                          deadline=None))
 

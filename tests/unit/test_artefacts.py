@@ -18,7 +18,9 @@ from iomemfuzz.fuzz.program import parse_program, read_program
 from iomemfuzz.fuzz.replay import check_program
 
 ROOT = Path(__file__).resolve().parents[2]
-RELEASE = "busy-consistency/release-without-claim"
+# B16 is a finding where callers may break their contract: the misuse profile.
+PROFILE = "v6.1-deb-misuse"
+RELEASE = "busy-consistency/release-without-claim/__release_region/wrong-size"
 B16 = parse_program("r0 = __request_region(start=0xfe000000, n=0x100)\n"
                     "__release_region(start=0xfe000000, n=0x80)\n")
 CLEAN = parse_program("r0 = __request_region(start=0xfe000000, n=0x100)\n"
@@ -40,13 +42,14 @@ def _replays(path: Path) -> bool:
 def test_import_crash_writes_a_minimized_finding_that_replays(tmp_path, capsys):
     crash = _crash(tmp_path)
     corpus = tmp_path / "corpus"
-    assert main(["import-crash", "--corpus", str(corpus), str(crash)]) == 0
+    assert main(["import-crash", "--corpus", str(corpus), "--profile", PROFILE,
+                 str(crash)]) == 0
     out = capsys.readouterr().out
-    stored = finding_path(corpus, "v6.1-deb", RELEASE)
+    stored = finding_path(corpus, PROFILE, RELEASE)
     assert f"new finding {RELEASE} -> {stored}" in out
-    assert f"iomemfuzz replay --profile v6.1-deb {stored}" in out
+    assert f"iomemfuzz replay --profile {PROFILE} {stored}" in out
     program = read_program(str(stored))
-    assert program.profile == "v6.1-deb"
+    assert program.profile == PROFILE
     assert f"finding {RELEASE}" in program.expectations()[None]
     assert len(program.lines) <= len(B16.lines)
     assert crash.name in "\n".join(program.notes)
@@ -55,15 +58,15 @@ def test_import_crash_writes_a_minimized_finding_that_replays(tmp_path, capsys):
 
 def test_import_crash_deduplicates_by_signature(tmp_path, capsys):
     corpus = tmp_path / "corpus"
-    first = artefacts.import_crash(_crash(tmp_path), corpus)
+    first = artefacts.import_crash(_crash(tmp_path), corpus, PROFILE)
     assert first.status == "imported" and RELEASE in first.new
     before = {p: p.read_text() for p in corpus.rglob("*.prog")}
     # Another crash file with the same bug (other addresses): nothing new is written.
-    other = parse_program("r0 = __request_region(start=0x1000, n=0x2000)\n"
-                          "__release_region(start=0x1000, n=0x1000)\n")
-    again = artefacts.import_crash(_crash(tmp_path, other), corpus)
+    other = parse_program("r0 = __request_region(start=0xfd000000, n=0x2000)\n"
+                          "__release_region(start=0xfd000000, n=0x1000)\n")
+    again = artefacts.import_crash(_crash(tmp_path, other), corpus, PROFILE)
     assert again.status == "known" and not again.new
-    assert again.findings[RELEASE] == finding_path(corpus, "v6.1-deb", RELEASE)
+    assert again.findings[RELEASE] == finding_path(corpus, PROFILE, RELEASE)
     assert {p: p.read_text() for p in corpus.rglob("*.prog")} == before
     assert "is already in the corpus" in artefacts.describe(again)
 
@@ -72,12 +75,13 @@ def test_stale_crash_files_are_reported_by_name_with_exit_1(tmp_path, capsys):
     good = _crash(tmp_path)
     stale = _crash(tmp_path, CLEAN, name="crash-from-an-older-decoder")
     corpus = tmp_path / "corpus"
-    assert main(["import-crash", "--corpus", str(corpus), str(good), str(stale)]) == 1
+    assert main(["import-crash", "--corpus", str(corpus), "--profile", PROFILE, str(good),
+                 str(stale)]) == 1
     captured = capsys.readouterr()
-    assert f"{stale}: does not reproduce on v6.1-deb" in captured.err
+    assert f"{stale}: does not reproduce on {PROFILE}" in captured.err
     assert "not imported" in captured.err
     # The good file is imported all the same.
-    assert finding_path(corpus, "v6.1-deb", RELEASE).exists()
+    assert finding_path(corpus, PROFILE, RELEASE).exists()
 
 
 def test_a_directory_argument_imports_the_libfuzzer_artefacts_in_it(tmp_path):

@@ -24,3 +24,14 @@ def test_catalog_md_matches_the_data():
     text = (ROOT / "docs" / "CATALOG.md").read_text(encoding="utf-8")
     assert text == markdown(load()), (
         "docs/CATALOG.md is out of date: run `python tools/update_docs.py`")
+
+
+def test_findings_md_is_the_triage_table_of_the_corpus():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("update_docs", ROOT / "tools" / "update_docs.py")
+    update_docs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(update_docs)
+    text = (ROOT / "docs" / "FINDINGS.md").read_text(encoding="utf-8")
+    assert text == update_docs.findings(), (
+        "docs/FINDINGS.md is out of date: run `python tools/update_docs.py`")

@@ -46,13 +46,23 @@ def test_outcomes_and_events_are_recorded_per_step():
     assert trace.signatures == ()
 
 
-def test_wrong_size_release_is_a_finding():
-    trace = run(parse_program(
-        f"r0 = __request_region(start={GAP:#x}, n=0x100)\n"
-        f"__release_region(start={GAP:#x}, n=0x80)\n"))
-    assert trace.signatures[0] == "busy-consistency/release-without-claim"
+WRONG_SIZE = (f"r0 = __request_region(start={GAP:#x}, n=0x100)\n"
+              f"__release_region(start={GAP:#x}, n=0x80)\n")
+
+
+def test_wrong_size_release_is_a_finding_where_callers_may_misuse_the_api():
+    trace = run(parse_program(WRONG_SIZE), "v6.1-deb-misuse")
+    assert trace.signatures == (
+        "busy-consistency/release-without-claim/__release_region/wrong-size",
+        "busy-consistency/busy-without-claim/__release_region/wrong-size-release")
     assert "Trying to free nonexistent resource" in trace.steps[1].events[0].text
-    assert "busy-consistency/busy-without-claim" in trace.signatures
+    assert trace.first.cls == "driver-misuse"
+
+
+def test_a_line_that_breaks_the_caller_contract_does_not_run_by_default():
+    trace = run(parse_program(WRONG_SIZE), "v6.1-deb")
+    assert [s.outcome.label for s in trace.steps[:2]] == ["ok", "illegal"]
+    assert trace.signatures == () and trace.steps[1].events == ()
 
 
 def test_dangling_handle_returns_ebadf():

@@ -121,5 +121,5 @@ def test_truncation_keeps_prefixes_that_stop_with_a_task_parked():
             prefixes.add(len(out))
             assert at == len(out)
     assert prefixes >= {1, 2, 3, 4, 5}
-    assert "duplicate-attributes/duplicate-filename" in run(
-        Program().with_ops(ops[:4]), "v6.1-deb").signatures
+    assert any(s.startswith("duplicate-attributes/duplicate-filename/") for s in run(
+        Program().with_ops(ops[:4]), "v6.1-deb").signatures)

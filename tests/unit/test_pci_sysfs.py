@@ -82,7 +82,7 @@ def test_d22_second_create_unwinds_everything_and_leaves_stale_pointers():
     rig = make_rig("v6.1-deb", (dev(D2),))
     d = rig.pci.find(D2)
     before = [d.res_attr[0], d.res_attr[2], d.res_attr_wc[2], d.res_attr[4]]
-    assert rig.run(rig.pci.files.pci_create_resource_files(d)) == -errno.EEXIST
+    assert rig.run(rig.pci.files.pci_create_resource_files(d, "test")) == -errno.EEXIST
     assert dups(rig) == [f"sysfs: cannot create duplicate filename "
                          f"'/devices/pci0000:00/{D2}/resource0'"]
     assert rig.resource_files(D2) == []
@@ -98,7 +98,7 @@ def test_d23_v61_ordering_frees_the_losers_attribute_twice_during_the_unwind():
     rig = make_rig("v6.1", (dev(D2),))
     d = rig.pci.find(D2)
     winner = d.res_attr[0]
-    assert rig.run(rig.pci.files.pci_create_resource_files(d)) == -errno.EEXIST
+    assert rig.run(rig.pci.files.pci_create_resource_files(d, "test")) == -errno.EEXIST
     assert d.res_attr[0] is not winner and d.res_attr[0].freed
     assert not winner.freed  # leaked: nothing points at it any more
     assert crashes(rig) == [USE_AFTER_FREE, DOUBLE_FREE]

@@ -20,6 +20,7 @@ from iomemfuzz.fuzz.snapshot import SnapshotError, compile_kernel, fresh_kernel
 from iomemfuzz.model.ioport import Resource
 from iomemfuzz.model.kernel import Kernel
 from iomemfuzz.model.machine import DEFAULT_MACHINE, MACHINES
+from iomemfuzz.model.machine_file import load_machine
 from iomemfuzz.model.profile import PROFILES, resolve
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,12 +39,12 @@ def _observe(program: Program, kernel: Kernel) -> list[object]:
 
 
 def _scratch(program: Program, profile) -> Kernel:
-    machine = MACHINES[program.header("machine")] if program.header("machine") else None
+    machine = load_machine(program.header("machine")) if program.header("machine") else None
     return watched_kernel(profile, machine, needs_boot(program.ops))
 
 
 def _copy(program: Program, profile) -> Kernel:
-    machine = MACHINES[program.header("machine")] if program.header("machine") else None
+    machine = load_machine(program.header("machine")) if program.header("machine") else None
     return fresh_kernel(profile, machine, booted=needs_boot(program.ops))
 
 

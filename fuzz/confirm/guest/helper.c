@@ -20,13 +20,14 @@
  *   munmap MAPPING
  *   touch MAPPING OFFSET r|w    -> = ok VALUE (a 32-bit load when aligned, else a byte)
  *   pmem MAPPING OFFSET r|w     -> the same access through /proc/self/mem
- *   pread FD OFFSET COUNT       -> = ok RETURNED FIRST-BYTES
- *   pwrite FD OFFSET COUNT      (writes back what a read at the offset returned)
+ *   pread FD OFFSET COUNT       -> = ok RETURNED FIRST-BYTES (pread(2): no position change)
+ *   pwrite FD OFFSET COUNT      (pwrite(2) of what a pread at the offset returned)
  *   lseek FD OFFSET set|cur|end -> = ok POSITION
  *   ioctl FD mem|io|wc|uc       (the /proc/bus/pci PCIIOC_* requests)
  *   wr PATH TEXT                (one write(2) of TEXT: sysfs and debugfs files)
  *   ctl TEXT                    (the iomemfuzz_test module's debugfs control file)
  *   sh COMMAND                  (popen; output as "| " lines, then = ok STATUS)
+ *   reset                       (unmap every mapping, close every file: between Programs)
  *   quit
  */
 #define _GNU_SOURCE
@@ -230,10 +231,8 @@ static void do_pread(char **a, int write)
 		/* Write back what is there, so a write changes no register or byte. */
 		if (pread(fd, buf, count, off) < 0)
 			memset(buf, 0, count);
-		ret = pwrite(fd, buf, count, off);
-	} else {
-		ret = pread(fd, buf, count, off);
 	}
+	ret = write ? pwrite(fd, buf, count, off) : pread(fd, buf, count, off);
 	if (ret < 0) {
 		reply_err(errno);
 	} else {
@@ -320,6 +319,19 @@ static void do_ctl(const char *text)
 	close(fd);
 }
 
+static void do_reset(void)
+{
+	int i;
+
+	for (i = 0; i < nmaps; i++)
+		if (maps[i].addr)
+			munmap((void *)maps[i].addr, maps[i].len);
+	nmaps = 0;
+	for (i = 3; i < 1024; i++)
+		close(i);
+	printf("= ok\n");
+}
+
 static void do_sh(const char *command)
 {
 	char line[4096];
@@ -398,6 +410,8 @@ int main(void)
 			do_lseek(a);
 		else if (!strcmp(cmd, "ioctl") && n >= 2)
 			do_ioctl(a);
+		else if (!strcmp(cmd, "reset"))
+			do_reset();
 		else if (!strcmp(cmd, "quit"))
 			break;
 		else

@@ -15,9 +15,13 @@
  *      reqres ROOT START END FLAGS DESC ID NAME   request_resource() of a new struct
  *      insres ROOT START END FLAGS DESC ID NAME   insert_resource() of a new struct
  *      relres ID / rmres ID                  release_resource() / remove_resource()
+ *      insfit ROOT START END FLAGS DESC ID NAME   insert_resource_expand_to_fit()
  *      adjres ID START SIZE                  adjust_resource()
+ *      freemem ROOT SIZE ID NAME             request_free_mem_region()
  *      intersects START SIZE FLAGS DESC      region_intersects()
  *      pageram PFN                           page_is_ram()
+ *      reset                                 release every struct still in a tree, newest
+ *                                            first, and forget the handles
  *
  *    ROOT is "iomem", "ioport", or "hID" (a struct an earlier command created).
  *    Structs and names are never freed: a Program may release a struct and use it again,
@@ -73,6 +77,12 @@ static struct resource *root_of(const char *word)
 	return NULL;
 }
 
+/* A name as the model passes it: an empty name is NULL (/proc/iomem prints "<BAD>"). */
+static const char *name_or_null(const char *name)
+{
+	return *name ? kstrdup(name, GFP_KERNEL) : NULL;
+}
+
 static struct resource *new_resource(u64 start, u64 end, unsigned long flags,
 				     unsigned long desc, const char *name)
 {
@@ -84,14 +94,37 @@ static struct resource *new_resource(u64 start, u64 end, unsigned long flags,
 	res->end = end;
 	res->flags = flags;
 	res->desc = desc;
-	res->name = kstrdup(name, GFP_KERNEL);
+	res->name = name_or_null(name);
 	return res;
+}
+
+/* Is @res linked under @root? Compares pointers only: @res may have been freed. */
+static bool linked(struct resource *root, struct resource *res)
+{
+	struct resource *p;
+
+	for (p = root->child; p; p = p->sibling)
+		if (p == res || linked(p, res))
+			return true;
+	return false;
+}
+
+/* The words from @from to @end as one string again (a name may hold spaces). */
+static char *join(char *from, char *end)
+{
+	char *q;
+
+	for (q = from; q < end; q++)
+		if (!*q)
+			*q = ' ';
+	return from;
 }
 
 /* Runs one command; returns the result (>= 0) or -errno. */
 static long long run(char *line)
 {
 	char *argv[8] = { NULL };
+	char *end = line + strlen(line);
 	char *name, *p = line;
 	int argc = 0;
 	u64 a, b, c, d;
@@ -111,8 +144,8 @@ static long long run(char *line)
 		    kstrtou64(argv[4], 0, &c) || kstrtouint(argv[5], 0, &id) ||
 		    id >= MAX_HANDLES)
 			return -EINVAL;
-		res = __request_region(root, a, b, kstrdup(argc >= 7 ? argv[6] : name,
-							   GFP_KERNEL), (int)c);
+		res = __request_region(root, a, b,
+				       name_or_null(argc >= 7 ? join(argv[6], end) : ""), (int)c);
 		if (!res)
 			return -EBUSY;
 		handles[id] = res;
@@ -125,7 +158,8 @@ static long long run(char *line)
 		__release_region(root, a, b);
 		return 0;
 	}
-	if ((!strcmp(argv[0], "reqres") || !strcmp(argv[0], "insres")) && argc >= 7) {
+	if ((!strcmp(argv[0], "reqres") || !strcmp(argv[0], "insres") ||
+	     !strcmp(argv[0], "insfit")) && argc >= 7) {
 		root = root_of(argv[1]);
 		if (!root || kstrtou64(argv[2], 0, &a) || kstrtou64(argv[3], 0, &b) ||
 		    kstrtou64(argv[4], 0, &c) || kstrtou64(argv[5], 0, &d) ||
@@ -137,7 +171,23 @@ static long long run(char *line)
 		handles[id] = res;
 		if (argv[0][0] == 'r')
 			return request_resource(root, res) ? -EBUSY : 0;
+		if (!strcmp(argv[0], "insfit")) {
+			insert_resource_expand_to_fit(root, res);
+			return 0;
+		}
 		return insert_resource(root, res) ? -EBUSY : 0;
+	}
+	if (!strcmp(argv[0], "freemem") && argc >= 4) {
+		root = root_of(argv[1]);
+		if (!root || kstrtou64(argv[2], 0, &a) || kstrtouint(argv[3], 0, &id) ||
+		    id >= MAX_HANDLES)
+			return -EINVAL;
+		res = request_free_mem_region(root, a,
+					      name_or_null(argc >= 5 ? join(argv[4], end) : ""));
+		if (IS_ERR(res))
+			return PTR_ERR(res);
+		handles[id] = res;
+		return 0;
 	}
 	if ((!strcmp(argv[0], "relres") || !strcmp(argv[0], "rmres")) && argc >= 2) {
 		res = root_of(argv[1]);
@@ -158,6 +208,17 @@ static long long run(char *line)
 		    kstrtou64(argv[3], 0, &c) || kstrtou64(argv[4], 0, &d))
 			return -EINVAL;
 		return region_intersects(a, b, c, d);
+	}
+	if (!strcmp(argv[0], "reset")) {
+		/* A handle may name a struct __release_region() freed: only structs still
+		 * found in one of the trees are dereferenced. */
+		for (id = MAX_HANDLES; id-- > 0;) {
+			res = handles[id];
+			if (res && (linked(&iomem_resource, res) || linked(&ioport_resource, res)))
+				release_resource(res);
+			handles[id] = NULL;
+		}
+		return 0;
 	}
 	if (!strcmp(argv[0], "pageram") && argc >= 2) {
 		if (kstrtou64(argv[1], 0, &a))
@@ -289,4 +350,5 @@ static void __exit iomemfuzz_test_exit(void)
 module_init(iomemfuzz_test_init);
 module_exit(iomemfuzz_test_exit);
 MODULE_LICENSE("GPL");
+MODULE_IMPORT_NS(CXL);
 MODULE_DESCRIPTION("iomemfuzz confirm: resource calls and claiming PCI drivers for tests");
