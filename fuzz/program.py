@@ -512,15 +512,18 @@ def _parse_lenient(text: str, path: str) -> Program:
     headers: list[tuple[str, str]] = []
     lines: list[Line] = []
     binders: dict[str, int] = {}
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        stripped = raw.strip()
-        if not stripped:
+    for lineno, raw in enumerate(program_lines(text), start=1):
+        stripped = raw.strip(_LINE_WS)
+        if not stripped or len(raw) > MAX_LINE_CHARS:
             continue
         if stripped.startswith("#"):
-            m = _HEADER.match(stripped)
-            if (not lines and m and _is_header_key(m.group(1)) and m.group(2)
-                    and all(k != m.group(1) for k, _ in headers)):
-                headers.append((m.group(1), m.group(2)))
+            if not lines:
+                try:
+                    header = _header(path, lineno, raw, stripped, headers)
+                except ProgramSyntaxError:
+                    header = None  # a bad value or a second profile: dropped
+                if header is not None:
+                    headers.append(header)
             continue
         cur = _Cursor(path, lineno, raw)
         taken = dict(binders)
