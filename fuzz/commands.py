@@ -471,8 +471,10 @@ def cmd_explore(args: argparse.Namespace) -> int:
 def _add_explore(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("explore", help="every Program up to K operations, breadth first "
                                        "(fuzz/explore.py)")
-    p.add_argument("--profile", default="v6.1-deb")
-    p.add_argument("--machine", default=None)
+    p.add_argument("--profile", type=_profile, default="v6.1-deb",
+                   help="kernel profile to explore (default v6.1-deb)")
+    p.add_argument("--machine", default=None,
+                   help="machine to boot (default: the built-in QEMU-like guest)")
     p.add_argument("--depth", type=int, default=3, help="operations per Program (K)")
     p.add_argument("--ops", default="", help="comma-separated operations (default: all)")
     p.add_argument("--values", type=int, default=1,
@@ -480,13 +482,15 @@ def _add_explore(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--recent", type=int, default=1, help="prefix addresses reused")
     p.add_argument("--sizes", default="0x1000", help="comma-separated sizes (hex)")
     p.add_argument("--preemptions", type=int, default=2, help="step lines per Program")
-    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--jobs", type=int, default=1,
+                   help="processes; each level's frontier is split between them")
     p.add_argument("--out", default="corpus",
                    help="corpus: findings go to OUT/findings/<profile>/, never replacing a "
                         "stored Program as short or shorter ('' for none)")
     p.add_argument("--checkpoint", default=None, help="file to keep progress in")
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
-    p.add_argument("--max-time", type=float, default=None)
+    p.add_argument("--max-time", type=float, default=None,
+                   help="stop after this many seconds (the checkpoint keeps whole levels)")
     p.set_defaults(func=cmd_explore, module="iomemfuzz.fuzz.explore")
 
 
