@@ -4,15 +4,13 @@
 # Runs inside gcr.io/oss-fuzz-base/base-builder-python with the checkout as the working
 # directory and $SRC, $OUT, $WORK set by the engine. For each target NAME it leaves in $OUT:
 #   NAME, NAME.pkg         compile_python_fuzzer's wrapper and PyInstaller one-file bundle
-#   NAME_seed_corpus.zip   its seeds: for kernel_ops the text corpus encoded as libFuzzer
-#                          inputs (iomemfuzz export-seeds), for program_text (the Program
-#                          reader) the corpus files themselves
+#   NAME_seed_corpus.zip   its seeds: for kernel_ops the corpus' Programs as fuzz inputs
+#                          (iomemfuzz export-seeds: operations and machine, as text), for
+#                          program_text (the Program reader) the corpus files themselves
 #   NAME.options           its libFuzzer flags (kernel_ops: the ones `iomemfuzz fuzz` uses)
-#   NAME.dict              program_text only: the words of the Program grammar
-#                          (tools/cflite/program_text_dict.py). kernel_ops has none: its
-#                          decoder reads binary records (operation number, value-mode bytes,
-#                          table indices), never text, so Program words would not map to
-#                          decoder choices; the interesting values are the decoder's tables.
+#   NAME.dict              the words of the Program text: program_text's from
+#                          tools/cflite/program_text_dict.py, kernel_ops' from
+#                          iomemfuzz export-seeds --dict (its inputs are Program text too)
 # Without docker: tools/cflite_local_build.sh runs this script with the same variables.
 
 # The profile the packaged targets run: the harness default, named here because the
@@ -32,8 +30,7 @@ for fuzzer in fuzz/targets/*.py; do
   mkdir -p "$stage/seeds"
   # --collect-submodules: the harness imports the model modules and operation families by
   # name at run time, which PyInstaller's import scan cannot see.
-  # model sources: the harness compiles the oracles' observer functions from source to run
-  # them uninstrumented (and coverage builds map back to them).
+  # model sources: coverage builds map back to them.
   # The runtime hook points the harness at the packed known-signatures, if any.
   extra=(--collect-submodules iomemfuzz --add-data "$PWD/model/*.py:iomemfuzz/model"
          --runtime-hook "$PWD/.clusterfuzzlite/pyi_rth_iomemfuzz.py")
@@ -44,11 +41,11 @@ for fuzzer in fuzz/targets/*.py; do
       cp "$prog" "$stage/seeds/$(sha1sum < "$prog" | cut -c1-40)"
     done
   else
-    # Seeds: the corpus' scenarios and this profile's findings, as bytes.
+    # Seeds: the corpus' scenarios and this profile's findings, as text.
     # known-signatures: what the corpus already records, so the target crashes only on
     # new findings.
     python3 -m iomemfuzz.fuzz.cli export-seeds "$stage/seeds" --corpus corpus \
-      --profile "$PROFILE" --known "$stage/known-signatures"
+      --profile "$PROFILE" --known "$stage/known-signatures" --dict "$OUT/$name.dict"
     extra+=(--add-data "$stage/known-signatures:.")
   fi
 

@@ -1,17 +1,20 @@
-"""Byte artefacts of libFuzzer-based engines <-> the text corpus.
+"""Files of libFuzzer-based engines <-> the text corpus.
 
 ClusterFuzzLite, OSS-Fuzz and plain libFuzzer speak bytes: they take a seed corpus of
-inputs and hand back crash files (``crash-<sha1>``). The project's one artefact is the
-Program text. This module converts at the border, in both directions:
+inputs and hand back crash files (``crash-<sha1>``). Both are Program text here (the
+fuzz inputs are the project's one artefact), but a corpus file carries expectations and
+notes, and a crash file only operations. This module moves them across, both ways:
 
-* :func:`import_crashes` (``iomemfuzz import-crash FILE...``): decode a crash file with
-  the decoder the fuzz target uses, run it, minimize it for each signature the corpus
-  does not hold yet, and store it with :func:`corpus.save_finding` — so a crash
-  downloaded from CI becomes an ordinary, replayable ``corpus/findings/<profile>/`` file.
-  A crash file that no longer reproduces (written by an older decoder or model) is
-  reported by name, never dropped silently: the bytes mean a different Program now.
-* :func:`export_seeds` (``iomemfuzz export-seeds DIR``): encode the text corpus as a byte
-  seed corpus, one file per Program named by the SHA-1 of its bytes (libFuzzer's own
+* :func:`import_crashes` (``iomemfuzz import-crash FILE...``): read a crash file as the
+  fuzz target does (its inputs are Program text, :mod:`iomemfuzz.fuzz.textinput`), run
+  it, minimize it for each signature the corpus does not hold yet, and store it with
+  :func:`corpus.save_finding` — so a crash downloaded from CI becomes an ordinary,
+  replayable ``corpus/findings/<profile>/`` file.
+  A crash file that no longer reproduces (the model changed since) is reported by name,
+  never dropped silently.
+* :func:`export_seeds` (``iomemfuzz export-seeds DIR``): write the text corpus as a seed
+  corpus: each Program's operations and machine as canonical text, named by the SHA-1
+  of its bytes (libFuzzer's own
   naming, so re-exporting into a corpus directory adds nothing twice), and optionally
   the list of signatures the corpus already records (:func:`known_signatures`), which a
   packaged fuzz target reads to crash only on findings that are new.
@@ -29,7 +32,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from iomemfuzz.fuzz import decode
+from iomemfuzz.fuzz import textinput
 from iomemfuzz.fuzz.corpus import finding_path, program_files, safe_name, save_finding, write_atomic
 from iomemfuzz.fuzz.executor import run
 from iomemfuzz.fuzz.finding import Finding
@@ -44,7 +47,6 @@ from iomemfuzz.fuzz.program import (
 )
 from iomemfuzz.fuzz.targets import ENV_KNOWN, ENV_PROFILE, ENV_QUEUE
 from iomemfuzz.fuzz.workspace import Workspace
-from iomemfuzz.model.machine import DEFAULT_MACHINE
 from iomemfuzz.model.profile import DEFAULT, resolve
 
 # What libFuzzer names the inputs it keeps (crash-, timeout-, oom-, leak-, slow-unit-
@@ -96,7 +98,7 @@ def import_crash(path: Path | str, corpus: Path | str = "corpus",
     signature); see the module docstring. Raises OSError if the file cannot be read."""
     path = Path(path)
     prof = resolve(profile)
-    program = decode.decode(path.read_bytes()).with_headers(profile=prof.name)
+    program = textinput.read_program(path.read_bytes()).with_headers(profile=prof.name)
     result = Imported(path, prof.name, "stale", len(program.lines))
     try:
         signatures = run(program, prof).signatures
@@ -107,9 +109,9 @@ def import_crash(path: Path | str, corpus: Path | str = "corpus",
                           f"`iomemfuzz show FILE`):\n{format_program(program)}")
         return result
     if not signatures:
-        result.message = (f"{path}: does not reproduce on {prof.name}: it decodes to "
-                          f"{len(program.lines)} operation(s) that run clean (written by "
-                          f"an older decoder or model?); not imported")
+        result.message = (f"{path}: does not reproduce on {prof.name}: its "
+                          f"{len(program.lines)} operation(s) run clean (the model changed "
+                          f"since?); not imported")
         return result
     for sig in signatures:
         stored = finding_path(corpus, prof.name, sig)
@@ -174,14 +176,9 @@ def corpus_programs(corpus: Path | str, profile: str | None = None) -> list[Path
 
 
 def seed_bytes(program: Program) -> bytes:
-    """The libFuzzer input that decodes to ``program``'s operations.
-
-    Raises ValueError when the Program is outside what the decoder can produce (see
-    :mod:`iomemfuzz.fuzz.decode`): it would fuzz a different Program."""
-    machine = program.header("machine")
-    if machine and machine != DEFAULT_MACHINE.name:
-        raise ValueError(f"machine {machine}: fuzz targets boot only {DEFAULT_MACHINE.name}")
-    return decode.encode_ops(program.ops)
+    """The fuzz input for ``program``: its operations and machine as canonical text
+    (every Program is one; expectations, notes and the profile are left out)."""
+    return textinput.write_program(program)
 
 
 def export_seeds(out: Path | str, corpus: Path | str = "corpus",
@@ -195,7 +192,7 @@ def export_seeds(out: Path | str, corpus: Path | str = "corpus",
         try:
             data = seed_bytes(read_program(path))
         except (ProgramSyntaxError, ProgramFileError, ValueError) as exc:
-            # One bad file (outside the decoder's domain, or unreadable) costs one seed,
+            # One bad file (malformed or unreadable) costs one seed,
             # reported by name, not the whole export or the fuzz job that exports first.
             report.skipped.append((path, str(exc)))
             continue
@@ -264,7 +261,7 @@ def _files(folder: Path) -> list[Path]:
 
 
 def merge_work_corpus(workdir: Path | str = "work", profile: str | None = None,
-                      max_len: int = 512, target: Path | None = None) -> Merged:
+                      max_len: int = 4096, target: Path | None = None) -> Merged:
     """Shrink ``WORKDIR/<profile>/corpus`` to the smallest subset libFuzzer's ``-merge=1``
     keeps (every coverage feature still reached), replacing it only when the merge worked.
 

@@ -303,7 +303,7 @@ def _add_fuzz(sub: argparse._SubParsersAction) -> None:
                         "one job at a time (default work)")
     p.add_argument("--seed", type=_seed, default=None,
                    help="random seed, 0 included (default: a fresh one)")
-    p.add_argument("--max-len", type=_positive, default=512,
+    p.add_argument("--max-len", type=_positive, default=4096,
                    help="libFuzzer -max_len in bytes (default 512)")
     p.add_argument("--mutator", choices=("structure", "bytes"), default="structure",
                    help="atheris: structure-aware mutator (default) or bytes only")
@@ -432,6 +432,11 @@ def cmd_export_seeds(args: argparse.Namespace) -> int:
     report = export_seeds(args.dir, args.corpus, args.profile, args.known)
     for path, why in report.skipped:
         print(f"skipped {path}: {why}", file=sys.stderr)
+    if args.dict:  # the inputs' vocabulary, for libFuzzer's -dict
+        from iomemfuzz.fuzz.textinput import dictionary
+
+        _output_file(Path(args.dict), "--dict")
+        Path(args.dict).write_text(dictionary(), encoding="utf-8")
     print(f"{report.files} seed input(s) in {args.dir} ({len(report.written)} new, "
           f"{len(report.skipped)} skipped)"
           + (f"; {len(report.known)} known signature(s) in {args.known}" if args.known
@@ -440,7 +445,7 @@ def cmd_export_seeds(args: argparse.Namespace) -> int:
 
 
 def _add_export_seeds(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export-seeds", help="write the text corpus as libFuzzer byte seeds",
+    p = sub.add_parser("export-seeds", help="write the text corpus as fuzz seed inputs",
                        epilog=_epilog("examples:\n  iomemfuzz export-seeds seeds/ --known "
                                       "known.txt\n"),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -452,7 +457,41 @@ def _add_export_seeds(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--known", default=None,
                    help="also write the signatures the corpus records for --profile "
                         "(a fuzz target's IOMEMFUZZ_KNOWN file)")
+    p.add_argument("--dict", default=None,
+                   help="also write a libFuzzer dictionary of the Program vocabulary here")
     p.set_defaults(func=cmd_export_seeds, module="iomemfuzz.fuzz.artefacts")
+
+
+def cmd_explore(args: argparse.Namespace) -> int:
+    from iomemfuzz.fuzz.explore import run_cli
+
+    return run_cli(args)
+
+
+def _add_explore(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("explore", help="every Program up to K operations, breadth first "
+                                       "(fuzz/explore.py)")
+    p.add_argument("--profile", type=_profile, default="v6.1-deb",
+                   help="kernel profile to explore (default v6.1-deb)")
+    p.add_argument("--machine", default=None,
+                   help="machine to boot (default: the built-in QEMU-like guest)")
+    p.add_argument("--depth", type=int, default=3, help="operations per Program (K)")
+    p.add_argument("--ops", default="", help="comma-separated operations (default: all)")
+    p.add_argument("--values", type=int, default=1,
+                   help="state anchors per address (legacy window, free MMIO, BAR, RAM)")
+    p.add_argument("--recent", type=int, default=1, help="prefix addresses reused")
+    p.add_argument("--sizes", default="0x1000", help="comma-separated sizes (hex)")
+    p.add_argument("--preemptions", type=int, default=2, help="step lines per Program")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="processes; each level's frontier is split between them")
+    p.add_argument("--out", default="corpus",
+                   help="corpus: findings go to OUT/findings/<profile>/, never replacing a "
+                        "stored Program as short or shorter ('' for none)")
+    p.add_argument("--checkpoint", default=None, help="file to keep progress in")
+    p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
+    p.add_argument("--max-time", type=float, default=None,
+                   help="stop after this many seconds (the checkpoint keeps whole levels)")
+    p.set_defaults(func=cmd_explore, module="iomemfuzz.fuzz.explore")
 
 
 def cmd_catalog(args: argparse.Namespace) -> int:
@@ -569,8 +608,8 @@ def _add_plot(sub: argparse._SubParsersAction) -> None:
 
 SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_replay, _add_show, _add_profiles, _add_fuzz, _add_minimize, _add_coverage,
-    _add_import_crash, _add_export_seeds, _add_catalog, _add_resign, _add_confirm,
-    _add_matrix, _add_plot)
+    _add_import_crash, _add_export_seeds, _add_explore, _add_catalog, _add_resign,
+    _add_confirm, _add_matrix, _add_plot)
 
 
 def _version() -> str:

@@ -4,9 +4,14 @@ The replay runs in a fresh interpreter that starts coverage.py *before* importin
 model, so module-level lines (definitions, tables) count as covered; measuring in the
 calling process would report them missed because they ran at import time. Text Programs
 (``*.prog``) are replayed like ``iomemfuzz replay`` does (their own profile and every
-``expect@`` profile); libFuzzer byte corpora given with ``--bytes`` are decoded and run on
-``--profile``. Nothing in this module imports the model at module level, for the same
-reason.
+``expect@`` profile); libFuzzer corpora given with ``--bytes`` (fuzz inputs, read as the
+target reads them) are run on ``--profile``. Nothing in this module imports the model at
+module level, for the same reason.
+
+Each file is replayed in its own coverage.py *dynamic context* named by its path, so the
+HTML report (``--html``) shows, for every line, which corpus files cover it. The kernel
+templates every run starts from (fuzz/snapshot.py) are built first, under the context
+``kernel templates``: boot lines show that context, not the first file that needed them.
 """
 
 from __future__ import annotations
@@ -19,7 +24,10 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from iomemfuzz.fuzz.program import Program
 
 SOURCE_PKG = "iomemfuzz.model"
 
@@ -68,7 +76,7 @@ def coverage_report(paths: Sequence[str | Path] = ("corpus",), *,
         cov.json_report(outfile=str(summary))
         totals = json.loads(summary.read_text())["totals"]
         if html:
-            cov.html_report(directory=str(html))
+            cov.html_report(directory=str(html), show_contexts=True)
     t = Totals(programs, totals["num_statements"], totals["covered_lines"],
                totals["num_branches"], totals["covered_branches"])
     out.write(f"\n{t.programs} programs replayed; model/ lines {t.lines_covered}/{t.lines} "
@@ -91,27 +99,57 @@ def _worker(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     cov = coverage.Coverage(data_file=args.worker, branch=True, source_pkgs=[SOURCE_PKG])
     cov.start()
+    from iomemfuzz.fuzz import textinput
     from iomemfuzz.fuzz.corpus import program_files
-    from iomemfuzz.fuzz.decode import decode
     from iomemfuzz.fuzz.executor import run
     from iomemfuzz.fuzz.program import decode_program, parse_program, read_program_bytes
     from iomemfuzz.fuzz.replay import check_program
 
-    count = 0
     # The command read every file before starting this worker: no error is expected here.
+    programs = []
     for path in program_files(args.paths):
         text = decode_program(read_program_bytes(str(path)), str(path))
-        check_program(parse_program(text, str(path)), str(path), text, args.profile)
+        programs.append((path, text, parse_program(text, str(path))))
+    inputs = [(path, textinput.read_program(path.read_bytes()))
+              for folder in args.bytes for path in sorted(Path(folder).iterdir())
+              if path.is_file() and not path.name.startswith(".")]
+    cov.switch_context("kernel templates")
+    _build_templates([p for _, _, p in programs] + [p for _, p in inputs], args.profile)
+    count = 0
+    for path, text, program in programs:
+        cov.switch_context(str(path))
+        check_program(program, str(path), text, args.profile)
         count += 1
-    for folder in args.bytes:
-        for path in sorted(Path(folder).iterdir()):
-            if path.is_file() and not path.name.startswith("."):
-                run(decode(path.read_bytes()), args.profile)
-                count += 1
+    for path, program in inputs:
+        cov.switch_context(str(path))
+        run(program, args.profile)
+        count += 1
     cov.stop()
     cov.save()
     print(count)
     return 0
+
+
+def _build_templates(programs: Sequence[Program], profile: str | None) -> None:
+    """Build every kernel template the replay will copy: each (profile, machine) a
+    Program runs on, booted and not."""
+    from iomemfuzz.fuzz.snapshot import fresh_kernel
+    from iomemfuzz.model.machine import MACHINES
+    from iomemfuzz.model.profile import resolve
+
+    wanted = set()
+    for program in programs:
+        machine = program.header("machine")
+        names = {profile} if profile else {program.profile,
+                                           *(k for k in program.expectations() if k)}
+        wanted |= {(name, machine) for name in names}
+    for name, machine in sorted(wanted, key=str):
+        try:
+            prof = resolve(name)
+        except (KeyError, ValueError):
+            continue  # replay reports an unknown profile itself
+        for booted in (True, False):
+            fresh_kernel(prof, MACHINES.get(machine) if machine else None, booted=booted)
 
 
 if __name__ == "__main__":

@@ -120,8 +120,10 @@ def _hypothesis_round(prof: KernelProfile, seen: set[str], seed: int, counter: o
                       total: list[int]) -> _Found | None:
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import seed as hseed
+    from hypothesis import strategies as st
     from hypothesis.errors import FlakyFailure
-    from iomemfuzz.fuzz.strategies import programs
+    from iomemfuzz.fuzz import features
+    from iomemfuzz.fuzz.strategies import programs, state_programs
 
     first: list[_Found] = []
     accepted = ACCEPTED.setdefault(id(seen), set())
@@ -132,13 +134,16 @@ def _hypothesis_round(prof: KernelProfile, seen: set[str], seed: int, counter: o
     # short, and the deadline is checked between them.
     @settings(max_examples=100, deadline=None, database=None, report_multiple_bugs=False,
               suppress_health_check=list(HealthCheck), print_blob=False,
-              phases=(Phase.generate,))
+              phases=(Phase.generate, Phase.target))
     @hseed(seed)
-    @given(programs(max_lines=24, metadata=False))
+    # Half the Programs drawn line by line from the state each prefix reaches.
+    @given(st.one_of(programs(max_lines=24, metadata=False), state_programs(prof)))
     def probe(program: Program) -> None:
         total[0] += 1
         counter.value = total[0]  # type: ignore[attr-defined]
         trace = run(program, prof)
+        if features.ENABLED:  # semantic feedback: fuzz/features.py
+            features.report_to_hypothesis(features.features(trace))
         for v in trace.accepted:
             accepted.add(v.signature)
         new = [s for s in trace.signatures if s not in seen]

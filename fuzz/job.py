@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from iomemfuzz.fuzz import decode, fuzz_stats
+from iomemfuzz.fuzz import fuzz_stats, textinput
 from iomemfuzz.fuzz.artefacts import export_seeds
 from iomemfuzz.fuzz.console import Console, progress_line
 from iomemfuzz.fuzz.corpus import write_atomic
@@ -150,7 +150,7 @@ class _Job:
         output or a pipe instead; they are stored like queued ones."""
         if self.libfuzzer is not None:
             for _sig, data, why in self.libfuzzer.take_unqueued():
-                self.sink.take(decode.decode(data), why)
+                self.sink.take(textinput.read_program(data), why)
         if self.hypothesis is not None:
             for _sig, text, why in self.hypothesis.take_handoffs():
                 try:
@@ -201,7 +201,7 @@ class _Job:
     def _atheris(self) -> None:
         cfg = self.cfg
         seeds = export_seeds(self.ws.seeds, cfg.corpus, self.profile)
-        # Files the decoder cannot express are no seeds; say which and why, out of the way.
+        # A file that does not parse is no seed; say which and why, out of the way.
         write_atomic(self.ws.skipped, "".join(f"{path}: {why}\n"
                                               for path, why in seeds.skipped))
         self.console.say(f"target {cfg.target}; {seeds.files} seed input(s) from {cfg.corpus}"

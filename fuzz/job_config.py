@@ -21,8 +21,7 @@ class JobConfig:
     # None: libFuzzer mixes the clock with its pid; hypothesis workers get a random seed
     # the job prints. 0 is a seed like any other.
     seed: int | None = None
-    # 512 bytes is room for about 30 operations, beyond what any known bug needs.
-    max_len: int = 512
+    max_len: int = 4096  # bytes of Program text: about 60 lines
     mutator: str = "structure"  # or "bytes": libFuzzer's byte mutations only
     value_profile: bool = True
     minimize_runs: int = 2000

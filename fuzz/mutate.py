@@ -1,8 +1,8 @@
-"""Structure-aware mutation: change a Program by whole operations, then re-encode it.
+"""Structure-aware mutation: change a Program by whole operations, then write it again.
 
-libFuzzer's byte mutations know nothing about operations: flipping a byte in a record
-often changes which operation it is, and inserting bytes rarely makes a new well-formed
-operation. This mutator decodes the input, applies one to a few of
+libFuzzer's byte mutations know nothing about operations: an edit of the text mostly
+breaks a line (which then reads as deleted) or changes one digit or letter. This
+mutator parses the input, applies one to a few of
 
 * insert a fresh operation (drawn by the decoder from random bytes in the context of the
   lines before it, so its handles and values are the interesting ones there),
@@ -11,7 +11,9 @@ operation. This mutator decodes the input, applies one to a few of
 * re-argument: give one field of one operation a fresh value (same value tables),
 * splice (crossover): the head of one Program and the tail of another,
 
-and encodes the result with :func:`iomemfuzz.fuzz.decode.encode_ops`. Handle references
+and writes the result as Program text (:mod:`iomemfuzz.fuzz.textinput`, the inputs
+are text). New operations and values are drawn by the decoder (:mod:`iomemfuzz.fuzz.decode`)
+from random bytes in the context of the lines before them. Handle references
 are remapped so each still names the line it named (or nil when that line is gone or now
 comes later), exactly as deleting a line from Program text does. A share of the calls is
 handed to libFuzzer's own byte mutator, which keeps the dictionary/CMP feedback (value
@@ -23,11 +25,12 @@ Every function here is total: a mutation that cannot apply returns its input unc
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
-from collections import OrderedDict
 from collections.abc import Callable
+from functools import cache
 
-from iomemfuzz.fuzz import decode
+from iomemfuzz.fuzz import decode, textinput
 from iomemfuzz.fuzz.ops import Kind, Op
 from iomemfuzz.fuzz.program import remap_handles
 
@@ -194,61 +197,58 @@ def mutate_ops(ops: list[Op], rng: random.Random) -> tuple[list[Op], int]:
     return _reargument(ops, rng)
 
 
-class _Parsed:
-    """An input decoded once: its operations and where each complete record ends, so a
-    mutation re-encodes only from the first operation it changed."""
-
-    __slots__ = ("ends", "ops")
-
-    def __init__(self, ops: list[Op], ends: list[int]) -> None:
-        self.ops = ops
-        self.ends = ends  # byte offset after record i, for the leading complete records
-
-
-_CACHE: OrderedDict[bytes, _Parsed] = OrderedDict()
-CACHE_SIZE = 4096
-
-
-def _parse(data: bytes) -> _Parsed:
-    hit = _CACHE.get(data)
-    if hit is not None:
-        _CACHE.move_to_end(data)
-        return hit
-    spans = decode.records(data)
-    ends = [end for _, end in spans if end <= len(data)]
-    parsed = _Parsed(decode.decode_ops(data), ends[:len(spans)])
-    _remember(data, parsed)
-    return parsed
+def _encode(ops: list[Op], machine: str | None, max_size: int) -> bytes:
+    """The text of ``ops`` (and ``machine``), operations dropped from the end until it
+    fits in ``max_size``."""
+    ops = ops[:textinput.MAX_OPS]
+    data = textinput.write(ops, machine)
+    while len(data) > max_size and ops:
+        # Lines are ~40-70 bytes: drop enough at once, then refine.
+        over = len(data) - max_size
+        ops = ops[:max(0, len(ops) - max(1, over // 80))]
+        data = textinput.write(ops, machine)
+    if len(data) > max_size:  # only the machine header left, and no room for it
+        data = textinput.write((), None)[:max_size]
+    return data
 
 
-def _remember(data: bytes, parsed: _Parsed) -> None:
-    _CACHE[data] = parsed
-    if len(_CACHE) > CACHE_SIZE:
-        _CACHE.popitem(last=False)
+# Share of structural mutations that insert an operation drawn from the *state* the
+# lines before it reach (iomemfuzz explore's domain: consumers only with a producer's
+# handle, addresses from the prefix and the state's anchors: a device BAR, the legacy
+# window, a free MMIO page, low RAM). It runs that prefix, about 0.3-4 ms; the other
+# mutations draw from the byte decoder's tables without running anything.
+STATE_SHARE = float(os.environ.get("IOMEMFUZZ_STATE_SHARE", "0"))
 
 
-def _encode(parsed: _Parsed, data: bytes, ops: list[Op], changed: int, max_size: int
-            ) -> bytes:
-    """Bytes for ``ops``: the unchanged complete records of ``data`` before ``changed``
-    copied, the rest encoded; operations dropped from the end until it fits."""
-    ops = ops[:decode.MAX_OPS]
-    keep = min(changed, len(parsed.ends), len(ops))
-    prefix = data[:parsed.ends[keep - 1]] if keep else b""
-    while len(prefix) > max_size:  # only when max_size shrank below the prefix
-        keep -= 1
-        prefix = data[:parsed.ends[keep - 1]] if keep else b""
-    state = decode.state_after(ops[:keep])
-    out = bytearray(prefix)
-    ends = list(parsed.ends[:keep])
-    for o in ops[keep:]:
-        record = decode.encode_op(o, state)
-        if len(out) + len(record) > max_size:
-            break
-        out += record
-        ends.append(len(out))
-    result = bytes(out)
-    _remember(result, _Parsed(ops[:len(ends)], ends))
-    return result
+# Every anchor, two recent addresses, a page and a part of one (one operation per draw,
+# so the domain can be wider than explore's).
+_DOMAIN_ARGS = {"values": 4, "recent": 2, "sizes": (0x1000, 0x80)}
+
+
+@cache
+def _profile() -> object:
+    from iomemfuzz.model.profile import resolve
+
+    return resolve(os.environ.get("IOMEMFUZZ_PROFILE"))
+
+
+def _state_insert(ops: list[Op], machine: str | None, rng: random.Random
+                  ) -> tuple[list[Op], int]:
+    """Insert an operation drawn from the state the lines before it reach."""
+    from iomemfuzz.fuzz import explore
+    from iomemfuzz.fuzz.program import Program
+    from iomemfuzz.model.machine import MACHINES
+
+    if machine is not None and machine not in MACHINES:
+        return ops, len(ops)  # a machine file: loading it per mutation costs too much
+    at = len(ops) if rng.random() < 0.6 else rng.randrange(len(ops) + 1)
+    prefix = tuple(ops[:at])
+    headers = (("machine", machine),) if machine else ()
+    ex = explore.prefix_execution(prefix, _profile(), Program((), headers))
+    new = explore.draw(ex, prefix, explore.Domain(**_DOMAIN_ARGS), rng)
+    if new is None:
+        return ops, len(ops)
+    return insert(ops, at, new), at
 
 
 def mutate(data: bytes, max_size: int, seed: int,
@@ -257,28 +257,21 @@ def mutate(data: bytes, max_size: int, seed: int,
     rng = random.Random(seed)
     if byte_mutator is not None and rng.random() < BYTE_SHARE:
         return byte_mutator(data, max_size)
-    parsed = _parse(data)
-    ops = parsed.ops
-    changed = len(ops)
+    parsed = textinput.read(data)
+    ops = list(parsed.ops)
     for _ in range(1 + rng.randrange(MAX_STACK)):
-        ops, at = mutate_ops(ops, rng)
-        changed = min(changed, at)
-    try:
-        return _encode(parsed, data, ops, changed, max_size)
-    except ValueError:
-        # Only reachable if an operation rejects a value the encoder cannot carry; the
-        # unmutated input is always a valid answer.
-        return data[:max_size]
+        if rng.random() < STATE_SHARE:
+            ops, _at = _state_insert(ops, parsed.machine, rng)
+        else:
+            ops, _at = mutate_ops(ops, rng)
+    return _encode(ops, parsed.machine, max_size)
 
 
 def crossover(data1: bytes, data2: bytes, max_out_size: int, seed: int) -> bytes:
     """libFuzzer custom crossover: the head of one Program, the tail of the other."""
     rng = random.Random(seed)
-    a = _parse(data1)
-    b = _parse(data2)
-    cut = rng.randrange(len(a.ops) + 1)
-    ops = splice(a.ops, b.ops, cut, rng.randrange(len(b.ops) + 1))
-    try:
-        return _encode(a, data1, ops, cut, max_out_size)
-    except ValueError:
-        return data1[:max_out_size]
+    a = textinput.read(data1)
+    b = textinput.read(data2)
+    ops = splice(list(a.ops), list(b.ops), rng.randrange(len(a.ops) + 1),
+                 rng.randrange(len(b.ops) + 1))
+    return _encode(ops, a.machine, max_out_size)

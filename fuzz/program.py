@@ -407,9 +407,15 @@ class _Cursor:
         return m.group(0)
 
 
-def parse_program(text: str, path: str = "<string>") -> Program:
+def parse_program(text: str, path: str = "<string>", *, lenient: bool = False) -> Program:
     """Parse Program text; raise ProgramSyntaxError naming path, line and column (and
-    nothing else, whatever the text)."""
+    nothing else, whatever the text).
+
+    ``lenient`` (fuzz inputs, which libFuzzer edits byte by byte): a malformed line or
+    header is dropped instead, as if it had been deleted, so any text parses; a handle
+    the dropped line would have bound reads as nil, as for any deleted line."""
+    if lenient:
+        return _parse_lenient(text, path)
     load_families()
     if len(text) > MAX_PROGRAM_BYTES:
         line, column = _position(text, MAX_PROGRAM_BYTES)
@@ -499,6 +505,36 @@ def _profile_problem(spec: str) -> str | None:
     except ProfileError as exc:
         return str(exc)
     return None
+
+
+def _parse_lenient(text: str, path: str) -> Program:
+    load_families()
+    headers: list[tuple[str, str]] = []
+    lines: list[Line] = []
+    binders: dict[str, int] = {}
+    for lineno, raw in enumerate(program_lines(text), start=1):
+        stripped = raw.strip(_LINE_WS)
+        if not stripped or len(raw) > MAX_LINE_CHARS:
+            continue
+        if stripped.startswith("#"):
+            if not lines:
+                try:
+                    header = _header(path, lineno, raw, stripped, headers)
+                except ProgramSyntaxError:
+                    header = None  # a bad value or a second profile: dropped
+                if header is not None:
+                    headers.append(header)
+            continue
+        cur = _Cursor(path, lineno, raw)
+        taken = dict(binders)
+        try:
+            line = _parse_line(cur, binders, len(binders))
+        except ProgramSyntaxError:
+            binders.clear()
+            binders.update(taken)
+            continue
+        lines.append(Line(line.op))
+    return Program(tuple(lines), sort_headers(headers))
 
 
 def _is_header_key(key: str) -> bool:

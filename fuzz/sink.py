@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from iomemfuzz.fuzz import decode
+from iomemfuzz.fuzz import textinput
 from iomemfuzz.fuzz.console import Console
 from iomemfuzz.fuzz.corpus import (
     finding_path,
@@ -35,7 +35,6 @@ from iomemfuzz.fuzz.program import (
     ProgramFileError,
     ProgramSyntaxError,
     format_program,
-    parse_program_bytes,
     read_program,
     read_program_bytes,
 )
@@ -274,21 +273,14 @@ class FindingSink:
 
 
 def _queued_program(path: Path) -> Program:
-    """A queue file as a Program: text from hypothesis workers (only its operations and
-    machine count), bytes from libFuzzer ones."""
-    data = path.read_bytes()
-    if path.suffix != ".prog":
-        return decode.decode(data)
-    try:
-        program = parse_program_bytes(data, str(path))
-    except ProgramSyntaxError:
-        return Program()
-    return Program(program.lines, tuple((k, v) for k, v in program.headers if k == "machine"))
+    """A queue file as a Program: Program text from either engine (a libFuzzer worker's
+    input read as the target read it; only operations and machine count)."""
+    return textinput.read_program(path.read_bytes())
 
 
 def error_program(data: bytes, name: str, profile: str, tail: list[str]) -> tuple[str, str]:
     """(file name, Program text) keeping libFuzzer artefact ``name`` as a model error."""
-    program = decode.decode(data).with_headers(profile=profile)
+    program = textinput.read_program(data).with_headers(profile=profile)
     kind = name.split("-", 1)[0]
     notes = [f"libFuzzer {kind} artefact {name}: the model raised or hung on this",
              "replay with: iomemfuzz show FILE"]

@@ -219,3 +219,29 @@ def _comment_lists() -> st.SearchStrategy[list[str]]:
 @cache
 def _expects() -> st.SearchStrategy[str | None]:
     return st.one_of(st.none(), st.sampled_from(EXPECT_LABELS))
+
+
+@st.composite
+def state_programs(draw: st.DrawFn, profile: object = None, *, max_lines: int = 6
+                   ) -> Program:
+    """Programs drawn line by line from the *state* each prefix reaches (typed, state-
+    aware generation: ``iomemfuzz explore``'s domain, with every anchor): a consumer only
+    with a producer's handle, addresses from the prefix and the state's anchors (legacy
+    window, free MMIO page, device BAR, RAM), a name field sharing the device a line
+    before it named. Each line runs its prefix once, so Programs stay short."""
+    import random
+
+    from iomemfuzz.fuzz import explore
+    from iomemfuzz.model.profile import resolve
+
+    prof = resolve(profile)  # type: ignore[arg-type]
+    domain = explore.Domain(values=4, recent=2, sizes=(0x1000, 0x80))
+    ops: list[Op] = []
+    for _ in range(draw(st.integers(1, max_lines))):
+        ex = explore.prefix_execution(tuple(ops), prof, Program())
+        new = explore.draw(ex, tuple(ops), domain,
+                           random.Random(draw(st.integers(0, (1 << 32) - 1))))
+        if new is None:
+            break
+        ops.append(new)
+    return Program(tuple(Line(o) for o in ops))

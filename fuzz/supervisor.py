@@ -29,8 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from iomemfuzz.fuzz import textinput
 from iomemfuzz.fuzz.artefacts import ARTIFACT_PREFIXES
 from iomemfuzz.fuzz.console import Console
+from iomemfuzz.fuzz.corpus import write_atomic
 from iomemfuzz.fuzz.job_config import JobConfig
 from iomemfuzz.fuzz.sink import FindingSink
 from iomemfuzz.fuzz.summary import Stats
@@ -118,6 +120,11 @@ def libfuzzer_argv(cfg: JobConfig, ws: Workspace, seconds: int, worker: Worker) 
             f"-artifact_prefix={worker.artifacts}/", "-print_final_stats=1"]
     if cfg.value_profile:
         argv.append("-use_value_profile=1")
+    # Inputs are Program text: its vocabulary as a dictionary (fuzz/textinput.py).
+    words = ws.root / "inputs.dict"
+    if not words.exists():
+        write_atomic(words, textinput.dictionary())
+    argv.append(f"-dict={words}")
     seed = libfuzzer_seed(cfg, worker)
     if seed is not None:
         argv.append(f"-seed={seed}")

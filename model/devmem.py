@@ -374,9 +374,9 @@ class MemoryResolver:
     nothing unless a device decodes it (model/machine.py PhysicalMap). The resource tree
     has no say: a node a driver inserted decodes nothing.
 
-    A class, not a closure: the kernel is often built on the model's uninstrumented code
-    (fuzz/targets/plaincode.py), and a closure made then would keep that code for every
-    later lookup; a method follows the code switch."""
+    A class, not a closure: the fuzz harness instruments the model's functions in place
+    after it has built the kernel templates (fuzz/targets/instrument.py), and a method is
+    reached through its class, where the instrumentation finds it."""
 
     def __init__(self, phys: PhysicalMap) -> None:
         self.phys = phys

@@ -430,9 +430,9 @@ class BarResolver:
     another), the one in the lower slot answers. Register it before the memory map's
     resolver.
 
-    A class, not a closure: the kernel is often built on the model's uninstrumented code
-    (see fuzz/targets/plaincode.py), and a closure made then would keep that code for
-    every later lookup; a method follows the code switch."""
+    A class, not a closure: the fuzz harness instruments the model's functions in place
+    after it has built the kernel templates (fuzz/targets/instrument.py), and a method is
+    reached through its class, where the instrumentation finds it."""
 
     def __init__(self, hardware: Callable[[], Iterable[tuple[str, object]]]) -> None:
         self.hardware = hardware

@@ -188,7 +188,7 @@ class Task:
     def __init__(self, task_id: int, name: str, gen: Path) -> None:
         self.id = task_id
         self.name = name
-        self.gen = gen
+        self.gen: Path | None = gen  # None once the task is DONE
         self.state = NEW
         self.parked: object = None
         self.result: Any = None
@@ -290,6 +290,9 @@ class Scheduler:
             self.finished += 1
             task.parked = None
             task.result = stop.value
+            # A finished generator can never run again; dropping it leaves a kernel that
+            # copy.deepcopy and pickle can copy (neither copies a generator).
+            task.gen = None
         finally:
             self.current = previous
         if task.state != DONE:

@@ -1,33 +1,38 @@
 #!/usr/bin/env python3
-"""Compare the fuzzing engines: throughput, time to find known bugs, minimized length.
+"""Compare the fuzzing engines: throughput, time to find every catalogued bug, length.
 
 1. Executions/s on the default profile: the atheris target (instrumented, with the
    structure-aware mutator and with libFuzzer's byte mutations only), the hypothesis
    engine, and the uninstrumented executor on the same inputs (the ceiling).
-2. Time to find each bug of ``BUGS`` (bug-catalog entries, with the profile that
-   makes each a finding and the signatures that identify it) with every engine
-   configuration, over several seeds: median and each run, ``>T`` when not found within
-   the budget. Each run is a real ``iomemfuzz fuzz`` job (fresh corpus and work
+2. Time to find each *catalog entry that has a reproducer in corpus/*, with every engine
+   configuration and ``iomemfuzz explore``, over several seeds: median and each run,
+   ``>T`` when not found within the budget. The entries are read from the corpus, never
+   written here: each entry's reproducer (``reproducer`` in ``fuzz/catalog.toml``; without
+   the catalog, the shortest file naming the entry in its ``# catalog:`` header) gives the
+   profile, the machine and the signatures (every ``# expect: finding`` line of that file
+   on its profile): a run finds the entry when it stores one of them. Each atheris or
+   hypothesis attempt is a real ``iomemfuzz fuzz`` job (fresh corpus and work
    directories, stopping at the first matching finding), so the times include start-up
-   and minimization.
-3. Length of the minimized finding against the known minimal length: of the first
-   reproducer, or with ``--keep-going`` of the one stored when the job ends (a job
-   replaces a finding by a shorter route; with this flag it runs on after the first find
-   until the stored one is as short as the known minimal or the budget is spent).
+   and minimization. ``explore`` is deterministic: one run per (profile, machine), depth
+   ``--explore-depth``, timed from its start to the first Program with the signature.
+3. Length of the minimized finding against the shortest stored reproducer.
 
-With ``--seeded`` the atheris jobs start from the repository's hand-written seeds
-(``corpus/seeds``, minus any seed that already reproduces the bug on its profile; never
-``corpus/findings``), as ``iomemfuzz fuzz`` does in a checkout; without it, from an
-empty corpus. Bugs whose operations are not registered yet are skipped with a note. Results go to
-stdout as Markdown (``--out FILE`` writes them there too).
+Without ``--seeded`` every run starts from an empty corpus; a reproducer on a machine
+other than the default starts from the empty Program on that machine (a seed with only
+its ``# machine:`` header), since an empty corpus cannot name a machine. With
+``--seeded`` the atheris jobs start from ``corpus/seeds`` minus the seeds that already
+reproduce the entry. ``--png FILE`` draws the median time to find per entry and engine
+on a log scale (matplotlib: ``pip install -e '.[bench]'``).
 
-    .venv/bin/python tools/bench_engines.py --seeds 5 --budget 120 --out docs/bench.md
+    .venv/bin/python tools/bench_engines.py --skip-rates --seeds 5 --budget 600 \
+        --png docs/time-to-find.png --out /tmp/ttf.md
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import multiprocessing
 import os
 import re
@@ -39,58 +44,84 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from iomemfuzz.fuzz import decode
+from iomemfuzz.fuzz import textinput
+from iomemfuzz.fuzz.corpus import program_files
 from iomemfuzz.fuzz.executor import run, run_ops
+from iomemfuzz.fuzz.explore import Report, explore
 from iomemfuzz.fuzz.hypothesis_pool import hypothesis_worker
 from iomemfuzz.fuzz.job import JobConfig, run_job
 from iomemfuzz.fuzz.job_config import DEFAULT_TARGET
-from iomemfuzz.fuzz.ops import REGISTRY, load_families
-from iomemfuzz.fuzz.program import parse_program
+from iomemfuzz.fuzz.ops import load_families
+from iomemfuzz.fuzz.program import parse_program, read_program
 from iomemfuzz.fuzz.targets import ENV_MUTATOR, ENV_PROFILE, ENV_QUEUE
 from iomemfuzz.model.profile import resolve
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
 class Bug:
-    name: str
+    name: str  # catalog id
     profile: str
     signatures: frozenset[str]
-    minimal: int  # operations in the shortest known reproducer
-    needs: tuple[str, ...]  # operations it cannot be reached without
-    note: str
+    minimal: int  # operations in the shortest stored reproducer
+    machine: str | None
+    source: str  # that reproducer, relative to the repository
 
 
-BUGS: tuple[Bug, ...] = (
-    Bug("B16", "v6.1-deb", frozenset({"busy-consistency/release-without-claim"}), 1,
-        ("__release_region",),
-        "a release matching no busy region (wrong size, twice, never claimed)"),
-    Bug("B7", "v6.1-deb-byte-exact", frozenset({"mapping-survival/collateral-revocation"}), 3,
-        ("open_devmem", "mmap", "__request_region"),
-        "open /dev/mem, mmap a page, claim part of it: the whole page is zapped"),
-    Bug("B5", "v6.1-deb-no-io-strict:by_design=",
-        frozenset({"mapping-survival/unrevoked-claim", "mapping-survival/no-revocation",
-                   "mapping-survival/mapped-after-claim"}), 4,
-        ("open_devmem", "mmap", "__request_region", "touch"),
-        "as B7, the claim covers the mapping, IO_STRICT_DEVMEM=n revokes nothing and the "
-        "access goes through (the profile's by-design acceptance of B5 removed)"),
-    Bug("B1", "v6.1-deb", frozenset({"duplicate-attributes/duplicate-filename"}), 4,
-        ("boot_to", "hotadd", "host_probe", "step"),
-        "boot to device level, hot-add behind an async host, host_probe as a task, step "
-        "it: its bus-add races pci_sysfs_init (minimized from corpus/findings/v6.1-deb/b1-*)"),
-)
+def _entry(name: str, path: Path) -> Bug | None:
+    program = read_program(str(path))
+    sigs = frozenset(e.partition(" ")[2].strip() for e in program.expectations().get(None, ())
+                     if e.startswith("finding "))
+    if not sigs:
+        return None
+    return Bug(name, program.profile or "v6.1-deb", sigs, len(program.lines),
+               program.header("machine"), str(path.relative_to(ROOT)))
 
-SEEDS = Path(__file__).resolve().parent.parent / "corpus" / "seeds"
+
+def catalog_entries(corpus: Path = ROOT / "corpus") -> list[Bug]:
+    """Every catalog entry with a reproducer in ``corpus``: the one ``fuzz/catalog.toml``
+    names; without the catalog, the shortest file naming the entry in its ``# catalog:``
+    header whose expectations on its own profile include a finding."""
+    best: dict[str, Bug] = {}
+    try:
+        from iomemfuzz.fuzz.catalog import load
+    except ImportError:
+        load = None  # type: ignore[assignment]
+    if load is not None:
+        for item in load().entries:
+            if item.reproducer and (ROOT / item.reproducer).is_file():
+                bug = _entry(item.id, ROOT / item.reproducer)
+                if bug is not None:
+                    best[item.id] = bug
+        return sorted(best.values(), key=lambda b: (_order(b.name), b.name))
+    for path in sorted(program_files([corpus])):
+        for name in read_program(str(path)).catalog:
+            bug = _entry(name, path)
+            if bug is not None and (name not in best or bug.minimal < best[name].minimal):
+                best[name] = bug
+    return sorted(best.values(), key=lambda b: (_order(b.name), b.name))
+
+
+def _order(name: str) -> int:
+    digits = "".join(c for c in name if c.isdigit())
+    return int(digits) if digits else 0
+
+
+SEEDS = ROOT / "corpus" / "seeds"
 
 ENGINES: tuple[tuple[str, str], ...] = (
     ("atheris", "structure"),
     ("atheris", "bytes"),
     ("hypothesis", "-"),
+    ("explore", "-"),
 )
 
 
 def _label(engine: str, mutator: str) -> str:
-    return engine if engine == "hypothesis" else f"atheris ({mutator} mutator)"
+    return engine if engine in ("hypothesis", "explore") else f"atheris ({mutator} mutator)"
 
 
 # --- throughput -------------------------------------------------------------------------
@@ -106,7 +137,7 @@ def atheris_rate(mutator: str, seconds: int, workdir: Path) -> tuple[float, Path
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     env.update({ENV_PROFILE: "v6.1-deb", ENV_QUEUE: str(queue), ENV_MUTATOR: mutator})
     done = subprocess.run(
-        [str(DEFAULT_TARGET), str(corpus), f"-max_total_time={seconds}", "-max_len=512",
+        [str(DEFAULT_TARGET), str(corpus), f"-max_total_time={seconds}", "-max_len=4096",
          "-use_value_profile=1", "-print_final_stats=1", "-seed=1",
          f"-artifact_prefix={workdir}/"],
         env=env, capture_output=True, text=True, check=False)
@@ -117,7 +148,7 @@ def atheris_rate(mutator: str, seconds: int, workdir: Path) -> tuple[float, Path
 
 
 def ceiling_rate(corpus: Path, seconds: float) -> tuple[float, float]:
-    """Uninstrumented decode + run_ops over a byte corpus: (executions/s, mean ops)."""
+    """Uninstrumented read + run_ops over a target's corpus: (executions/s, mean ops)."""
     inputs = [p.read_bytes() for p in sorted(corpus.iterdir()) if p.is_file()]
     if not inputs:
         return 0.0, 0.0
@@ -126,7 +157,7 @@ def ceiling_rate(corpus: Path, seconds: float) -> tuple[float, float]:
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:
         for data in inputs:
-            program = decode.decode_ops(data)
+            program = textinput.read(data).ops
             ops += len(program)
             run_ops(program, profile)
             runs += 1
@@ -175,11 +206,13 @@ def usable_seeds(bug: Bug) -> tuple[list[Path], list[str]]:
 def attempt(bug: Bug, engine: str, mutator: str, seed: int, budget: float,
             seeds: list[Path] | None = None, keep_going: bool = False) -> Attempt:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        if seeds:
-            folder = Path(tmp) / "corpus" / "seeds"
-            folder.mkdir(parents=True)
-            for path in seeds:
-                shutil.copy(path, folder / path.name)
+        folder = Path(tmp) / "corpus" / "seeds"
+        folder.mkdir(parents=True)
+        for path in seeds or ():
+            shutil.copy(path, folder / path.name)
+        if bug.machine and not seeds:
+            # An empty corpus cannot name a machine: the empty Program on it is the seed.
+            (folder / "machine.prog").write_text(f"# machine: {bug.machine}\n")
         cfg = JobConfig(engine=engine, profile=bug.profile, max_time=budget,
                         corpus=Path(tmp) / "corpus", workdir=Path(tmp) / "work", seed=seed,
                         mutator=mutator if engine == "atheris" else "structure",
@@ -196,6 +229,25 @@ def attempt(bug: Bug, engine: str, mutator: str, seed: int, budget: float,
     return Attempt(first.elapsed, min(r.length for r in hits), summary.stats.execs)
 
 
+_EXPLORED: dict[tuple[str, str | None], Report] = {}
+
+
+def explore_attempt(bug: Bug, budget: float, depth: int, jobs: int) -> Attempt:
+    """``iomemfuzz explore`` on the entry's profile and machine (one run per pair, shared
+    by the entries on it): seconds to the first Program with one of its signatures."""
+    key = (bug.profile, bug.machine)
+    if key not in _EXPLORED:
+        _EXPLORED[key] = explore(bug.profile, depth, machine=bug.machine, jobs=jobs,
+                                 max_time=budget)
+    report = _EXPLORED[key]
+    hits = [s for s in bug.signatures if s in report.found_at]
+    if not hits:
+        return Attempt(None, None, report.programs)
+    sig = min(hits, key=lambda s: report.found_at[s])
+    length = report.findings[sig].count("\n")
+    return Attempt(report.found_at[sig], length, report.programs)
+
+
 def _median(attempts: list[Attempt], budget: float) -> str:
     # Not found counts as "more than the budget", which is enough to place the median.
     values = sorted(a.seconds if a.seconds is not None else float("inf") for a in attempts)
@@ -208,7 +260,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--budget", type=float, default=120.0, help="seconds per attempt")
     parser.add_argument("--rate-seconds", type=int, default=30)
-    parser.add_argument("--bugs", default=",".join(b.name for b in BUGS))
+    parser.add_argument("--bugs", default="", help="catalog ids (default: every entry)")
+    parser.add_argument("--explore-depth", type=int, default=3)
+    parser.add_argument("--explore-jobs", type=int, default=2)
+    parser.add_argument("--explore-budget", type=float, default=None,
+                        help="seconds per explore run (default: --budget)")
+    parser.add_argument("--png", default=None, help="write the time-to-find picture here")
     parser.add_argument("--engines", default=",".join(f"{e}:{m}" for e, m in ENGINES))
     parser.add_argument("--skip-rates", action="store_true")
     parser.add_argument("--seeded", action="store_true",
@@ -219,6 +276,10 @@ def main() -> None:
                              "until its stored reproducer is as short as the known minimal "
                              "one or the budget ends; the length is then what it stored")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--baseline", action="store_true",
+                        help="side by side with tools/baseline_hypothesis.py (B16, B5, B7, "
+                             "B1 or --bugs among them): per seed, the plain state machine, "
+                             "then the first engine of --engines")
     args = parser.parse_args()
     load_families()
     lines: list[str] = []
@@ -245,45 +306,157 @@ def main() -> None:
             emit(f"| uninstrumented executor on the atheris corpus (ceiling; "
                  f"{mean_ops:.1f} ops per input) | {ceiling:.0f} |")
         emit()
-    wanted = set(args.bugs.split(","))
-    engines = [tuple(e.split(":", 1)) for e in args.engines.split(",")]
+    entries = catalog_entries()
+    if args.baseline:
+        side_by_side(entries, args, emit)
+        if args.out:
+            Path(args.out).write_text("\n".join(lines) + "\n")
+        return
+    wanted = set(args.bugs.split(",")) if args.bugs else {b.name for b in entries}
+    engines = [(*e.split(":", 1), "-")[:2] for e in args.engines.split(",")]
     start = ("corpus/seeds minus the seeds that already reproduce the bug" if args.seeded
              else "an empty corpus")
     emit(f"Time to find (seconds, wall clock from job start; {args.seeds} seeds, budget "
-         f"{args.budget:.0f} s per attempt; `>T` = not found; starting from {start}):")
+         f"{args.budget:.0f} s per attempt; `>T` = not found; starting from {start}; "
+         f"load average {os.getloadavg()[0]:.1f} at the start):")
     emit()
     notes: list[str] = []
-    emit("| bug | profile | engine | median | runs | minimized / known minimal ops |")
+    medians: dict[str, dict[str, float | None]] = {}
+    emit("| entry | profile | engine | median | runs | found / stored reproducer ops |")
     emit("|---|---|---|---|---|---|")
-    for bug in BUGS:
+    for bug in entries:
         if bug.name not in wanted:
-            continue
-        missing = [n for n in bug.needs if n not in REGISTRY]
-        if missing:
-            emit(f"| {bug.name} | {bug.profile} | - | skipped: operations "
-                 f"{', '.join(missing)} not registered yet | | |")
             continue
         seeds: list[Path] | None = None
         if args.seeded:
             seeds, dropped = usable_seeds(bug)
             notes.append(f"{bug.name}: {len(seeds)} seeds; dropped (already reproduce it): "
                          f"{', '.join(dropped) or 'none'}")
+        where = f"`{bug.profile}`" + (f" on `{bug.machine}`" if bug.machine else "")
         for engine, mutator in engines:
-            attempts = [attempt(bug, engine, mutator, seed, args.budget,
-                                seeds if engine == "atheris" else None, args.keep_going)
-                        for seed in range(1, args.seeds + 1)]
+            if engine == "explore":
+                attempts = [explore_attempt(bug, args.explore_budget or args.budget,
+                                            args.explore_depth, args.explore_jobs)]
+            else:
+                attempts = [attempt(bug, engine, mutator, seed, args.budget,
+                                    seeds if engine == "atheris" else None, args.keep_going)
+                            for seed in range(1, args.seeds + 1)]
             runs = ", ".join(f"{a.seconds:.1f}" if a.seconds is not None else "-"
                              for a in attempts)
             lengths = sorted({a.length for a in attempts if a.length is not None})
             length = "/".join(str(n) for n in lengths) if lengths else "-"
-            emit(f"| {bug.name} | `{bug.profile}` | {_label(engine, mutator)} | "
-                 f"{_median(attempts, args.budget)} | {runs} | {length} / {bug.minimal} |")
+            med = _median(attempts, args.budget)
+            medians.setdefault(bug.name, {})[_label(engine, mutator)] = (
+                None if med.startswith(">") else float(med))
+            emit(f"| {bug.name} | {where} | {_label(engine, mutator)} | {med} | {runs} | "
+                 f"{length} / {bug.minimal} |")
+    emit()
+    emit("Signatures and reproducers the entries were read from:")
+    emit()
+    for bug in entries:
+        if bug.name in wanted:
+            emit(f"* {bug.name}: {', '.join(sorted(bug.signatures))} ({bug.source})")
     if notes:
         emit()
         for note in notes:
             emit(f"* {note}")
     if args.out:
         Path(args.out).write_text("\n".join(lines) + "\n")
+    if args.png:
+        picture(medians, args.budget, Path(args.png))
+
+
+BASELINE = ROOT / "tools" / "baseline_hypothesis.py"
+
+
+def baseline_attempt(bug: Bug, seed: int, budget: float) -> Attempt:
+    """The plain state machine on the entry's profile, until its invariant for the entry
+    breaks (tools/baseline_hypothesis.py; seconds from its search start)."""
+    done = subprocess.run([sys.executable, str(BASELINE), "--bug", bug.name, "--profile",
+                           bug.profile, "--seed", str(seed), "--budget", str(budget)],
+                          capture_output=True, text=True, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return Attempt(result["seconds"], None, result["examples"])
+
+
+def side_by_side(entries: list[Bug], args: argparse.Namespace, emit: Any) -> None:
+    """Each of B16, B5, B7, B1 (or those of --bugs): baseline and framework per seed, in
+    turn, so both see the same machine load."""
+    wanted = [b for b in (args.bugs.split(",") if args.bugs else ["B16", "B5", "B7", "B1"])]
+    engine, mutator = (*args.engines.split(",")[0].split(":", 1), "-")[:2]
+    emit(f"Side by side from an empty start ({args.seeds} seeds, budget {args.budget:.0f} s, "
+         f"load average {os.getloadavg()[0]:.1f} at the start); framework engine: "
+         f"{_label(engine, mutator)}:")
+    emit()
+    emit("| entry | profile | plain hypothesis: median (runs) | framework: median (runs) | "
+         "ratio of medians |")
+    emit("|---|---|---|---|---|")
+    by_name = {b.name: b for b in entries}
+    for name in wanted:
+        bug = by_name[name]
+        base, ours = [], []
+        for seed in range(1, args.seeds + 1):
+            base.append(baseline_attempt(bug, seed, args.budget))
+            if engine == "explore":
+                _EXPLORED.clear()  # one run per seed, timed afresh
+                ours.append(explore_attempt(bug, args.budget, args.explore_depth,
+                                            args.explore_jobs))
+            else:
+                ours.append(attempt(bug, engine, mutator, seed, args.budget))
+        b_med, o_med = _median(base, args.budget), _median(ours, args.budget)
+        raw = [statistics.median(a.seconds if a.seconds is not None else float("inf")
+                                 for a in x) for x in (base, ours)]
+        ratio = (f"{raw[0] / raw[1]:.2f}x" if raw[1] not in (0, float("inf"))
+                 and raw[0] != float("inf") else f">{args.budget / raw[1]:.1f}x"
+                 if raw[0] == float("inf") and raw[1] != float("inf") else "-")
+        runs = [", ".join(f"{a.seconds:.2f}" if a.seconds is not None else "-" for a in x)
+                for x in (base, ours)]
+        emit(f"| {name} | `{bug.profile}` | {b_med} ({runs[0]}) | {o_med} ({runs[1]}) | "
+             f"{ratio} |")
+
+
+def picture(medians: dict[str, dict[str, float | None]], budget: float, out: Path) -> None:
+    """Median time to find per entry (x) and engine (marker), log scale; an entry an
+    engine did not find sits on the budget line, drawn hollow."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(medians)
+    engines = sorted({e for row in medians.values() for e in row})
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(names) + 2), 4.2))
+    markers = "os^Dv<>"
+    width = 0.6 / max(1, len(engines))
+    for k, engine in enumerate(engines):
+        xs, ys, xm = [], [], []
+        for i, name in enumerate(names):
+            value = medians[name].get(engine, "absent")
+            if value == "absent":
+                continue
+            x = i + (k - (len(engines) - 1) / 2) * width
+            if value is None:
+                xm.append(x)
+            else:
+                xs.append(x)
+                ys.append(max(float(value), 0.05))
+        colour = f"C{k}"
+        ax.scatter(xs, ys, marker=markers[k % len(markers)], color=colour, label=engine)
+        ax.scatter(xm, [budget] * len(xm), marker=markers[k % len(markers)],
+                   facecolors="none", edgecolors=colour)
+    ax.axhline(budget, color="grey", linewidth=0.8, linestyle="--")
+    ax.text(len(names) - 0.5, budget * 1.08, f"budget {budget:.0f} s (hollow: not found)",
+            ha="right", va="bottom", fontsize=8, color="grey")
+    ax.set_yscale("log")
+    ax.set_ylim(0.05, budget * 2)
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, rotation=0, fontsize=8)
+    ax.set_xlabel("catalog entry (its shortest reproducer in corpus/)")
+    ax.set_ylabel("median time to find from empty (s, log)")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.grid(axis="y", which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,13 @@
 """atheris entry points (executable scripts) and the harness they share.
 
-Invariant every target checks: any Program the decoder produces runs on a fresh modelled
-kernel of the chosen profile without any oracle reporting a violation.
+Invariant every target checks: any Program (the input is its text, read leniently by
+:mod:`iomemfuzz.fuzz.textinput`) runs on a fresh modelled kernel of the chosen profile
+without any oracle reporting a violation.
 
 Only ``iomemfuzz.model`` is instrumented: coverage feedback should describe the kernel's
-state space, not our decoder. atheris instruments whole top-level packages, so the
-harness imports every model module inside ``instrument_imports`` and the fuzz modules
-only after it; nothing here imports the model at module level.
+state space, not our parser or mutator. It is instrumented in place after the harness
+built its kernel templates (:mod:`iomemfuzz.fuzz.targets.instrument`), so the boot inside
+the templates, the same for every input, never counts.
 
 Configuration comes from the environment (libFuzzer owns argv and passes it on when it
 re-launches the script in -fork/-merge modes):
@@ -29,18 +30,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import pkgutil
 import sys
 import time
 from collections.abc import Sequence
-from importlib import import_module
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from iomemfuzz.fuzz.executor import Trace
     from iomemfuzz.fuzz.ops import Op
-    from iomemfuzz.fuzz.targets.plaincode import CodeSwitch
 
 ENV_PROFILE = "IOMEMFUZZ_PROFILE"
 ENV_MUTATOR = "IOMEMFUZZ_MUTATOR"
@@ -63,7 +61,7 @@ class FindingError(AssertionError):
                          f"--- program ---\n{program_text}")
 
 
-def queue_name(signature: str, data: bytes, suffix: str = ".bin") -> str:
+def queue_name(signature: str, data: bytes, suffix: str = ".prog") -> str:
     """File name of a queued finding: signature (filesystem-safe) and content hash."""
     safe = signature.replace("/", "+")
     return f"{safe}-{hashlib.sha1(data).hexdigest()[:16]}{suffix}"
@@ -161,43 +159,69 @@ class Refinds:
 
 
 class Harness:
-    """Decode, run with every oracle, and report a violation (queue or raise).
+    """Read (Program text), run with every oracle, and report a violation (queue or raise).
 
     Every input starts on a copy of a template kernel (fuzz/snapshot.py), so only a
     Program that controls boot (``boot_to``) runs boot code, instrumented, where the
-    interleavings are. With ``switch`` (an instrumented model) the templates are built
-    on the model's plain code: their boot is the same for every input, so its coverage
-    would be noise credited to whichever input came first."""
+    interleavings are. The default machine's templates are built here, so the target
+    instruments the model after constructing the harness (see ``main``)."""
 
     def __init__(self, profile: str | None = None, queue: str | None = None,
-                 known: set[str] | None = None, switch: CodeSwitch | None = None,
-                 shorten: set[str] | None = None) -> None:
-        from iomemfuzz.fuzz import decode, executor
+                 known: set[str] | None = None, shorten: set[str] | None = None) -> None:
+        from iomemfuzz.fuzz import decode, executor, features, textinput
+        from iomemfuzz.fuzz.oracles import ORACLES
         from iomemfuzz.fuzz.snapshot import fresh_kernel
+        from iomemfuzz.model.machine_file import load_machine
         from iomemfuzz.model.profile import resolve
 
         self.profile = resolve(profile)
         self.queue = Path(queue) if queue else None
         self.seen: set[str] = set(known or ())
         self.refinds = Refinds(shorten or set())
+        # Semantic feedback (fuzz/features.py): set by main() once atheris is set up.
+        self.feedback: Any = None
+        self._features = features.features
+        self._read = textinput.read
         # Signatures the profile accepts by design that this worker told the job about.
         self.accepted: set[str] = set()
-        self.switch = switch
-        self._decode_ops = decode.decode_ops
         self._run_ops = executor.run_ops
-        # Build the value tables and the kernel templates now, not inside the first input.
+        self._execution = executor.Execution
+        self._needs_boot = executor.needs_boot
+        self._fresh_kernel = fresh_kernel
+        self._oracles = ORACLES
+        # Machines an input may name (``# machine:``; textinput keeps only the built-in
+        # ones and the shipped captures), each loaded when first named.
+        self.machines: dict[str, Any] = {}
+        self._load_machine = load_machine
+        # Build the value tables and the default machine's templates now, before the
+        # model is instrumented. Another machine's templates are built when an input
+        # first names it (its boot then counts as coverage once, for that input).
         decode.tables()
         decode.machine_names()
-        with switch.plain() if switch is not None else contextlib.nullcontext():
-            for booted in (True, False):
-                fresh_kernel(self.profile, None, booted=booted)
+        for booted in (True, False):
+            fresh_kernel(self.profile, None, booted=booted)
 
-    def run(self, ops: list[Op]) -> Trace:
+    def run(self, ops: list[Op] | tuple[Op, ...]) -> Trace:
         return self._run_ops(ops, self.profile)
 
     def test_one_input(self, data: bytes) -> None:
-        ops = self._decode_ops(data)
-        trace = self.run(ops)
+        parsed = self._read(data)
+        ops = parsed.ops
+        machine = None
+        if parsed.machine is not None:  # textinput keeps only machines that exist
+            machine = self.machines.get(parsed.machine)
+            if machine is None:
+                machine = self.machines[parsed.machine] = self._load_machine(parsed.machine)
+        if machine is None:  # the default machine
+            trace = self.run(ops)
+        else:  # run_ops on that machine's kernel
+            ex = self._execution(self.profile, self._fresh_kernel(
+                self.profile, machine, booted=self._needs_boot(ops)), self._oracles, False)
+            for o in ops:
+                ex.step(o)
+            trace = ex.finish()
+        if self.feedback is not None:
+            self.feedback.hit(self._features(trace))
         if trace.accepted and self.queue is not None:
             self._note_accepted(trace)
         if not any(step.violations for step in trace.steps):
@@ -209,9 +233,9 @@ class Harness:
                 self._enqueue(refind_name(again, data), again, data)
             return
         if self.queue is None:
-            from iomemfuzz.fuzz.program import Program, format_program
+            from iomemfuzz.fuzz.program import format_program
 
-            program = Program().with_ops(ops).with_headers(profile=self.profile.name)
+            program = parsed.program().with_headers(profile=self.profile.name)
             first = trace.first
             raise FindingError(new[0], self.profile.name, format_program(program),
                                first.message if first else "")
@@ -252,28 +276,6 @@ def die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
 
 
-def instrument_model() -> CodeSwitch:
-    """Import every ``iomemfuzz.model`` module under atheris instrumentation; return the
-    switch to their plain twins (observers already plain, see plaincode.OBSERVERS)."""
-    import atheris
-    from iomemfuzz.fuzz.targets.plaincode import OBSERVERS, CodeSwitch
-
-    if any(name.startswith("iomemfuzz.model") for name in sys.modules):
-        raise RuntimeError("iomemfuzz.model was imported before instrumentation; "
-                           "import the target harness first")
-    names = []
-    with atheris.instrument_imports(include=["iomemfuzz.model"]):
-        package = import_module("iomemfuzz.model")
-        for info in pkgutil.iter_modules(package.__path__):
-            names.append(f"iomemfuzz.model.{info.name}")
-            import_module(names[-1])
-    switch = CodeSwitch(names)
-    missing = switch.make_plain(OBSERVERS)
-    if missing:
-        raise RuntimeError(f"observers not found in the model: {', '.join(missing)}")
-    return switch
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """Run libFuzzer on the decoder + executor with all oracles (never returns)."""
     import atheris
@@ -286,12 +288,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         argv.remove(flag)
     if os.environ.get(ENV_QUEUE):
         die_with_parent()
-    switch = instrument_model()
     from iomemfuzz.fuzz import mutate
+    from iomemfuzz.fuzz.targets.instrument import instrument_model
 
     known, shorten = read_known(os.environ.get(ENV_KNOWN))
-    harness = Harness(os.environ.get(ENV_PROFILE), os.environ.get(ENV_QUEUE), known,
-                      switch, shorten)
+    # The harness builds its kernel templates on the plain model; then the model is
+    # instrumented, so the templates' boot never counts as coverage.
+    harness = Harness(os.environ.get(ENV_PROFILE), os.environ.get(ENV_QUEUE), known, shorten)
+    instrument_model()
+    from iomemfuzz.fuzz import features
+
+    if features.ENABLED:
+        harness.feedback = features.Feedback()
     if os.environ.get(ENV_MUTATOR, "structure") == "bytes":
         atheris.Setup(argv, harness.test_one_input)
     else:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from iomemfuzz.fuzz import decode
+from iomemfuzz.fuzz import textinput
 from iomemfuzz.fuzz.artefacts import merge_work_corpus
 from iomemfuzz.fuzz.corpus import finding_path
 from iomemfuzz.fuzz.job_config import DEFAULT_TARGET
@@ -36,7 +36,7 @@ def _env(**extra: str) -> dict[str, str]:
 def test_a_libfuzzer_crash_file_imports_into_a_finding_that_replays(tmp_path):
     inputs = tmp_path / "inputs"
     inputs.mkdir()
-    (inputs / "b16").write_bytes(decode.encode(B16))
+    (inputs / "b16").write_bytes(textinput.write_program(B16))
     known = tmp_path / "known"
     known.write_text("")
     # Standalone mode (no IOMEMFUZZ_QUEUE): the violation raises and libFuzzer writes the
@@ -73,13 +73,13 @@ def test_merge_keeps_a_smaller_corpus_with_the_same_features(tmp_path, capsys):
     # reaching more of it.
     for i in range(12):
         ops = parse_program(f"iomem_is_exclusive(addr={0x2000 + i:#x})\n").ops
-        (ws.corpus / f"same-{i}").write_bytes(decode.encode_ops(ops))
-    (ws.corpus / "more").write_bytes(decode.encode(clean))
+        (ws.corpus / f"same-{i}").write_bytes(textinput.write(ops))
+    (ws.corpus / "more").write_bytes(textinput.write_program(clean))
     result = merge_work_corpus(tmp_path / "work", "v6.1-deb")
     assert result.exit_code == 0, str(result)
     kept = sorted(ws.corpus.iterdir())
     assert result.before == 13 and result.after == len(kept) < 13
-    assert any(decode.decode_ops(p.read_bytes()) == list(clean.ops) for p in kept)
+    assert any(textinput.read(p.read_bytes()).ops == clean.ops for p in kept)
     assert not (ws.root / "corpus.merging").exists()
     assert not (ws.root / "corpus.old").exists()
     assert "merged" in str(result) and "13 ->" in str(result)
@@ -89,7 +89,7 @@ def test_fuzz_merge_on_the_command_line(tmp_path):
     ws = Workspace(tmp_path / "work", "v6.1-deb")
     for i in range(3):
         ops = parse_program(f"iomem_is_exclusive(addr={0x3000 + i:#x})\n").ops
-        (ws.corpus / f"x{i}").write_bytes(decode.encode_ops(ops))
+        (ws.corpus / f"x{i}").write_bytes(textinput.write(ops))
     merged = subprocess.run(
         [str(BIN / "iomemfuzz"), "fuzz", "--merge", "--workdir", str(tmp_path / "work")],
         env=_env(), capture_output=True, text=True, timeout=120, check=False)

@@ -17,7 +17,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from iomemfuzz.fuzz import decode
+from iomemfuzz.fuzz import textinput
 from iomemfuzz.fuzz.program import parse_program_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,16 +53,15 @@ def test_build_sh_produces_runnable_targets_with_seeds_and_options(tmp_path):
                 if name == "program_text":
                     assert parse_program_bytes(data).lines  # a corpus file, as it is
                 else:
-                    assert decode.decode_ops(data)
+                    assert textinput.read(data).ops  # Program text
         options = configparser.ConfigParser()
         options.read(out / f"{name}.options")
+        assert options["libfuzzer"]["max_len"] == "4096"
         if name == "program_text":
-            assert options["libfuzzer"]["max_len"] == "4096"
             # The reader's target reads text: the grammar's words are its dictionary.
             dictionary = ROOT / ".clusterfuzzlite" / "program_text.dict"
             assert (out / f"{name}.dict").read_text() == dictionary.read_text()
         else:
-            assert options["libfuzzer"]["max_len"] == "512"
-            # No dictionary: the decoder reads no text (see build.sh).
-            assert not (out / f"{name}.dict").exists()
+            # The Program vocabulary, in libFuzzer's dictionary format (see build.sh).
+            assert '"open_devmem()\\x0A"' in (out / f"{name}.dict").read_text()
     assert {"kernel_ops", "program_text"} <= set(TARGETS)

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from iomemfuzz.fuzz import decode
+from iomemfuzz.fuzz import textinput
 from iomemfuzz.fuzz.corpus import program_files
 from iomemfuzz.fuzz.job import JobConfig, run_job
 from iomemfuzz.fuzz.job_config import DEFAULT_TARGET
@@ -44,7 +44,7 @@ def _replays(corpus: Path) -> list[Path]:
 
 def test_leftover_queue_is_drained_first(tmp_path):
     ws = Workspace(tmp_path / "work", PROFILE)
-    (ws.queue / "left-over.bin").write_bytes(decode.encode(B16))
+    (ws.queue / "left-over.prog").write_bytes(textinput.write_program(B16))
     summary = run_job(JobConfig(engine="atheris", max_time=0, corpus=tmp_path / "corpus",
                                 workdir=tmp_path / "work", profile=PROFILE), io.StringIO())
     assert RELEASE in {r.signature for r in summary.findings}
@@ -52,7 +52,7 @@ def test_leftover_queue_is_drained_first(tmp_path):
     _replays(tmp_path / "corpus")
 
 
-def test_seeds_are_the_exported_corpus_and_the_skipped_files_are_listed(tmp_path):
+def test_seeds_are_the_exported_corpus_every_file_with_its_machine(tmp_path):
     seeds = tmp_path / "corpus" / "seeds"
     seeds.mkdir(parents=True)
     (seeds / "b16.prog").write_text(format_program(B16))
@@ -61,9 +61,11 @@ def test_seeds_are_the_exported_corpus_and_the_skipped_files_are_listed(tmp_path
     run_job(JobConfig(engine="atheris", max_time=0, corpus=tmp_path / "corpus",
                       workdir=tmp_path / "work"), out)
     ws = Workspace(tmp_path / "work", "v6.1-deb")
-    assert [decode.decode_ops(p.read_bytes()) for p in ws.seeds.iterdir()] == [list(B16.ops)]
-    assert f"1 seed input(s) from {tmp_path / 'corpus'}, 1 skipped" in out.getvalue()
-    assert ws.skipped.read_text().startswith(f"{seeds / 'other-machine.prog'}: machine empty")
+    assert sorted(textinput.read(p.read_bytes()).ops for p in ws.seeds.iterdir()) == [B16.ops] * 2
+    assert f"2 seed input(s) from {tmp_path / 'corpus'}" in out.getvalue()
+    assert "skipped" not in out.getvalue()
+    machines = {textinput.read(p.read_bytes()).machine for p in ws.seeds.iterdir()}
+    assert machines == {None, "empty"}  # every Program is a seed, its machine kept
 
 
 @pytest.mark.slow
@@ -202,7 +204,7 @@ def test_coverage_command_reports_model_lines_and_branches(tmp_path):
 
     (tmp_path / "b16.prog").write_text(format_program(B16))
     (tmp_path / "bytes").mkdir()
-    (tmp_path / "bytes" / "one").write_bytes(decode.encode(B16))
+    (tmp_path / "bytes" / "one").write_bytes(textinput.write_program(B16))
     out = io.StringIO()
     totals = coverage_report([tmp_path], byte_dirs=[tmp_path / "bytes"],
                              html=tmp_path / "html", out=out)

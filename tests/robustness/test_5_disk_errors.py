@@ -10,7 +10,7 @@ import resource
 import tempfile
 
 import pytest
-from iomemfuzz.fuzz import decode
+from iomemfuzz.fuzz import textinput
 from iomemfuzz.fuzz.job import JobConfig, run_job
 from iomemfuzz.fuzz.program import parse_program
 from robust_rig import B16, PROFILE, RELEASE, iomemfuzz
@@ -31,7 +31,7 @@ def _refuse(monkeypatch, folder, code):
 def _queue_b16(work):
     queue = work / PROFILE / "queue"
     queue.mkdir(parents=True)
-    (queue / "left-over.bin").write_bytes(decode.encode(parse_program(B16)))
+    (queue / "left-over.prog").write_bytes(textinput.write_program(parse_program(B16)))
     return queue
 
 
@@ -47,7 +47,7 @@ def test_read_only_corpus_keeps_the_finding_queued_and_the_next_job_stores_it(
     assert summary.exit_code == 2
     assert "summary" in text
     assert f"could not store {RELEASE}" in text and str(queue) in text
-    assert (queue / "left-over.bin").is_file()
+    assert (queue / "left-over.prog").is_file()
     monkeypatch.undo()
     summary = run_job(cfg, io.StringIO())
     assert RELEASE in {r.signature for r in summary.findings}
@@ -57,7 +57,7 @@ def test_full_workdir_prints_the_error_program_instead(tmp_path, monkeypatch, ca
     artifacts = tmp_path / "work" / PROFILE / "artifacts"
     artifacts.mkdir(parents=True)
     crash = artifacts / "crash-0123"
-    crash.write_bytes(decode.encode(parse_program(B16)))
+    crash.write_bytes(textinput.write_program(parse_program(B16)))
     _refuse(monkeypatch, tmp_path / "work" / PROFILE / "errors", errno.ENOSPC)
     out = io.StringIO()
     summary = run_job(JobConfig(engine="atheris", max_time=0, corpus=tmp_path / "corpus",

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from iomemfuzz.fuzz import artefacts, decode
+from iomemfuzz.fuzz import artefacts, textinput
 from iomemfuzz.fuzz.cli import main
 from iomemfuzz.fuzz.corpus import finding_path
 from iomemfuzz.fuzz.program import parse_program, read_program
@@ -28,7 +28,7 @@ CLEAN = parse_program("r0 = __request_region(start=0xfe000000, n=0x100)\n"
 
 
 def _crash(folder: Path, program=B16, name: str | None = None) -> Path:
-    data = decode.encode(program)
+    data = textinput.write_program(program)
     path = folder / (name or f"crash-{hashlib.sha1(data).hexdigest()}")
     path.write_bytes(data)
     return path
@@ -137,14 +137,15 @@ def test_export_seeds_writes_one_decodable_file_per_program_named_by_hash(tmp_pa
             "--known", str(known)]
     assert main(argv) == 0
     captured = capsys.readouterr()
-    assert "2 seed input(s)" in captured.out and "2 skipped" in captured.out
-    assert "long-name.prog: name 'a name far too long' is outside" in captured.err
-    assert "machine.prog: machine empty" in captured.err
+    assert "4 seed input(s)" in captured.out and "0 skipped" in captured.out
     files = sorted(out.iterdir())
-    assert len(files) == 2
-    expected = {read_program(str(corpus / "seeds" / "clean.prog")).ops,
-                read_program(str(corpus / "findings" / "v6.1-deb" / "b16.prog")).ops}
-    assert {tuple(decode.decode_ops(f.read_bytes())) for f in files} == expected
+    assert len(files) == 4  # every Program is a seed: long names and machines too
+    programs = ("seeds/clean.prog", "seeds/long-name.prog", "seeds/machine.prog",
+                "findings/v6.1-deb/b16.prog")
+    expected = {(read_program(str(corpus / p)).ops, read_program(str(corpus / p)).header(
+        "machine")) for p in programs}
+    assert {(textinput.read(f.read_bytes()).ops, textinput.read(f.read_bytes()).machine)
+            for f in files} == expected
     for f in files:
         assert f.name == hashlib.sha1(f.read_bytes()).hexdigest()
     assert known.read_text() == f"{RELEASE}\n"
@@ -154,7 +155,7 @@ def test_export_seeds_writes_one_decodable_file_per_program_named_by_hash(tmp_pa
 
 def test_export_seeds_without_a_profile_takes_every_profiles_findings(tmp_path):
     report = artefacts.export_seeds(tmp_path / "seeds", _corpus(tmp_path))
-    assert report.files == 3
+    assert report.files == 5
 
 
 def test_known_signatures_are_the_corpus_expectations_about_the_profile(tmp_path):

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from iomemfuzz.fuzz import decode
+from iomemfuzz.fuzz import textinput
 from iomemfuzz.fuzz.console import Console
 from iomemfuzz.fuzz.corpus import program_files, safe_name
 from iomemfuzz.fuzz.program import format_program, parse_program, read_program
@@ -133,7 +133,7 @@ def test_a_shorter_route_replaces_the_stored_reproducer(tmp_path):
     # What the target queues: the signature is read back from the file name.
     ws = Workspace(tmp_path / "work", B5_PROFILE)
     (ws.queue / refind_name(UNREVOKED, b"x")).write_bytes(
-        decode.encode(B5_DEVMEM))
+        textinput.write_program(B5_DEVMEM))
     sink.drain(ws.queue)
     assert not list(ws.queue.iterdir())
     assert (rep.length, rep.first_length) == (4, 5)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from iomemfuzz.fuzz import decode, mutate
+from iomemfuzz.fuzz import decode, mutate, textinput
 from iomemfuzz.fuzz.executor import run
 from iomemfuzz.fuzz.ops import Kind
 from iomemfuzz.fuzz.ops.tree import ReleaseResource, RemoveResource, RequestRegion
@@ -73,7 +73,7 @@ def test_splice_maps_tail_handles():
 def test_mutate_is_total_and_bounded(data, seed, max_size):
     out = mutate.mutate(data, max_size, seed)
     assert isinstance(out, bytes) and len(out) <= max_size
-    assert _valid(decode.decode_ops(out))
+    assert _valid(list(textinput.read(out).ops))
 
 
 @FAST
@@ -82,17 +82,17 @@ def test_mutate_is_total_and_bounded(data, seed, max_size):
 def test_crossover_is_total_and_bounded(a, b, seed, max_size):
     out = mutate.crossover(a, b, max_size, seed)
     assert len(out) <= max_size
-    assert _valid(decode.decode_ops(out))
+    assert _valid(list(textinput.read(out).ops))
 
 
 def test_mutations_change_programs_and_are_seeded():
     rng = random.Random(3)
     changed = 0
     for i in range(200):
-        data = decode.encode(decode.decode(rng.randbytes(120)))
+        data = textinput.write(decode.decode_ops(rng.randbytes(120)))
         out = mutate.mutate(data, 512, i)
         assert out == mutate.mutate(data, 512, i)  # deterministic for a seed
-        changed += decode.decode(out) != decode.decode(data)
+        changed += textinput.read(out).ops != textinput.read(data).ops
     assert changed > 150
 
 

@@ -210,3 +210,22 @@ def test_a_kernel_that_cannot_be_copied_is_built_from_scratch(monkeypatch):
         kernel = fresh_kernel(PROFILES["v5.12"], DEFAULT_MACHINE)
     assert kernel.profile is PROFILES["v5.12"]
     assert kernel.describe() == watched_kernel(PROFILES["v5.12"]).describe()
+
+
+def test_copies_agree_with_copy_deepcopy_of_the_template():
+    # copy.deepcopy is the generic reference: a finished task drops its generator
+    # (model/sched.py), so a booted kernel holds nothing deepcopy refuses. What existed
+    # before the build (profile, machine) is shared by both, as the snapshot shares it.
+    import copy
+
+    templates: dict[tuple[object, ...], Kernel] = {}
+    for path in sorted(program_files([ROOT / "corpus"])):
+        program = read_program(str(path))
+        profile = resolve(program.profile)
+        template = templates.setdefault(
+            (profile.name, program.header("machine"), needs_boot(program.ops)),
+            _scratch(program, profile))
+        reference = copy.deepcopy(template, {id(profile): profile,
+                                             id(template.machine): template.machine})
+        assert _observe(program, reference) == \
+            _observe(program, _copy(program, profile)), path
