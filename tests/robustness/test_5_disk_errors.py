@@ -70,13 +70,15 @@ def test_full_workdir_prints_the_error_program_instead(tmp_path, monkeypatch, ca
 
 
 def _limit_file_size():
-    # Room for the lock, the known-signatures list and libFuzzer's small inputs, not for
-    # a finding file with its notes.
+    # Smaller than the inputs dictionary the job writes first: the job meets the limit
+    # before libFuzzer starts.
     resource.setrlimit(resource.RLIMIT_FSIZE, (300, 300))
 
 
 @pytest.mark.slow
 def test_file_size_limit_ends_the_job_with_a_summary_and_exit_2(tmp_path):
+    """The real limit: the kernel sends SIGXFSZ and the write fails with EFBIG; the job
+    must take the error, not die of the signal."""
     pytest.importorskip("atheris")
     done = iomemfuzz("fuzz", "--max-time", "10", "--seed", "1", "--corpus",
                      tmp_path / "corpus", "--workdir", tmp_path / "work", "--profile", PROFILE,
@@ -85,10 +87,26 @@ def test_file_size_limit_ends_the_job_with_a_summary_and_exit_2(tmp_path):
     assert "Traceback" not in text, text
     assert done.returncode == 2, text
     assert "summary" in done.stdout
+    assert "stopped by a write that failed: File too large" in text
+
+
+@pytest.mark.slow
+def test_a_finding_too_large_to_store_stays_queued_for_the_next_job(tmp_path, monkeypatch,
+                                                                   capsys):
+    pytest.importorskip("atheris")
+    cfg = JobConfig(engine="atheris", max_time=10, seed=1, corpus=tmp_path / "corpus",
+                    workdir=tmp_path / "work", profile=PROFILE)
+    _refuse(monkeypatch, tmp_path / "corpus", errno.EFBIG)
+    out = io.StringIO()
+    summary = run_job(cfg, out)
+    text = out.getvalue() + capsys.readouterr().err
+    assert summary.exit_code == 2, text
+    assert "summary" in text
     # The job finds one mechanism of B16 or another (a release of a region nobody holds,
     # or with the wrong length): what matters is that it is kept.
     releases = RELEASE.rsplit("/", 2)[0] + "/"
-    assert f"could not store {releases}" in text and "File too large" in text
+    assert f"could not store {releases}" in text and "EFBIG" in text, text
+    monkeypatch.undo()
     # Kept in the queue: the next job, on a disk that takes it, stores it.
     summary = run_job(JobConfig(engine="atheris", max_time=0, corpus=tmp_path / "corpus",
                                 workdir=tmp_path / "work", profile=PROFILE), io.StringIO())
