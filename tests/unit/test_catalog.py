@@ -116,6 +116,26 @@ def test_reproducer_is_the_shortest_file_that_shows_the_entry(entry):
             f"{entry.id}: list the shorter files in see_also: {shorter}")
 
 
+def test_discovered_entries_follow_the_original_ones_and_their_violations_name_them():
+    """BD entries (found by iomemfuzz) come after the B entries, numbered from 1 without
+    gaps, and on its own profile each reproducer reports a violation the oracles tag with
+    the entry, so the matrix, the triage table and the minimizer's headers attribute it;
+    the entry's class is the one the executor computes for that violation from what the
+    reproducer does."""
+    from iomemfuzz.fuzz.executor import run
+    from iomemfuzz.fuzz.program import read_program
+
+    ids = list(CATALOG.ids)
+    found = [i for i in ids if i.startswith("BD")]
+    assert found == [f"BD{n}" for n in range(1, len(found) + 1)]
+    assert ids[-len(found):] == found
+    for ident in found:
+        program = read_program(str(ROOT / CATALOG.get(ident).reproducer))
+        trace = run(program, program.profile)
+        classes = {v.cls for v in trace.violations if v.catalog == ident}
+        assert classes == {CATALOG.get(ident).klass}, (ident, classes)
+
+
 def test_profiles_accept_only_catalogued_entries_by_design():
     for name, profile in PROFILES.items():
         for ident in profile.by_design:
