@@ -1,8 +1,9 @@
 """The bug catalog as data: load ``catalog.toml``, check it, look entries up, print them.
 
-The catalog names every kernel bug or design hole the model reproduces (``B1`` ... ``B29h``),
-says whose fault it is (its class), which kernel functions, versions and commits are
-involved, and which corpus Program shows it. Code, tests and corpus headers cite its ids;
+The catalog names every kernel bug or design hole the model reproduces (``B1`` ... ``B29h``
+from the original catalog, ``BD1`` ... for what iomemfuzz itself discovered), says whose
+fault it is (its class), which kernel functions, versions and commits are involved, and
+which corpus Program shows it. Code, tests and corpus headers cite its ids;
 ``docs/CATALOG.md`` is generated from it by ``tools/update_docs.py``.
 
 Signatures are not part of the catalog: they depend on the oracles, so
@@ -38,8 +39,11 @@ PATH = Path(__file__).with_name("catalog.toml")
 # The checkout this module lives in: reproducer paths are relative to it.
 ROOT = Path(__file__).resolve().parent.parent
 
-ENTRY_ID = re.compile(r"B[1-9][0-9]*[a-z]?")
-GROUP_ID = re.compile(r"B[1-9][0-9]*")
+# B: the original catalog. BD: discovered by iomemfuzz. (A bare D would collide with the
+# test vectors D1-D25 of docs/SEMANTICS.md §8.3, which are cited the same way.)
+PREFIXES = ("BD", "B")
+ENTRY_ID = re.compile(r"BD?[1-9][0-9]*[a-z]?")
+GROUP_ID = re.compile(r"BD?[1-9][0-9]*")
 _COMMIT_ID = re.compile(r"[0-9a-f]{12,40}")
 _REPRODUCER = re.compile(r"corpus/[A-Za-z0-9_./+-]+\.prog")
 
@@ -144,9 +148,14 @@ class Catalog:
 
 
 def _normal(ident: str) -> str:
-    """``b16`` as well as ``B16``; a suffix letter stays lower case (``B29c``)."""
+    """``b16`` as well as ``B16``, ``bd3`` as well as ``BD3``; a suffix letter stays lower
+    case (``B29c``)."""
     ident = ident.strip()
-    return "B" + ident[1:] if ident[:1] == "b" else ident
+    for prefix in PREFIXES:
+        head, rest = ident[:len(prefix)], ident[len(prefix):]
+        if head.upper() == prefix and rest[:1].isdigit():
+            return prefix + rest
+    return ident
 
 
 # --- loading and checking ---------------------------------------------------------------------
@@ -197,7 +206,7 @@ def _entry(table: object, index: int) -> Entry:
     ident = t["id"]
     where = f"entry {ident}"
     if not ENTRY_ID.fullmatch(ident):
-        raise CatalogError(f"{where}: id must look like B16 or B29c")
+        raise CatalogError(f"{where}: id must look like B16, B29c or BD3")
     if t["class"] not in CLASSES:
         raise CatalogError(f"{where}: class {t['class']!r} is not one of "
                            f"{', '.join(CLASSES)}")
@@ -251,7 +260,7 @@ def _check_ids(entries: tuple[Entry, ...], groups: dict[str, str]) -> None:
         seen.add(e.id)
     for gid in groups:
         if not GROUP_ID.fullmatch(gid):
-            raise CatalogError(f"group id {gid!r} must look like B29")
+            raise CatalogError(f"group id {gid!r} must look like B29 or BD3")
         if gid in seen:
             raise CatalogError(f"{gid} is both an entry and a group")
         if not any(e.group == gid for e in entries):
@@ -364,7 +373,7 @@ def format_entry(entry: Entry, replay: Replay | None = None) -> str:
         for i, c in enumerate(entry.commits):
             lines += _field("commits" if i == 0 else "", f"{c.role}: {c.describe()}")
     else:
-        lines += _field("commits", "none")
+        lines += _field("commits", "none known")
     lines += _field("reproducer", entry.reproducer or "none in the corpus")
     if entry.reproducer_note:
         lines += _field("", entry.reproducer_note)
@@ -410,8 +419,10 @@ def markdown(catalog: Catalog) -> str:
         "Every kernel bug or design hole the model reproduces, with the Program in `corpus/`",
         "that shows it. Code, tests and corpus headers (`# catalog: B16`) cite these ids;",
         "`iomemfuzz catalog ID` prints one entry and replays its reproducer to show the",
-        "signature it produces. Ids are stable; numbers not listed are not assigned. The",
-        "kernel behaviour the entries rely on is described in [SEMANTICS.md](SEMANTICS.md).",
+        "signature it produces. Ids are stable; numbers not listed are not assigned.",
+        "`B` entries come from the original catalog; `BD` entries were discovered by",
+        "iomemfuzz itself (their reproducers are the findings it stored). The kernel",
+        "behaviour the entries rely on is described in [SEMANTICS.md](SEMANTICS.md).",
         "",
         "**Classes** (whose fault it is):",
         "",
@@ -440,6 +451,8 @@ def markdown(catalog: Catalog) -> str:
             out.append("- **Commits:**")
             out += [f"  - {c.role}: " + (f"`{c.id}` " if c.id else "") + f"{c.title}"
                     + (f" — {c.note}" if c.note else "") for c in e.commits]
+        else:
+            out.append("- **Commits:** none known.")
         if e.reproducer:
             line = f"- **Reproducer:** [`{e.reproducer}`](../{e.reproducer})"
             out.append(line + (f" — {e.reproducer_note}" if e.reproducer_note else ""))

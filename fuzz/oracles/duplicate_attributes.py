@@ -6,7 +6,7 @@ Kernel promise: a device's ``resourceN`` files appear once, whichever path (boot
 the device goes (Documentation/ABI/testing/sysfs-bus-pci; spec §5). Concretely:
 
 * ``duplicate-filename`` / ``duplicate-proc-entry``: sysfs's "cannot create duplicate
-  filename" or procfs's "already registered" (B1, B2, B27);
+  filename" or procfs's "already registered" (B1, B2, B27, BD1-BD3);
 * ``missing-resource-files`` / ``extra-resource-files``: a quiet, added device (or, on a
   static-attribute kernel, any registered device) lacks a ``resourceN`` for a non-empty
   BAR or a ``resourceN_wc`` for a prefetchable memory BAR under PAT, or has one it
@@ -50,17 +50,33 @@ def check_step(kernel, step) -> Iterable[Violation]:
     return _step_events(kernel, step) if step.events else ()
 
 
+# Which catalog entry a duplicate name is an instance of, by the two paths that met.
+_SYSFS_MET = {
+    "pci_sysfs_init-then-pci_bus_add_device": "B1",
+    "pci_bus_add_device-then-pci_sysfs_init": "B2",
+    # A rescan bus-adds the device an unlocked host probe is still adding.
+    "pci_bus_add_device-then-pci_bus_add_device": "BD1",
+    # The walk restarted after a removal and met a device it had done.
+    "pci_sysfs_init-then-pci_sysfs_init": "BD2",
+    "resource_resize_store-then-pci_sysfs_init": "BD3",
+}
+_PROCFS_MET = {
+    "pci_proc_init-then-pci_bus_add_device": "B27",
+    "pci_bus_add_device-then-pci_proc_init": "B27",
+    # Two bus-adds of one device (or of a freed one and its rescanned successor).
+    "pci_bus_add_device-then-pci_bus_add_device": "BD1",
+}
+
+
 def _step_events(kernel, step) -> Iterator[Violation]:
     for e in step.events:
         if e.kind == DUP_FILENAME:
             met = _met(e)
             if e.get("fs") == "procfs":
-                yield Violation(NAME, "duplicate-proc-entry", e.text, "B27",
+                yield Violation(NAME, "duplicate-proc-entry", e.text, _PROCFS_MET.get(met, ""),
                                 "pci_proc_attach_device", met)
             else:
-                catalog = {"pci_sysfs_init-then-pci_bus_add_device": "B1",
-                           "pci_bus_add_device-then-pci_sysfs_init": "B2"}.get(met, "")
-                yield Violation(NAME, "duplicate-filename", e.text, catalog,
+                yield Violation(NAME, "duplicate-filename", e.text, _SYSFS_MET.get(met, ""),
                                 _creator(str(e.get("name", ""))), met)
 
 

@@ -72,10 +72,14 @@ def _step_events(kernel, step) -> Iterator[Violation]:
         if e.kind in CRASH_KINDS:
             function = _function(e)
             catalog = str(e.get("catalog", ""))
-            if e.kind == HANG and function == "__request_region" and not e.get("lost_wakeup"):
+            if e.kind == HANG and function == "__request_region":
                 # A MUXED request waiting for a holder that keeps it (by design); a
                 # waiter whose wake-up was lost sleeps on a free region: a bug (6.1).
-                catalog = "B28"
+                catalog = "BD8" if e.get("lost_wakeup") else "B28"
+            elif (e.kind == USE_AFTER_FREE and e.get("object") == "pci_dev"
+                  and function == "pci_bus_add_device"):
+                # Only an unlocked host probe's bus-add outlives its device's removal.
+                catalog = catalog or "BD1"
             yield Violation(NAME, _kind(e.kind, e.get("object")), e.text, catalog,
                             function, _mechanism(e))
 

@@ -28,8 +28,8 @@ reached, the kernel function that let it through, and why, worked out from the s
   (``low-mib``, ``checks-end-pages-only``, ``relaxed``, ``no-inode``, ``io-strict-off``:
   B5, B6, B25);
   ``mmap_region``/``populated-before-link`` (the mapping was populated before the
-  revocation walked i_mmap and linked after it, §4.7); ``unmap_mapping_range``/
-  ``page-rounding`` (§4.5);
+  revocation walked i_mmap and linked after it, §4.7, BD6); ``unmap_mapping_range``/
+  ``page-rounding`` (§4.5, BD7);
 * ``driver-bar-unclaimed``: a mapping reached a BAR whose bound driver holds no claim of
   it (``never-claimed``: B13; ``claim-lost``: someone removed it).
 
@@ -46,9 +46,10 @@ process had mapped, B7).
 (c) device isolation: a mapping made for device A's BAR N reached something else —
 ``reaches-other-device``, ``reaches-other-bar`` or ``reaches-memory`` — through the mmap
 handler that made it, and why: ``sub-page-bar`` (the BAR is smaller than the page the
-mapping exposes, §4.6), ``survived-removal`` (A was removed and its mappings survive,
-§4.8), ``bar-moved`` (A's BAR was moved since), ``removed-still-decodes`` (what answered is
-a function the kernel removed, which keeps decoding the range it has given to A).
+mapping exposes, §4.6, BD5), ``survived-removal`` (A was removed and its mappings
+survive, §4.8), ``bar-moved`` (A's BAR was moved since), ``removed-still-decodes`` (what
+answered is a function the kernel removed, which keeps decoding the range it has given to
+A, BD4).
 
 Which of these a kernel accepts "by design" is profile data (``by_design``).
 """
@@ -248,10 +249,10 @@ def _classify(kernel, claim, vma: Vma, phys: int) -> tuple[str, str, str, str]:
         return ("revoke_iomem", why, catalog,
                 f"revoke_iomem skipped the unmap ({record.outcome}: {why})")
     if vma.linked_at > record.at:
-        return ("mmap_region", "populated-before-link", "",
+        return ("mmap_region", "populated-before-link", "BD6",
                 "the mapping was populated before revoke_iomem but linked into i_mmap "
                 "after it walked i_mmap")
-    return ("unmap_mapping_range", "page-rounding", "",
+    return ("unmap_mapping_range", "page-rounding", "BD7",
             "unmap_mapping_range rounded the start down and the length up on its own, "
             "missing the claim's last page")
 
@@ -380,8 +381,12 @@ def _isolation(kernel, event) -> Iterator[Violation]:
              f"(made for {owner} BAR{bar}) reached {event.get('phys'):#x}: "
              f"{event.get('target')}")
     why = _isolation_why(kernel, event, str(owner), bar)
-    yield Violation(NAME, kind, f"{where} ({why})", "",
+    yield Violation(NAME, kind, f"{where} ({why})", _ISOLATION_CATALOG.get(why, ""),
                     _handler(str(event.get("path"))), why)
+
+
+# The catalog entries of the isolation mechanisms that have one.
+_ISOLATION_CATALOG = {"removed-still-decodes": "BD4", "sub-page-bar": "BD5"}
 
 
 def _isolation_why(kernel, event, owner: str, bar: object) -> str:

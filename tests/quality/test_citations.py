@@ -1,7 +1,7 @@
 """Every citation in the repository resolves inside the repository.
 
-* A bug-catalog id (``B`` + number, optional letter) names an entry or a group of
-  fuzz/catalog.toml.
+* A bug-catalog id (``B`` or ``BD`` + number, optional letter) names an entry or a group
+  of fuzz/catalog.toml (BD: discovered by iomemfuzz).
 * A test-vector id (``D`` + number) is a row of the table in docs/SEMANTICS.md §8.3.
 * A section number (``§`` + number) is a numbered heading of docs/SEMANTICS.md.
 * Every corpus file's ``# catalog:`` header names existing entries.
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCANNED = ("model", "fuzz", "tests", "corpus", "tools", "docs", "README.md")
 SKIP_DIRS = {"__pycache__", ".hypothesis", ".pytest_cache", ".ruff_cache"}
 
-BUG = re.compile(r"\bB[0-9]+[a-z]?\b")
+BUG = re.compile(r"\bBD?[0-9]+[a-z]?\b")
 VECTOR = re.compile(r"\bD[0-9]+\b")
 SECTION = re.compile("\u00a7 ?([0-9]+(?:\\.[0-9]+)?)")
 HEADING = re.compile(r"^#{2,3} ([0-9]+(?:\.[0-9]+)?)\.? ", re.M)
@@ -87,6 +87,14 @@ def _where(path: Path, text: str, index: int) -> str:
 def test_semantics_has_the_sections_and_vectors_the_project_relies_on():
     assert {"0", "0.2", "2.13", "4.7", "5.6", "7", "8.3"} <= SECTIONS
     assert {f"D{i}" for i in range(1, 26)} == VECTORS
+
+
+def test_catalog_ids_and_vector_ids_cannot_be_confused():
+    """A catalog id never reads as a vector id, nor the other way round."""
+    for ident in CATALOG.ids:
+        assert BUG.fullmatch(ident) and not VECTOR.search(ident), ident
+    for ident in VECTORS:
+        assert not BUG.search(ident) and ident not in CATALOG, ident
 
 
 def test_every_cited_catalog_id_resolves():

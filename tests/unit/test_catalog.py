@@ -116,15 +116,36 @@ def test_reproducer_is_the_shortest_file_that_shows_the_entry(entry):
             f"{entry.id}: list the shorter files in see_also: {shorter}")
 
 
+def test_discovered_entries_follow_the_original_ones_and_their_violations_name_them():
+    """BD entries (found by iomemfuzz) come after the B entries, numbered from 1 without
+    gaps, and on its own profile each reproducer reports a violation the oracles tag with
+    the entry, so the matrix, the triage table and the minimizer's headers attribute it;
+    the entry's class is the one the executor computes for that violation from what the
+    reproducer does."""
+    from iomemfuzz.fuzz.executor import run
+    from iomemfuzz.fuzz.program import read_program
+
+    ids = list(CATALOG.ids)
+    found = [i for i in ids if i.startswith("BD")]
+    assert found == [f"BD{n}" for n in range(1, len(found) + 1)]
+    assert ids[-len(found):] == found
+    for ident in found:
+        program = read_program(str(ROOT / CATALOG.get(ident).reproducer))
+        trace = run(program, program.profile)
+        classes = {v.cls for v in trace.violations if v.catalog == ident}
+        assert classes == {CATALOG.get(ident).klass}, (ident, classes)
+
+
 def test_profiles_accept_only_catalogued_entries_by_design():
     for name, profile in PROFILES.items():
         for ident in profile.by_design:
-            if re.fullmatch(r"B[0-9]+[a-z]?", ident):
+            if re.fullmatch(r"BD?[0-9]+[a-z]?", ident):
                 assert ident in CATALOG, f"profile {name}: by_design {ident} is not catalogued"
 
 
 def test_lookup():
     assert CATALOG.get("B16").klass == "driver-misuse"
+    assert CATALOG.get("bd1").id == "BD1" and CATALOG.get("BD1").group is None
     assert CATALOG.get(" b29c ").id == "B29c" and CATALOG.resolve("b11")[0].id == "B11a"
     assert "B16" in CATALOG and "B29" in CATALOG and UNKNOWN not in CATALOG
     assert CATALOG.get("B29c").group == "B29" and CATALOG.get("B16").group is None
@@ -165,6 +186,8 @@ def test_a_minimal_catalog_parses():
     ('versions = "all"\nreproducer = ""', 'reproducer = ""', "missing field"),
     ('reproducer = ""', 'reproducer = ""\ncolour = "red"', "unknown field"),
     ('id = "B16"', 'id = "bug16"', "id must look like"),
+    # D<n> are the test vectors of docs/SEMANTICS.md; discovered entries are BD<n>.
+    ('id = "B16"', 'id = "D16"', "id must look like"),
     ('id = "B29a"', 'id = "B16"', "appears twice"),
     ('B29 = "tree edges"', '', "no title in [groups]"),
     ('id = "aa382ffa705b"', 'id = "HEAD~1"', "not 12-40 lowercase hex"),
