@@ -24,13 +24,8 @@ from functools import cache
 from hypothesis import strategies as st
 from iomemfuzz.fuzz import decode
 from iomemfuzz.fuzz.ops import Arg, Kind, Op, ordered_ops
-from iomemfuzz.fuzz.program import (
-    HEADER_KEYS,
-    Line,
-    Program,
-    ProgramSyntaxError,
-    parse_program,
-)
+from iomemfuzz.fuzz.program import HEADER_KEYS, Line, Program
+from iomemfuzz.fuzz.program_parse import ProgramSyntaxError, parse_program
 from iomemfuzz.model.profile import PROFILES
 
 U64_MAX = (1 << 64) - 1

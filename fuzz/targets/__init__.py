@@ -233,7 +233,7 @@ class Harness:
                 self._enqueue(refind_name(again, data), again, data)
             return
         if self.queue is None:
-            from iomemfuzz.fuzz.program import format_program
+            from iomemfuzz.fuzz.program_format import format_program
 
             program = parsed.program().with_headers(profile=self.profile.name)
             first = trace.first

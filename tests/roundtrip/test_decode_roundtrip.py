@@ -7,7 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from iomemfuzz.fuzz import decode
 from iomemfuzz.fuzz.executor import run, run_ops
-from iomemfuzz.fuzz.program import format_program, parse_program
+from iomemfuzz.fuzz.program_format import format_program
+from iomemfuzz.fuzz.program_parse import parse_program
 from iomemfuzz.model.profile import PROFILES
 
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -13,7 +13,9 @@ from iomemfuzz.fuzz import decode
 from iomemfuzz.fuzz import ops as ops_module
 from iomemfuzz.fuzz.ops import Kind, Op, arg, op, ordered_ops
 from iomemfuzz.fuzz.ops.tree import ReleaseResource, RequestRegion
-from iomemfuzz.fuzz.program import Program, format_program, parse_program
+from iomemfuzz.fuzz.program import Program
+from iomemfuzz.fuzz.program_format import format_program
+from iomemfuzz.fuzz.program_parse import parse_program
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -7,7 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from iomemfuzz.fuzz import decode
 from iomemfuzz.fuzz.executor import run
 from iomemfuzz.fuzz.ops import ordered_ops
-from iomemfuzz.fuzz.program import format_program, parse_program
+from iomemfuzz.fuzz.program_format import format_program
+from iomemfuzz.fuzz.program_parse import parse_program
 from iomemfuzz.fuzz.strategies import ops, programs
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -21,7 +21,8 @@ from iomemfuzz.fuzz.corpus import program_files
 from iomemfuzz.fuzz.executor import Execution, make_kernel
 from iomemfuzz.fuzz.ledger import Ledger, ledger
 from iomemfuzz.fuzz.oracles import busy_consistency, duplicate_attributes
-from iomemfuzz.fuzz.program import Program, read_program
+from iomemfuzz.fuzz.program import Program
+from iomemfuzz.fuzz.program_file import read_program
 from iomemfuzz.model.ioport import IORESOURCE_BUSY, IORESOURCE_MEM, Resource
 from iomemfuzz.model.machine import MACHINES
 from iomemfuzz.model.profile import resolve
