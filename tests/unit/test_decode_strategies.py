@@ -4,7 +4,7 @@ text, and (decodable=True) lies inside the encoder's domain."""
 from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
-from iomemfuzz.fuzz import decode
+from iomemfuzz.fuzz import decode, encode
 from iomemfuzz.fuzz.executor import run
 from iomemfuzz.fuzz.ops import ordered_ops
 from iomemfuzz.fuzz.program_format import format_program
@@ -25,7 +25,7 @@ def test_programs_round_trip_as_canonical_text(program):
 @FAST
 @given(programs(decodable=True))
 def test_decodable_programs_are_inside_the_encoder_domain(program):
-    assert decode.decode(decode.encode(program)) == program
+    assert decode.decode(encode.encode(program)) == program
 
 
 @FAST
