@@ -38,13 +38,10 @@ from iomemfuzz.fuzz.executor import run
 from iomemfuzz.fuzz.finding import Finding
 from iomemfuzz.fuzz.job_config import DEFAULT_TARGET
 from iomemfuzz.fuzz.minimize import DEFAULT_MAX_RUNS, minimize
-from iomemfuzz.fuzz.program import (
-    Program,
-    ProgramFileError,
-    ProgramSyntaxError,
-    format_program,
-    read_program,
-)
+from iomemfuzz.fuzz.program import Program
+from iomemfuzz.fuzz.program_file import ProgramFileError, read_program
+from iomemfuzz.fuzz.program_format import format_program
+from iomemfuzz.fuzz.program_parse import ProgramSyntaxError
 from iomemfuzz.fuzz.targets import ENV_KNOWN, ENV_PROFILE, ENV_QUEUE
 from iomemfuzz.fuzz.workspace import Workspace
 from iomemfuzz.model.profile import DEFAULT, resolve

@@ -331,7 +331,8 @@ def replay_reproducer(entry: Entry, root: Path | None = None) -> Replay | None:
         return None
     # Imported here: listing and printing the catalog never needs the model.
     from iomemfuzz.fuzz.executor import run
-    from iomemfuzz.fuzz.program import ProgramSyntaxError, read_program
+    from iomemfuzz.fuzz.program_file import read_program
+    from iomemfuzz.fuzz.program_parse import ProgramSyntaxError
     from iomemfuzz.model.profile import DEFAULT, ProfileError
 
     path = _locate(entry.reproducer, root)

@@ -21,7 +21,8 @@ from typing import NoReturn
 
 from iomemfuzz.fuzz import exit_codes
 from iomemfuzz.fuzz.exit_codes import InputError
-from iomemfuzz.fuzz.program import ProgramFileError, ProgramSyntaxError
+from iomemfuzz.fuzz.program_file import ProgramFileError
+from iomemfuzz.fuzz.program_parse import ProgramSyntaxError
 from iomemfuzz.model.profile import ProfileError, resolve
 
 PROG = "iomemfuzz"
@@ -184,7 +185,7 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from iomemfuzz.fuzz.narration import story
-    from iomemfuzz.fuzz.program import read_program
+    from iomemfuzz.fuzz.program_file import read_program
 
     if args.lanes or args.iomem is not None:
         from iomemfuzz.fuzz.reports import show_picture
@@ -353,7 +354,7 @@ def _add_minimize(sub: argparse._SubParsersAction) -> None:
 def cmd_coverage(args: argparse.Namespace) -> int:
     from iomemfuzz.fuzz.corpus import program_files
     from iomemfuzz.fuzz.coverage_report import coverage_report
-    from iomemfuzz.fuzz.program import read_program
+    from iomemfuzz.fuzz.program_file import read_program
 
     paths = args.paths or ["corpus"]
     _existing(paths)

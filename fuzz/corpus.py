@@ -15,7 +15,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from iomemfuzz.fuzz.finding import Finding
-from iomemfuzz.fuzz.program import format_program, parse_program
+from iomemfuzz.fuzz.program_format import format_program
+from iomemfuzz.fuzz.program_parse import parse_program
 
 SUFFIX = ".prog"
 _UMASK = os.umask(0)

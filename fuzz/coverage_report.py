@@ -102,7 +102,8 @@ def _worker(argv: Sequence[str]) -> int:
     from iomemfuzz.fuzz import textinput
     from iomemfuzz.fuzz.corpus import program_files
     from iomemfuzz.fuzz.executor import run
-    from iomemfuzz.fuzz.program import decode_program, parse_program, read_program_bytes
+    from iomemfuzz.fuzz.program_file import decode_program, read_program_bytes
+    from iomemfuzz.fuzz.program_parse import parse_program
     from iomemfuzz.fuzz.replay import check_program
 
     # The command read every file before starting this worker: no error is expected here.

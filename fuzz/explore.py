@@ -48,7 +48,9 @@ from iomemfuzz.fuzz.executor import Execution, make_kernel
 from iomemfuzz.fuzz.ledger import ledger
 from iomemfuzz.fuzz.ops import Arg, Kind, Op, ordered_ops
 from iomemfuzz.fuzz.oracles import ORACLES
-from iomemfuzz.fuzz.program import Line, Program, format_program, parse_program
+from iomemfuzz.fuzz.program import Line, Program
+from iomemfuzz.fuzz.program_format import format_program
+from iomemfuzz.fuzz.program_parse import parse_program
 from iomemfuzz.model.profile import KernelProfile, resolve
 from iomemfuzz.model.resource_check import preorder
 

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from iomemfuzz.fuzz.corpus import write_atomic
 from iomemfuzz.fuzz.executor import run
-from iomemfuzz.fuzz.program import Program, format_program
+from iomemfuzz.fuzz.program import Program
+from iomemfuzz.fuzz.program_format import format_program
 from iomemfuzz.fuzz.summary import Stats
 from iomemfuzz.fuzz.targets import accepted_name, die_with_parent, queue_name
 from iomemfuzz.model.profile import KernelProfile, resolve

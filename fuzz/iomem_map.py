@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from iomemfuzz.fuzz.executor import Execution, make_kernel
-from iomemfuzz.fuzz.program import Program, format_op
+from iomemfuzz.fuzz.program import Program
+from iomemfuzz.fuzz.program_format import format_op
 from iomemfuzz.model.ioport import IORESOURCE_BUSY, Resource
 from iomemfuzz.model.kernel import Kernel
 from iomemfuzz.model.mm import PAGE_SHIFT

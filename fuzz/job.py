@@ -44,7 +44,7 @@ from iomemfuzz.fuzz.console import Console, progress_line
 from iomemfuzz.fuzz.corpus import write_atomic
 from iomemfuzz.fuzz.hypothesis_pool import HypothesisPool, random_seed
 from iomemfuzz.fuzz.job_config import ENGINES, JobConfig
-from iomemfuzz.fuzz.program import ProgramSyntaxError, parse_program
+from iomemfuzz.fuzz.program_parse import ProgramSyntaxError, parse_program
 from iomemfuzz.fuzz.sink import FindingSink
 from iomemfuzz.fuzz.summary import Stats, Summary, format_summary
 from iomemfuzz.fuzz.supervisor import LibFuzzerPool, collect_artifacts

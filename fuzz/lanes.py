@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from iomemfuzz.fuzz.executor import Execution, make_kernel
-from iomemfuzz.fuzz.program import Program, format_op
+from iomemfuzz.fuzz.program import Program
+from iomemfuzz.fuzz.program_format import format_op
 from iomemfuzz.model.event import INITCALL
 from iomemfuzz.model.profile import resolve
 from iomemfuzz.model.sched import DONE, Task

@@ -62,7 +62,9 @@ from typing import Any
 
 from iomemfuzz.fuzz.catalog import ROOT, Catalog, Entry, load
 from iomemfuzz.fuzz.executor import run
-from iomemfuzz.fuzz.program import Program, format_op, read_program
+from iomemfuzz.fuzz.program import Program
+from iomemfuzz.fuzz.program_file import read_program
+from iomemfuzz.fuzz.program_format import format_op
 from iomemfuzz.fuzz.trace import Trace
 from iomemfuzz.model.profile import DEFAULT, PROFILES, resolve
 

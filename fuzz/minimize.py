@@ -30,7 +30,8 @@ from pathlib import Path
 
 from iomemfuzz.fuzz.executor import Trace, run
 from iomemfuzz.fuzz.ops import Kind, Op
-from iomemfuzz.fuzz.program import Line, Program, format_program
+from iomemfuzz.fuzz.program import Line, Program
+from iomemfuzz.fuzz.program_format import format_program
 from iomemfuzz.model.profile import KernelProfile, resolve
 
 PAGE = 0x1000
@@ -109,7 +110,7 @@ class Minimized:
 
 def _one_line(text: str) -> str:
     """A note line: the first line of ``text``, never readable as a header field."""
-    from iomemfuzz.fuzz.program import ProgramSyntaxError, parse_program
+    from iomemfuzz.fuzz.program_parse import ProgramSyntaxError, parse_program
 
     stripped = text.strip()
     first = stripped.splitlines()[0].rstrip() if stripped else ""
@@ -405,7 +406,7 @@ def minimize_file(path: str | Path, out: str | Path | None = None,
     Returns the result and the text."""
     from iomemfuzz.fuzz.corpus import write_atomic
     from iomemfuzz.fuzz.finding import Finding
-    from iomemfuzz.fuzz.program import read_program
+    from iomemfuzz.fuzz.program_file import read_program
 
     program = read_program(str(path))
     prof = resolve(profile if profile is not None else program.profile)

@@ -13,7 +13,8 @@ import difflib
 from dataclasses import dataclass, field
 
 from iomemfuzz.fuzz.executor import Execution, Step, make_kernel
-from iomemfuzz.fuzz.program import Program, format_op
+from iomemfuzz.fuzz.program import Program
+from iomemfuzz.fuzz.program_format import format_op
 from iomemfuzz.model.profile import resolve
 
 

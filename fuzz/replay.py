@@ -15,15 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from iomemfuzz.fuzz.executor import Trace, run
-from iomemfuzz.fuzz.program import (
-    Program,
-    ProgramFileError,
-    ProgramSyntaxError,
-    decode_program,
-    op_line_numbers,
-    parse_program,
-    read_program_bytes,
-)
+from iomemfuzz.fuzz.program import Program
+from iomemfuzz.fuzz.program_file import ProgramFileError, decode_program, read_program_bytes
+from iomemfuzz.fuzz.program_parse import ProgramSyntaxError, op_line_numbers, parse_program
 from iomemfuzz.model.profile import DEFAULT, resolve
 
 CLEAN = "clean"

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from iomemfuzz.fuzz.program import ProgramSyntaxError, read_program
+from iomemfuzz.fuzz.program_file import read_program
+from iomemfuzz.fuzz.program_parse import ProgramSyntaxError
 from iomemfuzz.model.profile import ProfileError
 
 EXIT_OK, EXIT_USAGE = 0, 2

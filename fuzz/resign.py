@@ -22,7 +22,9 @@ from pathlib import Path
 
 from iomemfuzz.fuzz.corpus import program_files, write_atomic
 from iomemfuzz.fuzz.executor import run
-from iomemfuzz.fuzz.program import Program, format_program, read_program, sort_headers
+from iomemfuzz.fuzz.program import Program, sort_headers
+from iomemfuzz.fuzz.program_file import read_program
+from iomemfuzz.fuzz.program_format import format_program
 from iomemfuzz.fuzz.replay import ACCEPTED, CLEAN, FINDING
 from iomemfuzz.model.profile import DEFAULT, resolve
 

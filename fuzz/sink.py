@@ -29,15 +29,10 @@ from iomemfuzz.fuzz.corpus import (
 from iomemfuzz.fuzz.executor import run
 from iomemfuzz.fuzz.finding import Finding
 from iomemfuzz.fuzz.minimize import NothingToMinimize, minimize
-from iomemfuzz.fuzz.program import (
-    MAX_LINE_CHARS,
-    Program,
-    ProgramFileError,
-    ProgramSyntaxError,
-    format_program,
-    read_program,
-    read_program_bytes,
-)
+from iomemfuzz.fuzz.program import Program
+from iomemfuzz.fuzz.program_file import ProgramFileError, read_program, read_program_bytes
+from iomemfuzz.fuzz.program_format import format_program
+from iomemfuzz.fuzz.program_parse import MAX_LINE_CHARS, ProgramSyntaxError
 from iomemfuzz.fuzz.summary import Reported, Unstored
 from iomemfuzz.fuzz.targets import SHORTEN, accepted_signature, refind_signature
 

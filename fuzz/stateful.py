@@ -33,7 +33,10 @@ from iomemfuzz.fuzz.exampledb import example_database
 from iomemfuzz.fuzz.executor import Execution, Step
 from iomemfuzz.fuzz.finding import Finding, Violation
 from iomemfuzz.fuzz.ops import Op
-from iomemfuzz.fuzz.program import Program, ProgramSyntaxError, format_program, read_program
+from iomemfuzz.fuzz.program import Program
+from iomemfuzz.fuzz.program_file import read_program
+from iomemfuzz.fuzz.program_format import format_program
+from iomemfuzz.fuzz.program_parse import ProgramSyntaxError
 from iomemfuzz.fuzz.sink import known_signatures
 from iomemfuzz.fuzz.strategies import op_classes, ops_of
 from iomemfuzz.model.profile import DEFAULT, resolve

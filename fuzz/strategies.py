@@ -14,7 +14,7 @@ expected outcomes and a trailer, constrained so that the canonical text round-tr
 Values lean towards the decoder's interesting tables (page and BAR edges, the default
 machine's regions) so that drawn Programs reach the same states the fuzzers do; with
 ``decodable=True`` every drawn Program is inside the domain of
-:func:`iomemfuzz.fuzz.decode.encode`.
+:func:`iomemfuzz.fuzz.encode.encode`.
 """
 
 from __future__ import annotations
@@ -22,15 +22,10 @@ from __future__ import annotations
 from functools import cache
 
 from hypothesis import strategies as st
-from iomemfuzz.fuzz import decode
+from iomemfuzz.fuzz import decode, decode_tables
 from iomemfuzz.fuzz.ops import Arg, Kind, Op, ordered_ops
-from iomemfuzz.fuzz.program import (
-    HEADER_KEYS,
-    Line,
-    Program,
-    ProgramSyntaxError,
-    parse_program,
-)
+from iomemfuzz.fuzz.program import HEADER_KEYS, Line, Program
+from iomemfuzz.fuzz.program_parse import ProgramSyntaxError, parse_program
 from iomemfuzz.model.profile import PROFILES
 
 U64_MAX = (1 << 64) - 1
@@ -45,7 +40,7 @@ SIGNATURES = ("busy-consistency/release-without-claim", "busy-consistency/busy-w
 @cache
 def _numbers(a: Arg) -> st.SearchStrategy[int]:
     """Interesting values of the field's kind first, then anything in its bounds."""
-    table = decode.tables().get(a.kind, ())
+    table = decode_tables.tables().get(a.kind, ())
     in_range = sorted({v for v in table if a.lo <= v <= a.hi} | {a.simplest})
     edges = st.sampled_from(in_range) if in_range else st.nothing()
     anything = st.integers(a.lo, a.hi)
@@ -58,9 +53,10 @@ def _numbers(a: Arg) -> st.SearchStrategy[int]:
 @cache
 def names(decodable: bool = False) -> st.SearchStrategy[str]:
     """Resource names: the decoder's table, or short strings Program text can quote."""
-    table = st.sampled_from(decode.NAMES)
+    table = st.sampled_from(decode_tables.NAMES)
     if decodable:
-        return st.one_of(table, st.text(decode.NAME_ALPHABET, max_size=decode.MAX_NAME))
+        return st.one_of(table, st.text(decode_tables.NAME_ALPHABET,
+                                        max_size=decode_tables.MAX_NAME))
     # Any printable ASCII (the formatter escapes quotes and backslashes).
     return st.one_of(table, st.text(_PRINTABLE, max_size=20))
 

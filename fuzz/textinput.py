@@ -24,7 +24,9 @@ from collections.abc import Iterable
 from functools import cache
 
 from iomemfuzz.fuzz.ops import Op
-from iomemfuzz.fuzz.program import Line, Program, format_program, parse_program
+from iomemfuzz.fuzz.program import Line, Program
+from iomemfuzz.fuzz.program_format import format_program
+from iomemfuzz.fuzz.program_parse import parse_program
 
 MAX_OPS = 64
 CACHE_SIZE = 4096
@@ -101,7 +103,7 @@ def dictionary() -> str:
     operation's simplest line (with and without a binder), each argument name, choice
     and suggested name, so byte mutations insert whole lines and words."""
     from iomemfuzz.fuzz.ops import Kind, ordered_ops
-    from iomemfuzz.fuzz.program import format_op
+    from iomemfuzz.fuzz.program_format import format_op
 
     tokens: list[str] = []
     for cls in ordered_ops():

@@ -14,7 +14,7 @@ from pathlib import Path
 from iomemfuzz.fuzz.corpus import program_files
 from iomemfuzz.fuzz.executor import run
 from iomemfuzz.fuzz.oracles import explain
-from iomemfuzz.fuzz.program import read_program
+from iomemfuzz.fuzz.program_file import read_program
 from iomemfuzz.fuzz.replay import FINDING
 from iomemfuzz.model.profile import DEFAULT, resolve
 

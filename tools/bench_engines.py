@@ -54,7 +54,8 @@ from iomemfuzz.fuzz.hypothesis_pool import hypothesis_worker
 from iomemfuzz.fuzz.job import JobConfig, run_job
 from iomemfuzz.fuzz.job_config import DEFAULT_TARGET
 from iomemfuzz.fuzz.ops import load_families
-from iomemfuzz.fuzz.program import parse_program, read_program
+from iomemfuzz.fuzz.program_file import read_program
+from iomemfuzz.fuzz.program_parse import parse_program
 from iomemfuzz.fuzz.targets import ENV_MUTATOR, ENV_PROFILE, ENV_QUEUE
 from iomemfuzz.model.profile import resolve
 

@@ -28,7 +28,7 @@ import random
 import time
 from collections.abc import Callable
 
-from iomemfuzz.fuzz import decode
+from iomemfuzz.fuzz import decode, decode_fields, decode_tables
 from iomemfuzz.fuzz.executor import needs_boot, run, run_ops
 from iomemfuzz.fuzz.ops import Context, Op
 from iomemfuzz.fuzz.program import Program
@@ -43,7 +43,7 @@ def programs(count: int, seed: int) -> list[Program]:
     rng = random.Random(seed)
     out = []
     for _ in range(count):
-        state = decode.State()
+        state = decode_fields.State()
         ops: list[Op] = [decode.decode_record(rng.randbytes(rng.randrange(2, 24)), state)
                          for _ in range(LENGTH)]
         out.append(Program().with_ops(ops))
@@ -193,7 +193,7 @@ def main() -> None:
                         help="also time building a kernel against copying its template")
     args = parser.parse_args()
     progs = programs(args.programs, args.seed)
-    decode.tables()
+    decode_tables.tables()
     thorough = not args.fast
     runs, elapsed = measure(progs, args.profile, args.seconds, thorough)
     rate = runs / elapsed

@@ -36,7 +36,7 @@ import traceback
 from collections import Counter
 from pathlib import Path
 
-from iomemfuzz.fuzz.program import (
+from iomemfuzz.fuzz.program_parse import (
     MAX_LINE_CHARS,
     MAX_PROGRAM_BYTES,
     ProgramSyntaxError,

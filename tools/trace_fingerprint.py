@@ -37,7 +37,10 @@ from iomemfuzz.fuzz.corpus import program_files
 from iomemfuzz.fuzz.decode import decode
 from iomemfuzz.fuzz.executor import Execution, Trace, make_kernel, run
 from iomemfuzz.fuzz.oracles import ORACLES
-from iomemfuzz.fuzz.program import Program, format_program, parse_program, read_program
+from iomemfuzz.fuzz.program import Program
+from iomemfuzz.fuzz.program_file import read_program
+from iomemfuzz.fuzz.program_format import format_program
+from iomemfuzz.fuzz.program_parse import parse_program
 from iomemfuzz.model.machine import DEFAULT_MACHINE, MACHINES
 from iomemfuzz.model.profile import DEFAULT, resolve
 

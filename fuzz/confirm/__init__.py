@@ -39,7 +39,8 @@ from iomemfuzz.fuzz.confirm.plan import Plan, make_plan, runnable
 from iomemfuzz.fuzz.confirm.qemu import Guest, GuestDied
 from iomemfuzz.fuzz.confirm.report import render_json, render_text
 from iomemfuzz.fuzz.confirm.session import ProgramResult, Session
-from iomemfuzz.fuzz.program import ProgramSyntaxError, read_program
+from iomemfuzz.fuzz.program_file import read_program
+from iomemfuzz.fuzz.program_parse import ProgramSyntaxError
 from iomemfuzz.model.machine_file import MachineFileError
 from iomemfuzz.model.profile import ProfileError
 

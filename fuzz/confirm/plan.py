@@ -25,7 +25,8 @@ from iomemfuzz.fuzz.confirm.translate import (
 )
 from iomemfuzz.fuzz.executor import Execution
 from iomemfuzz.fuzz.ops import Kind, Op
-from iomemfuzz.fuzz.program import Program, format_op
+from iomemfuzz.fuzz.program import Program
+from iomemfuzz.fuzz.program_format import format_op
 from iomemfuzz.model.kernel import Kernel
 from iomemfuzz.model.pci import PCI_STD_NUM_BARS
 from iomemfuzz.model.profile import resolve

@@ -18,7 +18,7 @@ from typing import Any
 from iomemfuzz.fuzz import fuzz_stats, iomem_map, lanes
 from iomemfuzz.fuzz.matrix import Matrix, compute, digest
 from iomemfuzz.fuzz.matrix_report import heatmap_data, json_text, markdown
-from iomemfuzz.fuzz.program import read_program
+from iomemfuzz.fuzz.program_file import read_program
 
 MANIFEST = "pictures.json"
 MATRIX_MD = "MATRIX.md"

@@ -168,7 +168,7 @@ class Harness:
 
     def __init__(self, profile: str | None = None, queue: str | None = None,
                  known: set[str] | None = None, shorten: set[str] | None = None) -> None:
-        from iomemfuzz.fuzz import decode, executor, features, textinput
+        from iomemfuzz.fuzz import decode_tables, executor, features, textinput
         from iomemfuzz.fuzz.oracles import ORACLES
         from iomemfuzz.fuzz.snapshot import fresh_kernel
         from iomemfuzz.model.machine_file import load_machine
@@ -196,8 +196,8 @@ class Harness:
         # Build the value tables and the default machine's templates now, before the
         # model is instrumented. Another machine's templates are built when an input
         # first names it (its boot then counts as coverage once, for that input).
-        decode.tables()
-        decode.machine_names()
+        decode_tables.tables()
+        decode_tables.machine_names()
         for booted in (True, False):
             fresh_kernel(self.profile, None, booted=booted)
 
@@ -233,7 +233,7 @@ class Harness:
                 self._enqueue(refind_name(again, data), again, data)
             return
         if self.queue is None:
-            from iomemfuzz.fuzz.program import format_program
+            from iomemfuzz.fuzz.program_format import format_program
 
             program = parsed.program().with_headers(profile=self.profile.name)
             first = trace.first

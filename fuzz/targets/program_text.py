@@ -9,8 +9,9 @@ Invariants, for any bytes:
 * the canonical text of what was read parses back to the same Program, and is its own
   canonical text (``format(parse(format(p))) == format(p)``).
 
-Only the reader is instrumented (``fuzz/program.py`` and the flag names it parses): the
-coverage that guides this target is the reader's. Seeds are the corpus files themselves,
+Only the reader is instrumented (``fuzz/program*.py``: the Program types, the parser, the
+file reader and the writer, and the flag names it parses): the coverage that guides this
+target is the reader's. Seeds are the corpus files themselves,
 and ``.clusterfuzzlite/program_text.dict`` holds the grammar's words. Run directly::
 
     fuzz/targets/program_text.py -dict=.clusterfuzzlite/program_text.dict corpus/seeds
@@ -22,22 +23,26 @@ import sys
 
 import atheris
 
-with atheris.instrument_imports(include=["iomemfuzz.fuzz.program", "iomemfuzz.fuzz.flags"]):
-    from iomemfuzz.fuzz import program
+READER = ["iomemfuzz.fuzz.program", "iomemfuzz.fuzz.program_parse", "iomemfuzz.fuzz.program_file",
+          "iomemfuzz.fuzz.program_format", "iomemfuzz.fuzz.flags"]
+with atheris.instrument_imports(include=READER):
+    from iomemfuzz.fuzz.program_file import parse_program_bytes
+    from iomemfuzz.fuzz.program_format import format_program
+    from iomemfuzz.fuzz.program_parse import ProgramSyntaxError, parse_program
 
 
 def test_one_input(data: bytes) -> None:
     try:
-        read = program.parse_program_bytes(data, "<input>")
-    except program.ProgramSyntaxError as exc:
+        read = parse_program_bytes(data, "<input>")
+    except ProgramSyntaxError as exc:
         if exc.line < 1 or exc.column < 1 or exc.path != "<input>":
             raise AssertionError(f"bad position in {exc!r}") from None
         return
-    text = program.format_program(read)
-    again = program.parse_program(text, "<canonical>")
+    text = format_program(read)
+    again = parse_program(text, "<canonical>")
     if again != read:
         raise AssertionError(f"the canonical text reads back differently:\n{text}")
-    if program.format_program(again) != text:
+    if format_program(again) != text:
         raise AssertionError(f"the canonical text is not a fixed point:\n{text}")
 
 

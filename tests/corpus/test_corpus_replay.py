@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from iomemfuzz.fuzz.corpus import program_files
-from iomemfuzz.fuzz.program import read_program
+from iomemfuzz.fuzz.program_file import read_program
 from iomemfuzz.fuzz.replay import check_program
 
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"

@@ -13,7 +13,7 @@ from iomemfuzz.fuzz import textinput
 from iomemfuzz.fuzz.artefacts import merge_work_corpus
 from iomemfuzz.fuzz.corpus import finding_path
 from iomemfuzz.fuzz.job_config import DEFAULT_TARGET
-from iomemfuzz.fuzz.program import parse_program
+from iomemfuzz.fuzz.program_parse import parse_program
 from iomemfuzz.fuzz.workspace import Workspace
 
 BIN = Path(sys.executable).parent

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from iomemfuzz.fuzz import textinput
-from iomemfuzz.fuzz.program import parse_program_bytes
+from iomemfuzz.fuzz.program_file import parse_program_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "tools" / "cflite_local_build.sh"

@@ -17,7 +17,9 @@ from iomemfuzz.fuzz import textinput
 from iomemfuzz.fuzz.corpus import program_files
 from iomemfuzz.fuzz.job import JobConfig, run_job
 from iomemfuzz.fuzz.job_config import DEFAULT_TARGET
-from iomemfuzz.fuzz.program import format_program, parse_program, read_program
+from iomemfuzz.fuzz.program_file import read_program
+from iomemfuzz.fuzz.program_format import format_program
+from iomemfuzz.fuzz.program_parse import parse_program
 from iomemfuzz.fuzz.replay import check_program
 from iomemfuzz.fuzz.workspace import Workspace
 
@@ -200,7 +202,7 @@ def test_sigint_ends_cleanly_with_a_summary(tmp_path):
 
 def test_coverage_command_reports_model_lines_and_branches(tmp_path):
     from iomemfuzz.fuzz.coverage_report import coverage_report
-    from iomemfuzz.fuzz.program import format_program
+    from iomemfuzz.fuzz.program_format import format_program
 
     (tmp_path / "b16.prog").write_text(format_program(B16))
     (tmp_path / "bytes").mkdir()

@@ -12,7 +12,7 @@ import tempfile
 import pytest
 from iomemfuzz.fuzz import textinput
 from iomemfuzz.fuzz.job import JobConfig, run_job
-from iomemfuzz.fuzz.program import parse_program
+from iomemfuzz.fuzz.program_parse import parse_program
 from robust_rig import B16, PROFILE, RELEASE, iomemfuzz
 
 

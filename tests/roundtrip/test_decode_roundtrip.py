@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from iomemfuzz.fuzz import decode
+from iomemfuzz.fuzz import decode, encode
 from iomemfuzz.fuzz.executor import run, run_ops
-from iomemfuzz.fuzz.program import format_program, parse_program
+from iomemfuzz.fuzz.program_format import format_program
+from iomemfuzz.fuzz.program_parse import parse_program
 from iomemfuzz.model.profile import PROFILES
 
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -34,5 +35,5 @@ def test_replaying_decoded_program_text_gives_the_same_trace(data, profile):
 @given(st.binary(max_size=400))
 def test_encoded_program_runs_identically(data):
     program = decode.decode(data)
-    again = decode.decode(decode.encode(program))
+    again = decode.decode(encode.encode(program))
     assert _fingerprint(run(again)) == _fingerprint(run(program))

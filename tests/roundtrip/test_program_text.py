@@ -6,13 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from iomemfuzz.fuzz.ops.tree import ReleaseRegion, RequestRegion
-from iomemfuzz.fuzz.program import (
-    Line,
-    Program,
-    ProgramSyntaxError,
-    format_program,
-    parse_program,
-)
+from iomemfuzz.fuzz.program import Line, Program
+from iomemfuzz.fuzz.program_format import format_program
+from iomemfuzz.fuzz.program_parse import ProgramSyntaxError, parse_program
 
 CANONICAL = """\
 # profile: v6.1-deb

@@ -16,7 +16,8 @@ from iomemfuzz.fuzz.executor import run_ops
 from iomemfuzz.fuzz.ops import Op
 from iomemfuzz.fuzz.ops.pci import Bind, HostProbe, HotAdd, HotRemove, Remove, Rescan
 from iomemfuzz.fuzz.ops.sched import POINTS, BootTo, Step
-from iomemfuzz.fuzz.program import Line, Program, format_program
+from iomemfuzz.fuzz.program import Line, Program
+from iomemfuzz.fuzz.program_format import format_program
 from iomemfuzz.model.boot import ALL_LEVELS
 
 ACPI_SLOTS = ("0000:00:02.0", "0000:00:03.0", "0000:00:04.0")

@@ -19,7 +19,8 @@ from hypothesis.stateful import run_state_machine_as_test
 from iomemfuzz.fuzz.exampledb import DEFAULT_PATH, ENV_DB
 from iomemfuzz.fuzz.executor import run
 from iomemfuzz.fuzz.ops.tree import ReleaseRegion, RequestRegion
-from iomemfuzz.fuzz.program import parse_program, read_program
+from iomemfuzz.fuzz.program_file import read_program
+from iomemfuzz.fuzz.program_parse import parse_program
 from iomemfuzz.fuzz.stateful import (
     CORPUS,
     ENV_PROFILE,

@@ -14,7 +14,8 @@ import pytest
 from iomemfuzz.fuzz import artefacts, textinput
 from iomemfuzz.fuzz.cli import main
 from iomemfuzz.fuzz.corpus import finding_path
-from iomemfuzz.fuzz.program import parse_program, read_program
+from iomemfuzz.fuzz.program_file import read_program
+from iomemfuzz.fuzz.program_parse import parse_program
 from iomemfuzz.fuzz.replay import check_program
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -28,7 +28,8 @@ from iomemfuzz.fuzz.confirm.translate import (
     profile_cmdline,
 )
 from iomemfuzz.fuzz.ops import load_families
-from iomemfuzz.fuzz.program import parse_program, read_program
+from iomemfuzz.fuzz.program_file import read_program
+from iomemfuzz.fuzz.program_parse import parse_program
 
 ROOT = Path(__file__).resolve().parents[2]
 

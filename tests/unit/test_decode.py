@@ -9,11 +9,13 @@ import random
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from iomemfuzz.fuzz import decode
+from iomemfuzz.fuzz import decode, decode_fields, decode_tables, encode
 from iomemfuzz.fuzz import ops as ops_module
 from iomemfuzz.fuzz.ops import Kind, Op, arg, op, ordered_ops
 from iomemfuzz.fuzz.ops.tree import ReleaseResource, RequestRegion
-from iomemfuzz.fuzz.program import Program, format_program, parse_program
+from iomemfuzz.fuzz.program import Program
+from iomemfuzz.fuzz.program_format import format_program
+from iomemfuzz.fuzz.program_parse import parse_program
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -63,7 +65,7 @@ def test_short_inputs_give_short_programs():
 @given(st.binary(max_size=1024))
 def test_encode_inverts_decode_on_decoder_outputs(data):
     program = decode.decode(data)
-    assert decode.decode(decode.encode(program)) == program
+    assert decode.decode(encode.encode(program)) == program
 
 
 def test_every_registered_operation_is_reachable_by_its_number():
@@ -87,8 +89,8 @@ def test_a_new_family_is_picked_up_without_touching_the_decoder(monkeypatch):
         # selector (family slot, index in the family), addr: table entry 7
         program = decode.decode(bytes([5, *decode.selector(Probe), 1, 7, 0]))
         assert type(program.lines[0].op) is Probe
-        assert program.lines[0].op.addr == decode.tables()[Kind.ADDR][7]
-        assert decode.decode(decode.encode(program)) == program
+        assert program.lines[0].op.addr == decode_tables.tables()[Kind.ADDR][7]
+        assert decode.decode(encode.encode(program)) == program
     finally:
         decode.op_table.cache_clear()
 
@@ -97,10 +99,10 @@ def test_machine_regions_are_in_the_value_tables():
     from iomemfuzz.model.kernel import Kernel
     from iomemfuzz.model.resource_check import preorder
 
-    addrs = set(decode.tables()[Kind.ADDR])
-    sizes = set(decode.tables()[Kind.SIZE])
+    addrs = set(decode_tables.tables()[Kind.ADDR])
+    sizes = set(decode_tables.tables()[Kind.SIZE])
     for node, depth in preorder(Kernel().resources.iomem_resource):
-        if depth == 0 and node.start in decode.machine_values()[0]:
+        if depth == 0 and node.start in decode_tables.machine_values()[0]:
             assert node.start in addrs or len(addrs) == 256
     for edge in (0, 1, 0xFFF, 0x1000, 0x1001, (1 << 64) - 1):
         assert edge in sizes
@@ -108,7 +110,7 @@ def test_machine_regions_are_in_the_value_tables():
 
 def test_values_lean_on_tables_earlier_values_and_existing_handles():
     rng = random.Random(7)
-    interesting = set(decode.tables()[Kind.ADDR]) | set(decode.tables()[Kind.SIZE])
+    interesting = set(decode_tables.tables()[Kind.ADDR]) | set(decode_tables.tables()[Kind.SIZE])
     picked = reused = total = 0
     refs = fitting = 0
     for _ in range(400):
@@ -137,7 +139,7 @@ def test_values_lean_on_tables_earlier_values_and_existing_handles():
 
 
 def test_low_selector_bytes_pick_an_operation_that_uses_the_latest_handle():
-    state = decode.State()
+    state = decode_fields.State()
     first = decode.decode_record(decode.selector(RequestRegion), state)
     assert type(first).BINDS
     users = decode.consumers(type(first).NAME)
@@ -148,11 +150,11 @@ def test_low_selector_bytes_pick_an_operation_that_uses_the_latest_handle():
 
 
 def test_earlier_values_can_be_reused_exactly():
-    state = decode.State()
+    state = decode_fields.State()
     first = RequestRegion(start=0xFE000000, n=0x100)
-    data = decode.encode_op(first, state)
+    data = encode.encode_op(first, state)
     second = dataclasses.replace(RequestRegion(), start=0xFE000000, n=0x80)
-    record = decode.encode_op(second, state)
+    record = encode.encode_op(second, state)
     # start comes from the pool (2 bytes), n = 0x100 >> 1 is a nudge of a pool value.
     assert len(record) < 12
     assert decode.decode_ops(data + record) == [first, second]
@@ -162,16 +164,16 @@ def test_handles_follow_their_lines_through_the_encoding():
     program = Program().with_ops([RequestRegion(start=0x1000), RequestRegion(start=0x2000),
                                   ReleaseResource(res=0), ReleaseResource(res=1),
                                   ReleaseResource(res=None)])
-    assert decode.decode(decode.encode(program)) == program
+    assert decode.decode(encode.encode(program)) == program
 
 
 def test_encode_rejects_what_it_cannot_carry():
     with pytest.raises(ValueError):
-        decode.encode(parse_program("# profile: v6.1\n\n__release_region()\n"))
+        encode.encode(parse_program("# profile: v6.1\n\n__release_region()\n"))
     with pytest.raises(ValueError):
-        decode.encode(Program().with_ops([RequestRegion(name="x" * 40)]))
+        encode.encode(Program().with_ops([RequestRegion(name="x" * 40)]))
     with pytest.raises(ValueError):
-        decode.encode_ops([ReleaseResource()] * (decode.MAX_OPS + 1))
+        encode.encode_ops([ReleaseResource()] * (decode.MAX_OPS + 1))
 
 
 def test_handle_fields_prefer_the_operations_they_name(monkeypatch):
@@ -191,17 +193,17 @@ def test_handle_fields_prefer_the_operations_they_name(monkeypatch):
         ops = decode.decode_ops(data)
         # The most recent handle is r1 (request_resource); the typed choice is r0.
         assert ops[2] == User(res=0)
-        assert decode.decode_ops(decode.encode_ops(ops)) == ops
+        assert decode.decode_ops(encode.encode_ops(ops)) == ops
     finally:
         decode.op_table.cache_clear()
 
 
 def test_follow_slots_pick_an_operation_on_the_latest_address():
-    state = decode.State()
+    state = decode_fields.State()
     # parent: iomem; start: mode TABLE, the 6th table address
     decode.decode_record(bytes([*decode.selector(RequestRegion), 0, 1, 5]), state)
     latest = state.addrs[0]
-    assert latest == decode.tables()[Kind.ADDR][5]
+    assert latest == decode_tables.tables()[Kind.ADDR][5]
     near = decode.followers()
     assert RequestRegion in near
     for b in range(decode.CONSUMER_SLOTS, decode.SELECT_BASE):
@@ -209,11 +211,11 @@ def test_follow_slots_pick_an_operation_on_the_latest_address():
         assert type(o) in near
         first_addr = next(getattr(o, n) for n, a in type(o).args() if a.kind is Kind.ADDR)
         a = next(a for _, a in type(o).args() if a.kind is Kind.ADDR)
-        assert first_addr == decode._fit(latest, a)
+        assert first_addr == decode_tables.fit(latest, a)
 
 
 def test_addresses_and_sizes_are_reused_by_kind():
-    state = decode.State()
-    decode.encode_op(RequestRegion(start=0xFE000000, n=0x100), state)
+    state = decode_fields.State()
+    encode.encode_op(RequestRegion(start=0xFE000000, n=0x100), state)
     assert state.addrs[0] == 0xFE000000 and 0xFE0000FF in state.addrs
     assert state.sizes == [0x100]

@@ -4,10 +4,11 @@ text, and (decodable=True) lies inside the encoder's domain."""
 from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
-from iomemfuzz.fuzz import decode
+from iomemfuzz.fuzz import decode, encode
 from iomemfuzz.fuzz.executor import run
 from iomemfuzz.fuzz.ops import ordered_ops
-from iomemfuzz.fuzz.program import format_program, parse_program
+from iomemfuzz.fuzz.program_format import format_program
+from iomemfuzz.fuzz.program_parse import parse_program
 from iomemfuzz.fuzz.strategies import ops, programs
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -24,7 +25,7 @@ def test_programs_round_trip_as_canonical_text(program):
 @FAST
 @given(programs(decodable=True))
 def test_decodable_programs_are_inside_the_encoder_domain(program):
-    assert decode.decode(decode.encode(program)) == program
+    assert decode.decode(encode.encode(program)) == program
 
 
 @FAST

@@ -9,7 +9,8 @@ import pytest
 from iomemfuzz.fuzz.corpus import program_files
 from iomemfuzz.fuzz.executor import Execution, run
 from iomemfuzz.fuzz.ops.tree import ReleaseResource, RequestRegion
-from iomemfuzz.fuzz.program import parse_program, read_program
+from iomemfuzz.fuzz.program_file import read_program
+from iomemfuzz.fuzz.program_parse import parse_program
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED_FILES = sorted(program_files([ROOT / "corpus" / "seeds"]))

@@ -9,7 +9,8 @@ from pathlib import Path
 from iomemfuzz.fuzz import explore as ex
 from iomemfuzz.fuzz.corpus import finding_path
 from iomemfuzz.fuzz.executor import run
-from iomemfuzz.fuzz.program import Program, parse_program
+from iomemfuzz.fuzz.program import Program
+from iomemfuzz.fuzz.program_parse import parse_program
 from iomemfuzz.model.profile import resolve
 
 # A planted bug, only here: a v6.1-deb kernel whose claims never revoke /dev/mem

@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 from iomemfuzz.fuzz.executor import run
 from iomemfuzz.fuzz.finding import DRIVER_MISUSE, RACE, USERSPACE
-from iomemfuzz.fuzz.program import parse_program, read_program
+from iomemfuzz.fuzz.program_file import read_program
+from iomemfuzz.fuzz.program_parse import parse_program
 
 MISUSE = "v6.1-deb-misuse"
 GAP = 0xFE000000

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 
 from hypothesis import HealthCheck, find, given, settings
-from iomemfuzz.fuzz import decode
+from iomemfuzz.fuzz import decode, encode
 from iomemfuzz.fuzz.ops import REGISTRY, Kind, load_families
 from iomemfuzz.fuzz.ops.pci import DEVS, DRIVERS
 from iomemfuzz.fuzz.program import Line, Program
@@ -28,7 +28,7 @@ def _classes():
 def test_every_new_operation_is_in_the_encoders_domain():
     for cls in _classes():
         program = Program((Line(cls()),))
-        assert decode.decode(decode.encode(program)) == program, cls.NAME
+        assert decode.decode(encode.encode(program)) == program, cls.NAME
 
 
 def test_random_bytes_decode_to_every_new_operation():

@@ -14,7 +14,9 @@ import pytest
 from iomemfuzz.fuzz import textinput
 from iomemfuzz.fuzz.console import Console
 from iomemfuzz.fuzz.corpus import program_files, safe_name
-from iomemfuzz.fuzz.program import format_program, parse_program, read_program
+from iomemfuzz.fuzz.program_file import read_program
+from iomemfuzz.fuzz.program_format import format_program
+from iomemfuzz.fuzz.program_parse import parse_program
 from iomemfuzz.fuzz.replay import check_program
 from iomemfuzz.fuzz.sink import FindingSink, known_signatures
 from iomemfuzz.fuzz.summary import Stats, Summary, format_summary

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from iomemfuzz.fuzz.executor import make_kernel, run
 from iomemfuzz.fuzz.narration import narrate
-from iomemfuzz.fuzz.program import parse_program
+from iomemfuzz.fuzz.program_parse import parse_program
 from iomemfuzz.model.machine import MACHINES
 from iomemfuzz.model.machine_file import (
     MachineFileError,

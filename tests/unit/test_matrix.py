@@ -11,7 +11,7 @@ import pytest
 from iomemfuzz.fuzz import matrix as mx
 from iomemfuzz.fuzz import matrix_report as report
 from iomemfuzz.fuzz.catalog import Catalog, load
-from iomemfuzz.fuzz.program import read_program
+from iomemfuzz.fuzz.program_file import read_program
 from iomemfuzz.model import profile as profiles
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,9 @@ from iomemfuzz.fuzz.cli import main
 from iomemfuzz.fuzz.executor import run
 from iomemfuzz.fuzz.minimize import NothingToMinimize, minimize, minimize_file
 from iomemfuzz.fuzz.ops import ordered_ops
-from iomemfuzz.fuzz.program import format_program, parse_program, read_program
+from iomemfuzz.fuzz.program_file import read_program
+from iomemfuzz.fuzz.program_format import format_program
+from iomemfuzz.fuzz.program_parse import parse_program
 from iomemfuzz.fuzz.replay import check_program
 
 GAP = 0xFE000000

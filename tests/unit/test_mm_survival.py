@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from iomemfuzz.fuzz.executor import run
-from iomemfuzz.fuzz.program import parse_program
+from iomemfuzz.fuzz.program_parse import parse_program
 
 DEV = '"0000:00:03.0"'
 HOTADD = f'r0 = hotadd(dev={DEV}, bars="mem:0x1000")\n'

@@ -12,7 +12,8 @@ from iomemfuzz.fuzz import decode, mutate, textinput
 from iomemfuzz.fuzz.executor import run
 from iomemfuzz.fuzz.ops import Kind
 from iomemfuzz.fuzz.ops.tree import ReleaseResource, RemoveResource, RequestRegion
-from iomemfuzz.fuzz.program import Program, parse_program
+from iomemfuzz.fuzz.program import Program
+from iomemfuzz.fuzz.program_parse import parse_program
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
 

@@ -16,12 +16,13 @@ import random
 from pathlib import Path
 
 import pytest
-from iomemfuzz.fuzz import decode
+from iomemfuzz.fuzz import decode, decode_fields
 from iomemfuzz.fuzz.corpus import program_files
 from iomemfuzz.fuzz.executor import Execution, make_kernel
 from iomemfuzz.fuzz.ledger import Ledger, ledger
 from iomemfuzz.fuzz.oracles import busy_consistency, duplicate_attributes
-from iomemfuzz.fuzz.program import Program, read_program
+from iomemfuzz.fuzz.program import Program
+from iomemfuzz.fuzz.program_file import read_program
 from iomemfuzz.model.ioport import IORESOURCE_BUSY, IORESOURCE_MEM, Resource
 from iomemfuzz.model.machine import MACHINES
 from iomemfuzz.model.profile import resolve
@@ -38,7 +39,7 @@ def _decoded(count: int, seed: int) -> list[Program]:
     machines = sorted(MACHINES)
     programs = []
     for i in range(count):
-        state = decode.State()
+        state = decode_fields.State()
         ops = [decode.decode_record(rng.randbytes(rng.randrange(2, 24)), state)
                for _ in range(32)]
         program = Program().with_ops(ops)

@@ -8,7 +8,7 @@ that could not be written before."""
 from __future__ import annotations
 
 from iomemfuzz.fuzz.executor import run
-from iomemfuzz.fuzz.program import parse_program
+from iomemfuzz.fuzz.program_parse import parse_program
 from iomemfuzz.model import errno
 from iomemfuzz.model.ioport import IORESOURCE_BUSY
 from iomemfuzz.model.kernel import Kernel

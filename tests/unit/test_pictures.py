@@ -17,7 +17,7 @@ from iomemfuzz.fuzz.catalog import Catalog, load
 from iomemfuzz.fuzz.cli import main
 from iomemfuzz.fuzz.executor import run
 from iomemfuzz.fuzz.job import JobConfig, Stats, run_job
-from iomemfuzz.fuzz.program import read_program
+from iomemfuzz.fuzz.program_file import read_program
 
 ROOT = Path(__file__).resolve().parents[2]
 B1 = ROOT / "corpus/findings/v6.1-deb/b1-pci-sysfs-init-meets-async-bus-add.prog"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from iomemfuzz.fuzz.executor import run
-from iomemfuzz.fuzz.program import parse_program
+from iomemfuzz.fuzz.program_parse import parse_program
 from iomemfuzz.model.event import WARN
 from iomemfuzz.model.kernel import Kernel
 from iomemfuzz.model.profile import PROFILES, resolve

@@ -4,7 +4,7 @@ renaming is reported as a change of behaviour."""
 from __future__ import annotations
 
 from iomemfuzz.fuzz.cli import main
-from iomemfuzz.fuzz.program import read_program
+from iomemfuzz.fuzz.program_file import read_program
 
 OLD = """\
 # profile: v6.1-deb-misuse

@@ -15,7 +15,9 @@ from iomemfuzz.fuzz.corpus import program_files
 from iomemfuzz.fuzz.executor import Execution, needs_boot
 from iomemfuzz.fuzz.ledger import Ledger, ledger, watched_kernel
 from iomemfuzz.fuzz.oracles import ORACLES
-from iomemfuzz.fuzz.program import Program, parse_program, read_program
+from iomemfuzz.fuzz.program import Program
+from iomemfuzz.fuzz.program_file import read_program
+from iomemfuzz.fuzz.program_parse import parse_program
 from iomemfuzz.fuzz.snapshot import SnapshotError, compile_kernel, fresh_kernel
 from iomemfuzz.model.ioport import Resource
 from iomemfuzz.model.kernel import Kernel
