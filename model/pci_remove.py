@@ -36,14 +36,19 @@ def pci_stop_dev(pci: PciCore, dev: PciDev) -> Path:
     dev.added = False
 
 
-def pci_destroy_dev(pci: PciCore, dev: PciDev) -> None:
+def pci_destroy_dev(pci: PciCore, dev: PciDev) -> Path:
     """Models `pci_destroy_dev()`, drivers/pci/remove.c, v6.1: `device_del()` (the
-    sysfs directory goes with every file left in it; off the klist), off the bus
-    list, `pci_free_resources()`, `put_device()`."""
+    device is marked dead first, so nothing binds it from then on; its attributes go;
+    `bus_remove_device()` unbinds a driver that bound it after `pci_stop_dev()` let
+    go, e.g. through ``drivers_probe`` while the removal was on its way; the sysfs
+    directory goes with every file left in it; off the klist), off the bus list,
+    `pci_free_resources()`, `put_device()`."""
     if not dev.registered:
         return
     dev.registered = False
     pci.files.device_del_attrs(dev)
+    if dev.driver is not None:
+        yield from device_release_driver(pci, dev)
     if dev.sd is not None:
         pci.sysfs.kernfs_remove(dev.sd)
     dev.sd = None
@@ -61,7 +66,7 @@ def pci_stop_and_remove_bus_device(pci: PciCore, dev: PciDev) -> Path:
     caller holds the rescan lock)."""
     yield from pci_stop_dev(pci, dev)
     yield Point("pci_stop_and_remove_bus_device: before pci_destroy_dev", dev.name)
-    pci_destroy_dev(pci, dev)
+    yield from pci_destroy_dev(pci, dev)
     return 0
 
 
