@@ -21,6 +21,7 @@ from typing import NoReturn
 
 from iomemfuzz.fuzz import exit_codes
 from iomemfuzz.fuzz.exit_codes import InputError
+from iomemfuzz.fuzz.job_config import ENGINES
 from iomemfuzz.fuzz.program_file import ProgramFileError
 from iomemfuzz.fuzz.program_parse import ProgramSyntaxError
 from iomemfuzz.model.profile import ProfileError, resolve
@@ -286,11 +287,14 @@ def _add_fuzz(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("fuzz", help="fuzz the model; minimize and store every new finding",
                        epilog=_epilog("examples:\n  iomemfuzz fuzz\n"
                                       "  iomemfuzz fuzz --profile v6.1 --max-time 600\n"
-                                      "  iomemfuzz fuzz --engine hypothesis --seed 0\n"
+                                      "  iomemfuzz fuzz --engine generate --seed 0\n"
                                       "  iomemfuzz fuzz --merge\n"),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--engine", choices=("atheris", "hypothesis"), default=None,
-                   help="default: atheris where it imports, else hypothesis")
+    p.add_argument("--engine", choices=ENGINES, default=None,
+                   help="generate: Programs written line by line from the state they "
+                        "reach; atheris: libFuzzer mutating Program text; hypothesis: "
+                        "hypothesis strategies (default: atheris where it imports, else "
+                        "hypothesis)")
     p.add_argument("--profile", type=_profile, default="v6.1-deb",
                    help="the kernel profile to fuzz (default v6.1-deb)")
     p.add_argument("--max-time", type=_seconds, default=60.0,

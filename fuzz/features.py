@@ -29,6 +29,8 @@ import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from iomemfuzz.model.ioport import IORESOURCE_BUSY
+
 TABLE_SIZE = 4096
 _NUMBER = re.compile(r"0x[0-9a-f]+|\b\d+\b")
 _OFFSET = re.compile(r"\+0x[0-9a-f]+")
@@ -40,8 +42,9 @@ def _outcome(label: str) -> str:
     return _NUMBER.sub("num", _OFFSET.sub("", label))
 
 
-def features(trace: Any) -> set[str]:
-    """The feature strings of one run's trace (see the module docstring)."""
+def features(trace: Any, chains: bool = True) -> set[str]:
+    """The feature strings of one run's trace (see the module docstring); ``chains``:
+    with the ``a>b`` pairs."""
     out: set[str] = set()
     prev: str | None = None
     for step in trace.steps:
@@ -59,9 +62,101 @@ def features(trace: Any) -> set[str]:
             reached = event.get("target_kind")
             out.add(f"{name}:{event.kind}" + (f":{reached}" if reached else ""))
         if step.outcome is not None and step.outcome.status in ("ok", "blocked"):
-            if prev is not None:
+            if prev is not None and chains:
                 out.add(f"{prev}>{here}")
             prev = here
+    return out
+
+
+def state_features(kernel: Any) -> set[str]:
+    """Features of the state itself, for the links a trace does not show: what each user
+    mapping's live pages lie in now (low MiB, RAM, a device BAR, a bus window, a hole) and
+    whether a busy node covers them; per busy node a caller holds, whether a live mapping
+    still reaches it; where each pending kernel path is parked, alone and in pairs; per
+    device, which of its sysfs states it is in. Cheap enough to take after every line."""
+    out: set[str] = set()
+    iomem = kernel.resources.iomem_resource
+    mm = kernel.mm
+    live: list[tuple[int, int]] = []
+    for vma in [*mm.vmas, *mm.pending]:
+        kind = _file_kind(vma.path)
+        spans = list(vma.live_spans())
+        if not vma.populated:
+            out.add(f"vma:{kind}:unpopulated")
+            continue
+        if not spans:
+            out.add(f"vma:{kind}:{_region(iomem, vma.pgoff << 12)}:dead")
+            continue
+        for lo, hi in spans:
+            start, end = (vma.pgoff + lo) << 12, ((vma.pgoff + hi + 1) << 12) - 1
+            live.append((start, end))
+            busy = "busy" if _busy_over(iomem, start, end) else "free"
+            out.add(f"vma:{kind}:{_region(iomem, start)}:{busy}"
+                    + ("" if vma.linked else ":unlinked"))
+    claims = getattr(kernel.observer, "claims", {})
+    for node in _busy_leaves(iomem):
+        mapped = any(s <= node.end and node.start <= e for s, e in live)
+        # How the node became busy: a driver's claim revokes what maps it, a struct a
+        # caller inserted does not; the two are different links.
+        claim = claims.get(node)
+        how = claim.how if claim is not None else "boot"
+        out.add(f"busy:{_region(iomem, node.start)}:{'mapped' if mapped else 'unmapped'}"
+                f":{how}")
+    parked = sorted({f"{t.name.split(' ')[0].split('(')[0]}@"
+                     f"{getattr(t.parked, 'where', t.state)}"
+                     for t in kernel.sched.pending()})
+    out.update(f"task:{p}" for p in parked)
+    out.update(f"tasks:{a}|{b}" for i, a in enumerate(parked) for b in parked[i + 1:])
+    for dev in kernel.pci.devices():
+        files = sum(1 for a in dev.res_attr if a is not None)
+        out.add(f"dev:{int(dev.registered)}{int(dev.added)}:{files}")
+    return out
+
+
+def _file_kind(path: str) -> str:
+    if path == "/dev/mem":
+        return "devmem"
+    for word in ("legacy_mem", "legacy_io", "resource", "/proc/bus/pci"):
+        if word in path:
+            return word.strip("/").replace("/", "-")
+    return "other"
+
+
+def _region(root: Any, addr: int) -> str:
+    """What the innermost node holding ``addr`` is, in words."""
+    name = ""
+    node = root.child
+    while node is not None:
+        if node.start <= addr <= node.end:
+            name = node.name or ""
+            node = node.child
+        else:
+            node = node.sibling
+    low = "low-" if addr < 0x100000 else ""
+    if name == "System RAM":
+        return low + "ram"
+    if len(name) == 12 and name[4] == ":" and name[7] == ":":
+        return low + "bar"
+    if name.startswith("PCI Bus"):
+        return low + "window"
+    return low + ("hole" if not name else "other")
+
+
+def _busy_over(root: Any, start: int, end: int) -> bool:
+    return any(n.start <= end and start <= n.end for n in _busy_leaves(root))
+
+
+def _busy_leaves(root: Any) -> list[Any]:
+    out = []
+    stack = [root.child]
+    while stack:
+        node = stack.pop()
+        while node is not None:
+            if node.flags & IORESOURCE_BUSY and node.name not in ("System RAM", "Reserved"):
+                out.append(node)
+            if node.child is not None:
+                stack.append(node.child)
+            node = node.sibling
     return out
 
 

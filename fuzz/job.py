@@ -3,7 +3,9 @@
 The pieces, one module each: :mod:`~iomemfuzz.fuzz.job_config` (what was asked),
 :mod:`~iomemfuzz.fuzz.workspace` (the work directory and its lock),
 :mod:`~iomemfuzz.fuzz.supervisor` (libFuzzer workers of the atheris engine),
-:mod:`~iomemfuzz.fuzz.hypothesis_pool` (hypothesis workers), :mod:`~iomemfuzz.fuzz.sink`
+:mod:`~iomemfuzz.fuzz.worker_pool` (the generate and hypothesis engines' workers:
+:mod:`~iomemfuzz.fuzz.generate_worker`, :mod:`~iomemfuzz.fuzz.hypothesis_pool`),
+:mod:`~iomemfuzz.fuzz.sink`
 (minimize, store, report), :mod:`~iomemfuzz.fuzz.console` and
 :mod:`~iomemfuzz.fuzz.summary`. This module runs them in order.
 
@@ -42,12 +44,14 @@ from iomemfuzz.fuzz import fuzz_stats, textinput
 from iomemfuzz.fuzz.artefacts import export_seeds
 from iomemfuzz.fuzz.console import Console, progress_line
 from iomemfuzz.fuzz.corpus import write_atomic
-from iomemfuzz.fuzz.hypothesis_pool import HypothesisPool, random_seed
+from iomemfuzz.fuzz.generate_worker import generate_worker
+from iomemfuzz.fuzz.hypothesis_pool import hypothesis_worker
 from iomemfuzz.fuzz.job_config import ENGINES, JobConfig
 from iomemfuzz.fuzz.program_parse import ProgramSyntaxError, parse_program
 from iomemfuzz.fuzz.sink import FindingSink
 from iomemfuzz.fuzz.summary import Stats, Summary, format_summary
 from iomemfuzz.fuzz.supervisor import LibFuzzerPool, collect_artifacts
+from iomemfuzz.fuzz.worker_pool import WorkerPool, random_seed
 from iomemfuzz.fuzz.workspace import Workspace
 from iomemfuzz.model.profile import resolve
 
@@ -110,7 +114,7 @@ class _Job:
         self._mark = (self.started, 0)
         self.stop: _Stop | None = None
         self.libfuzzer: LibFuzzerPool | None = None
-        self.hypothesis: HypothesisPool | None = None
+        self.pool: WorkerPool | None = None
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -151,10 +155,10 @@ class _Job:
         if self.libfuzzer is not None:
             for _sig, data, why in self.libfuzzer.take_unqueued():
                 self.sink.take(textinput.read_program(data), why)
-        if self.hypothesis is not None:
-            for _sig, text, why in self.hypothesis.take_handoffs():
+        if self.pool is not None:
+            for _sig, text, why in self.pool.take_handoffs():
                 try:
-                    program = parse_program(text, "<hypothesis worker>")
+                    program = parse_program(text, f"<{self.engine} worker>")
                 except ProgramSyntaxError:
                     continue
                 self.sink.take(program, why)
@@ -178,7 +182,7 @@ class _Job:
                         if self.engine == "atheris":
                             self._atheris()
                         else:
-                            self._hypothesis()
+                            self._workers()
                 except OSError as exc:
                     self.io_error = _describe(exc)
                     self.console.say(f"stopping: a write failed: {self.io_error}")
@@ -215,23 +219,24 @@ class _Job:
             self.workers = self.libfuzzer.executions
             self.errors += self.libfuzzer.errors
 
-    def _hypothesis(self) -> None:
+    def _workers(self) -> None:
         cfg = self.cfg
         seed = cfg.seed if cfg.seed is not None else random_seed()
         if cfg.seed is None:
-            self.console.say(f"hypothesis seed {seed} (repeat this run with --seed {seed})")
+            self.console.say(f"{self.engine} seed {seed} (repeat this run with --seed {seed})")
         known = sorted(set(self.sink.known) | set(self.sink.reported))
+        worker = generate_worker if self.engine == "generate" else hypothesis_worker
         try:
-            self.hypothesis = HypothesisPool(self.profile, self.ws.queue, known,
-                                             cfg.max_time, cfg.jobs, seed, self.stats)
+            self.pool = WorkerPool(worker, self.profile, self.ws.queue, known, cfg.max_time,
+                                   cfg.jobs, seed, self.stats, cfg.corpus)
         except OSError as exc:
             # Its shared counters live in a temporary file (multiprocessing's heap).
-            raise OSError(exc.errno, f"cannot start the hypothesis workers: {exc.strerror}",
-                          exc.filename) from None
+            raise OSError(exc.errno, f"cannot start the {self.engine} workers: "
+                          f"{exc.strerror}", exc.filename) from None
         try:
-            self.hypothesis.run(self.stopped, self.elapsed, cfg.max_time, self.tick)
+            self.pool.run(self.stopped, self.elapsed, cfg.max_time, self.tick)
         finally:
-            self.workers = self.hypothesis.executions
+            self.workers = self.pool.executions
 
 
 def run_job(cfg: JobConfig, out: TextIO | None = None, err: TextIO | None = None) -> Summary:

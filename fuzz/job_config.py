@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-ENGINES = ("atheris", "hypothesis")
+ENGINES = ("generate", "atheris", "hypothesis")
 TARGETS_DIR = Path(__file__).resolve().parent / "targets"
 DEFAULT_TARGET = TARGETS_DIR / "kernel_ops.py"
 

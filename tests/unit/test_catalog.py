@@ -123,7 +123,7 @@ def test_discovered_entries_follow_the_original_ones_and_their_violations_name_t
     the entry's class is the one the executor computes for that violation from what the
     reproducer does."""
     from iomemfuzz.fuzz.executor import run
-    from iomemfuzz.fuzz.program import read_program
+    from iomemfuzz.fuzz.program_file import read_program
 
     ids = list(CATALOG.ids)
     found = [i for i in ids if i.startswith("BD")]

@@ -1,0 +1,277 @@
+"""State-aware generation: Programs written line by line against the kernel they run on.
+
+The engines that mutate bytes or text find a chain of four lines only when each link
+happens to get the right value: a claim at the address a mapping covers, a touch of the
+mapping the claim should have revoked. Which values are drawn decides discovery more than
+the engine does. So this generator does what syzkaller's does, on the live model:
+
+* **Each line runs as soon as it is written** (one :class:`~iomemfuzz.fuzz.executor.
+  Execution` per Program), so the next line is drawn from the state the prefix reached:
+  the handles that exist (an operation that takes a file, a mapping, a resource or a task
+  is written only with a handle its producer made), the devices present, the nodes of
+  /proc/iomem and /proc/ioports.
+* **Values come from the state** (:mod:`iomemfuzz.fuzz.values`): a physical address is a
+  node's start or its last page or the byte after it, an address an earlier line used, or
+  one of those nudged by a byte or a page; an offset inside a mapping or a resource file is
+  its start, a byte in, its last byte; a device is one a line named before, one present,
+  or a free slot for a hot-add.
+* **A choice table** (:class:`ChoiceTable`) says which operation to write next: often one
+  that takes the handle a recent line made (mmap after open, touch after mmap, step after
+  a spawned task), sometimes one that shares an address space with an earlier line, else
+  a family and then an operation of it. Families count equally, so the 28 tree calls do
+  not drown the 11 PCI ones.
+* **Swarm testing** (Groce et al., ISSTA 2012): each Program draws from a random subset of
+  the operations, so some Programs are many lines of a few kinds: the shape of a race.
+* **Semantic feedback**: a Program whose run shows a feature no earlier run showed
+  (:func:`iomemfuzz.fuzz.features.features`: an outcome, what an access reached, a chain
+  of two successful lines) is kept; later Programs often start as a prefix of a kept one
+  and go on from the state it reached, so each link of a chain is rewarded when reached.
+
+The generator never checks anything itself: the executor's oracles do, on every line
+(``fast`` mode: whole-state checks once at the end).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from iomemfuzz.fuzz import features as feature_set
+from iomemfuzz.fuzz import values
+from iomemfuzz.fuzz.executor import Execution
+from iomemfuzz.fuzz.finding import DRIVER
+from iomemfuzz.fuzz.ops import Kind, Op, ordered_ops
+from iomemfuzz.fuzz.program import Line, Program
+from iomemfuzz.fuzz.snapshot import fresh_kernel
+from iomemfuzz.fuzz.trace import Trace
+from iomemfuzz.model.machine_file import load_machine
+from iomemfuzz.model.profile import KernelProfile
+
+# How the next operation is chosen (the rest: a family, then one of its operations).
+P_CONSUMER = 0.45  # an operation taking a handle a recent line made
+P_PARTNER = 0.2  # an operation of a family an earlier line used
+P_CLAIM_MAPPED = 0.3  # for a mapping: a claim of what it maps (else a consumer of it)
+# Consumers that end a handle's life are drawn less often: a chain needs it alive.
+CONSUMER_WEIGHTS = {"munmap": 0.3, "close": 0.3}
+# Programs: how many lines, and how often one starts from a kept Program's prefix.
+LENGTHS = (2, 3, 4, 4, 5, 5, 6, 6, 7, 8, 10, 12)
+P_EXTEND = 0.5
+MAX_KEPT = 4000
+RECENT = 16  # kept Programs counted as fresh (the mean of an exponential draw)
+P_LINK = 0.3  # go on from a kept Program that reached a new state feature
+P_RECENT = 0.4  # go on from a fresh kept Program (else: any kept Program)
+LINK_FEATURES = ("vma:", "busy:", "task:", "tasks:")
+# How often a family is drawn, against the others (each family's operations then equally):
+# the mapping and PCI families hold the chains; reads of sysfs and procfs change nothing.
+FAMILY_WEIGHTS = {"mapping": 3.0, "pci": 2.0, "tree": 2.0, "driver": 1.5, "sched": 1.0,
+                  "observe": 0.3}
+
+
+@dataclass(frozen=True)
+class Producer:
+    """What a HANDLE field accepts: the operations whose lines make its handles."""
+
+    field: str
+    ops: frozenset[str]
+
+
+def _handle_fields(cls: type[Op]) -> list[Producer]:
+    out = []
+    for name, a in cls.args():
+        if a.kind is Kind.HANDLE and name != "proc":  # proc: nil is the usual process
+            out.append(Producer(name, frozenset(a.choices)))
+    return out
+
+
+class ChoiceTable:
+    """Which operation to write next, from the operations on offer (syzkaller's choice
+    table, from the operations' declarations rather than from a corpus)."""
+
+    def __init__(self, classes: Sequence[type[Op]]) -> None:
+        self.classes = tuple(classes)
+        self.by_name = {c.NAME: c for c in self.classes}
+        self.families: dict[str, list[type[Op]]] = {}
+        for c in self.classes:
+            self.families.setdefault(c.FAMILY, []).append(c)
+        self.handles = {c.NAME: _handle_fields(c) for c in self.classes}
+        # Consumers by producer: the operations a handle made by ``producer`` feeds.
+        # A HANDLE field without a producer list takes any handle of its type: those
+        # consumers are listed under the type's name (values.handle_type).
+        self.claimers = [c for c in self.classes if c.BINDS and c.WHO == DRIVER
+                         and any(a.kind is Kind.ADDR for _n, a in c.args())] \
+            or list(self.classes)
+        self.consumers: dict[str, list[type[Op]]] = {}
+        for c in self.classes:
+            for h in self.handles[c.NAME]:
+                for p in h.ops or (values.HANDLE_TYPES.get(h.field, ""),):
+                    self.consumers.setdefault(p, []).append(c)
+
+    def swarm(self, rng: random.Random) -> list[type[Op]]:
+        """A random subset of the operations for one Program: each kept with one
+        probability drawn per Program (often all, often few)."""
+        keep = rng.choice((1.0, 1.0, 0.5, 0.25, 0.12))
+        if keep >= 1.0:
+            return list(self.classes)
+        chosen = [c for c in self.classes if rng.random() < keep]
+        return chosen or [rng.choice(self.classes)]
+
+    def next(self, rng: random.Random, swarm: Sequence[type[Op]],
+             made: Sequence[tuple[str, str]], used: Sequence[str]
+             ) -> tuple[type[Op], int | None]:
+        """The next operation, and which of ``made`` it was chosen for (None: chosen by
+        family). ``made``: (producer operation, handle type) of the usable handles,
+        oldest first; ``used``: the families of the lines so far."""
+        roll = rng.random()
+        if made and roll < P_CONSUMER:
+            # The latest handles most often: a chain grows from its end.
+            index = len(made) - 1 - min(int(rng.expovariate(1.0)), len(made) - 1)
+            producer, kind = made[index]
+            if kind == "Vma" and rng.random() < P_CLAIM_MAPPED:
+                # A live mapping feeds a claim of what it maps: every revocation bug
+                # starts with this pair.
+                return rng.choice(self.claimers), index
+            options = self.consumers.get(producer, []) + self.consumers.get(kind, [])
+            if options:
+                weights = [CONSUMER_WEIGHTS.get(c.NAME, 1.0) for c in options]
+                return rng.choices(options, weights)[0], index
+        if used and roll < P_CONSUMER + P_PARTNER:
+            # An operation that takes an address and changes what owns it (a claim, an
+            # insert): its address is often one an earlier line used (fuzz/values.py).
+            return rng.choice(self.claimers), None
+        families: dict[str, list[type[Op]]] = {}
+        for c in swarm:
+            families.setdefault(c.FAMILY, []).append(c)
+        names = sorted(families)
+        family = rng.choices(names, [FAMILY_WEIGHTS.get(f, 1.0) for f in names])[0]
+        return rng.choice(families[family]), None
+
+
+@dataclass
+class Kept:
+    """A Program whose run showed a new feature: later Programs start from its prefix."""
+
+    ops: tuple[Op, ...]
+    machine: str | None
+
+
+@dataclass
+class Generator:
+    """Writes and runs Programs on one profile (and machine); keeps what showed new
+    features."""
+
+    profile: KernelProfile
+    rng: random.Random
+    machine: str | None = None
+    classes: tuple[type[Op], ...] = field(default_factory=ordered_ops)
+    thorough: bool = False
+    table: ChoiceTable = field(init=False)
+    seen: set[str] = field(default_factory=set)
+    kept: list[Kept] = field(default_factory=list)
+    # Kept Programs whose new features were states (a mapping over a claim, a parked task):
+    # the middle links of chains, pushed on more often than a new outcome.
+    links: list[Kept] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.table = ChoiceTable(self.classes)
+
+    def seed(self, programs: Iterable[Program]) -> None:
+        """Start from Programs (a corpus): each is kept if its run shows a new feature."""
+        for program in programs:
+            ops = program.ops
+            if not ops:
+                continue
+            ex = self._start(ops, program.header("machine"))
+            for o in ops:
+                ex.step(o)
+            self._learn(ex.finish(), ops, program.header("machine"))
+
+    def _start(self, ops: Sequence[Op], machine: str | None) -> Execution:
+        booted = not (ops and type(ops[0]).CONTROLS_BOOT)
+        m = load_machine(machine) if machine else None
+        return Execution(self.profile, fresh_kernel(self.profile, m, booted=booted),
+                         thorough=self.thorough)
+
+    def program(self) -> tuple[Program, Trace]:
+        """One Program, written and run line by line; its Program and Trace."""
+        rng = self.rng
+        length = rng.choice(LENGTHS)
+        prefix: tuple[Op, ...] = ()
+        machine = self.machine
+        if self.kept and rng.random() < P_EXTEND:
+            base = self._pick()
+            # Mostly the whole Program: it ends at the line that reached something new.
+            cut = len(base.ops) if rng.random() < 0.7 else rng.randint(1, len(base.ops))
+            prefix = base.ops[:cut]
+            machine = base.machine
+            length = len(prefix) + rng.choice(LENGTHS[:6])
+        # A Program that controls boot starts before it (boot_to first), now and then.
+        boots = not prefix and rng.random() < 0.08
+        first: list[Op] = []
+        if boots:
+            first = [values.boot_line(rng, None)]
+        ops = list(prefix) + first
+        ex = self._start(ops, machine)
+        for o in ops:
+            ex.step(o)
+        swarm = self.table.swarm(rng)
+        reached: set[str] = set()
+        while len(ops) < length:
+            o = self._line(ex, ops, swarm)
+            if o is None:
+                break
+            ex.step(o)
+            ops.append(o)
+            # A link of a chain can be a state that a later line undoes: take the state's
+            # features after every line, each with the prefix that reached it.
+            new = feature_set.state_features(ex.kernel) - self.seen - reached
+            if new:
+                reached |= new
+                self._keep(tuple(ops), machine, new)
+        trace = ex.finish()
+        self._learn(trace, tuple(ops), machine)
+        program = Program(tuple(Line(o) for o in ops))
+        if machine:
+            program = program.with_headers(machine=machine)
+        return program, trace
+
+    def _pick(self) -> Kept:
+        """A kept Program to go on from: the latest kept most often (each new feature is
+        pushed on while it is fresh, depth first), any of them otherwise."""
+        rng = self.rng
+        roll = rng.random()
+        kept = self.links if self.links and roll < P_LINK else self.kept
+        if roll < P_LINK or roll > 1 - P_RECENT:
+            return kept[-1 - min(int(rng.expovariate(1 / RECENT)), len(kept) - 1)]
+        return rng.choice(kept)
+
+    def _line(self, ex: Execution, ops: list[Op], swarm: Sequence[type[Op]]) -> Op | None:
+        state = values.State.of(ex, ops)
+        used = [type(o).FAMILY for o in ops]
+        for _ in range(8):
+            cls, index = self.table.next(self.rng, swarm, state.made, used)
+            focus = None if index is None else state.handles[index][1]
+            o = values.fill(cls, state, self.rng, focus)
+            if o is not None:
+                return o
+        return None
+
+    def _learn(self, trace: Trace, ops: tuple[Op, ...], machine: str | None) -> None:
+        new = feature_set.features(trace, chains=False) - self.seen
+        if new:
+            self._keep(ops, machine, new)
+
+    def _keep(self, ops: tuple[Op, ...], machine: str | None, new: set[str]) -> None:
+        self.seen |= new
+        entry = Kept(ops, machine)
+        lists = [self.kept]
+        if any(f.startswith(LINK_FEATURES) for f in new):
+            lists.append(self.links)
+        for kept in lists:
+            if len(kept) >= MAX_KEPT:
+                kept[self.rng.randrange(len(kept))] = entry
+            else:
+                kept.append(entry)
+
+
+__all__ = ["ChoiceTable", "Generator", "Kept"]
