@@ -196,6 +196,7 @@ PROFILE_CMDLINE: dict[str, str] = {
     "v6.1": "",  # vanilla 6.1.0: the stable backports in Debian's kernel do not touch it
     "v6.1-deb-relaxed": "iomem=relaxed",
     "v6.1-deb-lockdown": "lockdown=integrity",
+    "v6.12": "",  # Debian's 6.12.118, the `--kernel 6.12` guest
 }
 
 

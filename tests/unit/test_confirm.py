@@ -86,6 +86,7 @@ def test_hotadd_cards():
 def test_profiles_that_are_real_kernels():
     assert profile_cmdline("v6.1-deb") == ""
     assert profile_cmdline("v6.1-deb-relaxed") == "iomem=relaxed"
+    assert profile_cmdline("v6.12") == ""  # Debian's 6.12 image
     assert profile_cmdline("v6.1-deb-claim-fails") is None  # a design alternative
 
 
