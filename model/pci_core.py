@@ -105,7 +105,10 @@ class PciDriver:
     that never do are B13), under the driver's name. ``io_devices``: device ids for which
     the driver uses its I/O BARs too (e1000_is_need_ioport); for any other device it
     enables and claims memory only. None: always both. ``probe_error``: the errno probe
-    returns after whatever it enabled (vfio-pci with no IOMMU group: -EINVAL)."""
+    returns after whatever it enabled (vfio-pci with no IOMMU group: -EINVAL).
+    ``known_devices``: the device ids probe can drive; a device it was matched to some
+    other way (a dynamic id, driver_override) fails the probe with -EIO after the claim,
+    which the unwind releases (e1000's MAC type lookup). None: any device."""
 
     name: str
     claims: bool = True
@@ -113,6 +116,7 @@ class PciDriver:
     enable: str = ENABLE_ALL
     io_devices: frozenset[int] | None = None
     probe_error: int = 0
+    known_devices: frozenset[int] | None = None
 
 
 class RegionBroker(Protocol):

@@ -84,9 +84,10 @@ def pci_device_probe(pci: PciCore, dev: PciDev, drv: PciDriver) -> Path:
     drivers/pci/pci-driver.c, v6.1, and the driver's probe as its row says: -ENODEV when
     the ids no longer match; enable (pci_enable_device, _mem for a memory-only model,
     pcim_enable_device, or nothing); fail with the driver's probe error; request the
-    BARs it uses under its name (a failure disables again and is the probe's -EBUSY).
-    A failed probe's managed enable is undone (really_probe's devres release). 0 if the
-    driver took the device."""
+    BARs it uses under its name (a failure disables again and is the probe's -EBUSY);
+    for a device the driver cannot drive (``known_devices``), release them again and
+    fail with -EIO. A failed probe's managed enable is undone (really_probe's devres
+    release). 0 if the driver took the device."""
     pci.kasan_check(dev, "pci_device_probe")
     if pci_match_device(pci, drv, dev) is None:
         return -errno.ENODEV
@@ -107,6 +108,11 @@ def pci_device_probe(pci: PciCore, dev: PciDev, drv: PciDriver) -> Path:
         pci.kasan_check(dev, "pci_device_probe")
         bars = pci_select_bars(dev, IORESOURCE_MEM | (IORESOURCE_IO if io else 0))
         ret = pci_request_selected_regions(pci, dev, bars, drv.name)
+        if not ret and drv.known_devices is not None and \
+                dev.spec.device not in drv.known_devices:
+            # The claim already revoked user mappings; releasing it restores none.
+            pci_release_regions(pci, dev, drv.name)
+            ret = -errno.EIO
     if ret:
         if drv.enable in (ENABLE_ALL, ENABLE_MEM):
             pci_disable_device(pci, dev)

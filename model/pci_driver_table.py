@@ -40,8 +40,13 @@ _E1000_NEED_IOPORT = frozenset({
 E1000 = PciDriver(
     # e1000_probe(): pci_enable_device() (or _mem), pci_request_selected_regions(...,
     # "e1000"); e1000_remove(): pci_release_selected_regions(), pci_disable_device().
+    # After the claim, e1000_init_hw_struct() asks e1000_set_mac_type() (e1000_hw.c) for
+    # the device's MAC type, which it knows for exactly the devices of the id table: any
+    # other device id (bound through new_id or driver_override) fails the probe with -EIO,
+    # and the unwind releases the regions and disables the device again.
     "e1000", claims=True, id_table=tuple(PciId(_INTEL, d) for d in _E1000_DEVICES),
-    enable=ENABLE_ALL, io_devices=_E1000_NEED_IOPORT)
+    enable=ENABLE_ALL, io_devices=_E1000_NEED_IOPORT,
+    known_devices=frozenset(_E1000_DEVICES))
 
 UIO_PCI_GENERIC = PciDriver(
     # drivers/uio/uio_pci_generic.c probe(): pcim_enable_device(), claims nothing (it

@@ -47,8 +47,13 @@ from iomemfuzz.model.profile import ProfileError
 EXIT_AGREE, EXIT_DISAGREE, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 # PCIe root ports added to q35 guests for hot-added cards: slot 0x10 and up.
 HOTPLUG_SLOT0 = 0x10
-STATE_SCRIPT = ("cat /proc/iomem /proc/ioports; for d in /sys/bus/pci/devices/*; do "
-                "echo ${d##*/} $(readlink $d/driver); done")
+# What a Program may leave behind that the next one would notice: the trees, the devices
+# with their drivers, enable counts and decode bits (IO, MEM), the registered drivers and
+# drivers_autoprobe.
+STATE_SCRIPT = ("cat /proc/iomem /proc/ioports /sys/bus/pci/drivers_autoprobe; "
+                "ls /sys/bus/pci/drivers; for d in /sys/bus/pci/devices/*; do "
+                "echo ${d##*/} $(readlink $d/driver) $(cat $d/enable) "
+                "$(( 0x$(od -An -tx1 -j4 -N1 $d/config | tr -d ' ') & 3 )); done")
 
 __all__ = ["EXIT_AGREE", "EXIT_DISAGREE", "EXIT_INTERNAL", "EXIT_USAGE", "Options",
            "confirm_files", "confirm_plans"]
@@ -90,13 +95,8 @@ def _guest_args(key: _GuestKey, plans: list[Plan]) -> tuple[tuple[str, ...], lis
     return tuple(args), ports
 
 
-def _append(options: Options, key: _GuestKey, plans: list[Plan]) -> str:
-    drivers: dict[str, bool] = {}
-    for plan in plans:
-        for name, claims in plan.drivers.items():
-            drivers.setdefault(name, claims)
-    words = [key.cmdline, options.append, "iomemfuzz.load=iomemfuzz_test",
-             "iomemfuzz.drivers=" + ",".join(f"{n}:{int(c)}" for n, c in drivers.items())]
+def _append(options: Options, key: _GuestKey) -> str:
+    words = [key.cmdline, options.append, "iomemfuzz.load=iomemfuzz_test"]
     return " ".join(w for w in words if w)
 
 
@@ -123,7 +123,7 @@ def confirm_plans(plans: list[Plan], options: Options) -> list[ProgramResult]:
     image = build_image(find_kernel(options.kernel))
     for key, group in groups.items():
         args, ports = _guest_args(key, group)
-        append = _append(options, key, group)
+        append = _append(options, key)
         todo = list(group)
         while todo:
             with Guest(image, args, append) as guest:

@@ -20,8 +20,10 @@ import re
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from iomemfuzz.model.pci_driver_table import DRIVERS as KNOWN_DRIVERS
 
 GUEST_SOURCES = Path(__file__).resolve().parent / "guest"
 CAPTURE_SCRIPT = "capture-machine.sh"
@@ -43,11 +45,15 @@ SERIES: dict[str, tuple[str, str, str]] = {
 COMMON_PACKAGES = ("qemu-system-x86", "busybox-static", "gcc", "make", "libc6-dev")
 COMMON_FILES = {"qemu-system-x86": "qemu-system-x86_64", "busybox-static": "/bin/busybox",
                 "gcc": "gcc", "make": "make", "libc6-dev": "/usr/lib/x86_64-linux-gnu/libc.a"}
-# Driver modules the guest can load (a bind line naming one of these uses the real
-# driver; any other name is one of the test module's drivers).
-REAL_DRIVERS = ("e1000", "uio_pci_generic")
-# The modules each real driver needs, in load order (modules.dep of Debian's kernels).
-DRIVER_MODULES = {"e1000": ("e1000",), "uio_pci_generic": ("uio", "uio_pci_generic")}
+# The drivers the model takes from their real source (model/pci_driver_table.py): a
+# module_load line naming one of these loads Debian's own module; any other name is the
+# model's generic driver, which the test module registers (guest/iomemfuzz_test.c).
+REAL_DRIVERS: tuple[str, ...] = tuple(KNOWN_DRIVERS)
+
+
+def module_name(driver: str) -> str:
+    """The kernel module a driver comes in ("vfio-pci" -> "vfio_pci", as lsmod names it)."""
+    return driver.replace("-", "_")
 
 
 class GuestError(RuntimeError):
@@ -69,6 +75,8 @@ class GuestImage:
     initrd: Path
     # Modules the initramfs carries, by name (load order is the Program's business).
     modules: tuple[str, ...]
+    # Real driver -> the modules to insmod for it, dependencies first (modules.dep).
+    driver_modules: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def cache_dir() -> Path:
@@ -236,7 +244,8 @@ def build_image(kernel: GuestKernel, cache: Path | None = None) -> GuestImage:
     cache = cache or cache_dir()
     helper = build_helper(cache / "bin")
     module = build_module(kernel, cache / "modules")
-    mods = _module_files(kernel, REAL_DRIVERS)
+    mods = _module_files(kernel, tuple(map(module_name, REAL_DRIVERS)))
+    needs = {d: tuple(_module_files(kernel, (module_name(d),))) for d in REAL_DRIVERS}
     capture = next((p for p in CAPTURE_CANDIDATES if p.exists()), None)
     if capture is None:
         raise GuestError(f"{CAPTURE_SCRIPT} not found")
@@ -262,4 +271,4 @@ def build_image(kernel: GuestKernel, cache: Path | None = None) -> GuestImage:
         tmp = initrd.with_suffix(".tmp")
         tmp.write_bytes(gzip.compress(_cpio_newc(entries), compresslevel=1))
         tmp.rename(initrd)
-    return GuestImage(kernel, initrd, (*mods, "iomemfuzz_test"))
+    return GuestImage(kernel, initrd, (*mods, "iomemfuzz_test"), needs)

@@ -20,6 +20,7 @@ from iomemfuzz.fuzz.confirm.translate import (
     How,
     device_for_hotadd,
     guest_for,
+    hotadd_ids,
     how,
     profile_cmdline,
 )
@@ -61,6 +62,7 @@ class LinePlan:
     skip: str = ""  # why it is not run ("" = run it)
     card: Card | None = None  # hotadd: the emulated card
     card_diffs: tuple[str, ...] = ()
+    model_ids: tuple[int, int] | None = None  # hotadd: the function's ids in the model
     violations: tuple[str, ...] = ()  # signatures the model's oracles found at this line
 
 
@@ -76,8 +78,6 @@ class Plan:
     bars_end: BarMap = field(default_factory=dict)  # the model's BARs after the last line
     model_iomem_boot: str = ""
     model_ioports_boot: str = ""
-    drivers: dict[str, bool] = field(default_factory=dict)  # test-module drivers
-    modules: tuple[str, ...] = ()  # real drivers a bind line loads
     cmdline: str = ""  # kernel command line words the profile needs
 
     @property
@@ -116,10 +116,6 @@ def make_plan(program: Program, path: str, profile: str | None = None) -> Plan:
     handle = 0
     creators: dict[int, int] = {}
     added: dict[str, int] = {}  # device name -> the hotadd line that inserts it
-    binds: dict[str, list[str]] = {}
-    for o in program.ops:
-        if o.NAME == "bind":
-            binds.setdefault(o.dev, []).append(o.driver)
     for index, o in enumerate(program.ops):
         before = model_bars(ex.kernel)
         step = ex.step(o)
@@ -146,13 +142,17 @@ def make_plan(program: Program, path: str, profile: str | None = None) -> Plan:
         if o.NAME == "hotadd":
             added[o.dev] = index
         if o.NAME == "hotadd" and not line.skip:
-            line.card, diffs = device_for_hotadd(o.bars, tuple(binds.get(o.dev, ())))
-            line.card_diffs = tuple(diffs)
-        if o.NAME == "bind" and not line.skip:
-            if o.driver in ("e1000", "uio_pci_generic"):
-                plan.modules = tuple(dict.fromkeys((*plan.modules, o.driver)))
+            try:
+                line.model_ids, given = hotadd_ids(o)
+            except ValueError:
+                line.skip = "the line's BARs or ROM do not parse: no card stands for it"
             else:
-                plan.drivers.setdefault(o.driver or "drv", o.claims == "yes")
+                line.card, diffs = device_for_hotadd(o.bars, given)
+                if line.card.ids != line.model_ids:
+                    diffs.append("the {} card's ids are {:04x}:{:04x}, the model's "
+                                 "{:04x}:{:04x}".format(line.card.qemu, *line.card.ids,
+                                                        *line.model_ids))
+                line.card_diffs = tuple(diffs)
         plan.lines.append(line)
     ex.finish()
     plan.model_iomem = ex.kernel.describe().get("/proc/iomem", "")

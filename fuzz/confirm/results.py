@@ -63,6 +63,9 @@ class RealMap:
     mid: int
     file: RealFile
     offset: int  # the real mmap offset
+    # Where the mapping's first page points: fixed at mmap time (the page tables hold the
+    # BAR's address then), so a BAR that moves later does not move the mapping.
+    phys: int = 0
 
 
 def errname(reply: Reply) -> str:

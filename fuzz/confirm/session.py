@@ -18,7 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from iomemfuzz.fuzz.confirm.pci_lines import PciLines
+from iomemfuzz.fuzz.confirm.driver_lines import DriverLines
+from iomemfuzz.fuzz.confirm.observe_lines import ObserveLines
+from iomemfuzz.fuzz.confirm.pci_lines import NOT_RUN, PciLines
 from iomemfuzz.fuzz.confirm.plan import BarMap, LinePlan, Plan
 from iomemfuzz.fuzz.confirm.qemu import Guest, GuestDied
 from iomemfuzz.fuzz.confirm.resource_lines import ResourceLines
@@ -36,6 +38,10 @@ from iomemfuzz.model.ioport import IORESOURCE_IO, IORESOURCE_MEM
 __all__ = ["LineResult", "ProgramResult", "Session", "read_bars"]
 
 FAULTS = ("SIGBUS", "SIGSEGV")
+# Why an access through one hot-added card cannot reach another on a q35 guest.
+Q35_PORTS = ("on q35 every hot-added card sits behind its own PCIe root port, in a bridge "
+             "window no other card shares, so one card's page never holds another's "
+             "registers; the model's cards share the root bus window")
 ALL_ONES_32 = 0xFFFFFFFF
 KERNEL_SANITY = "kernel-sanity/"
 
@@ -102,7 +108,7 @@ def _around(iomem: str, lo: int, hi: int) -> list[str]:
     return out
 
 
-class Session(ResourceLines, PciLines):
+class Session(ResourceLines, PciLines, DriverLines, ObserveLines):
     """One Program on one guest."""
 
     def __init__(self, guest: Guest, plan: Plan, result: ProgramResult,
@@ -119,7 +125,12 @@ class Session(ResourceLines, PciLines):
         self.moved: dict[int, tuple[int, int]] = {}  # line -> (model, real) address
         self.hotadded: dict[str, str] = {}  # model device -> QMP id
         self.bound: set[str] = set()  # real devices a bind line bound
-        self.loaded: list[str] = []  # real driver modules a bind line loaded
+        self.loaded: list[str] = []  # real driver modules the Program loaded
+        # Model (vendor, device) -> the ids of the card that stands for that function.
+        self.id_map: dict[tuple[int, int], tuple[int, int]] = {}
+        self.autoprobe_changed = False
+        self.unrun: dict[int, str] = {}  # lines a runner could not run: why
+        self.reappeared: set[str] = set()  # removed functions a hotplug event found again
 
     # --- names and addresses -------------------------------------------------------------
 
@@ -219,6 +230,11 @@ class Session(ResourceLines, PciLines):
                 self.result.error = "" if res.agree else "the guest died"
                 self.result.oops = self.g.console()[-3000:]
                 raise
+            if real == NOT_RUN:
+                # The runner found the line cannot run here after all: not a verdict.
+                res.note = note
+                self.unrun[line.index] = note
+                continue
             res.real, res.detail, res.note = real, detail, note
             res.agree = real == line.model
             if not res.agree:
@@ -235,15 +251,24 @@ class Session(ResourceLines, PciLines):
             file = obj.file if isinstance(obj, RealMap) else obj
             if isinstance(file, RealFile):
                 devs.add(file.dev)
+        hotadded = {o.op.dev for o in self.plan.lines if o.op.NAME == "hotadd"}
+        reached = line.model[2:].split("/", 1)[0] if line.model.startswith("= ") else ""
+        if (self.plan.guest is not None and self.plan.guest.q35 and reached in hotadded
+                and devs & hotadded and reached not in devs):
+            return Q35_PORTS
         for other in self.plan.lines:
             if other.op.NAME == "hotadd" and other.op.dev in devs and other.card_diffs:
                 return "the emulated card differs: " + "; ".join(other.card_diffs)
+        if self.reappeared:
+            return (f"a hotplug event brought back {', '.join(sorted(self.reappeared))}, "
+                    "which the model has removed (acpiphp rescans every occupied slot; the "
+                    "model's hot-add scans the card's slot only, as pciehp does)")
         if line.index in self.moved:
             model_addr, real_addr = self.moved[line.index]
             return (f"{model_addr:#x} lies in a model BAR; the real BAR puts it at "
                     f"{real_addr:#x} (another place relative to RAM and the other BARs)")
         for other in self.plan.lines[:line.index]:
-            if other.skip and other.op.NAME not in QUERIES:
+            if (other.skip or other.index in self.unrun) and other.op.NAME not in QUERIES:
                 return (f"line {other.index} ({other.text}) changes the model's state but "
                         "does not run for real")
         lo, hi = _span(line.op)
@@ -367,7 +392,11 @@ class Session(ResourceLines, PciLines):
         offset = self._file_offset(file, op.offset, line)
         reply = self.g.call(f"mmap {file.fd} {offset:#x} {op.length:#x} {op.flags} {op.prot}")
         if reply.ok:
-            self._bind(line, RealMap(int(reply.values[0]), file, offset))
+            phys = offset
+            if file.kind == "resource":
+                bar = self.real_last.get(self.real_name(file.dev), {}).get(file.bar)
+                phys = (bar[0] if bar else 0) + offset
+            self._bind(line, RealMap(int(reply.values[0]), file, offset, phys))
         return status(reply), f"real offset {offset:#x}", ""
 
     def op_munmap(self, op, line):
@@ -377,10 +406,7 @@ class Session(ResourceLines, PciLines):
         return status(self.g.call(f"munmap {vma.mid}")), "", ""
 
     def _phys(self, vma: RealMap, offset: int) -> int:
-        if vma.file.kind == "resource":
-            bar = self.real_last.get(self.real_name(vma.file.dev), {}).get(vma.file.bar)
-            return (bar[0] if bar else 0) + vma.offset + offset
-        return vma.offset + offset
+        return vma.phys + offset
 
     def _access(self, op, line, command: str):
         vma = self._obj(op.vma, RealMap)
@@ -457,6 +483,9 @@ class Session(ResourceLines, PciLines):
             real = self.real_name(model_dev)
             self.g.qmp("device_del", id=qid)
             self._wait_devices(lambda devs, r=real: r not in devs)
+        self.g.call("ctl drvreset")
         for module in reversed(self.loaded):
-            self.g.call(f"sh rmmod {module}")
+            self.g.call(f"rmmod {module}")
+        if self.autoprobe_changed:
+            self.g.call("echo /sys/bus/pci/drivers_autoprobe 1")
         self.g.sh("dmesg -c")

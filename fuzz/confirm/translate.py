@@ -15,14 +15,16 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from iomemfuzz.fuzz.confirm.guest import REAL_DRIVERS
 from iomemfuzz.model.machine_file import MachineDump, load_dump
+from iomemfuzz.model.pci_driver_table import EXAMPLE_IDS
 
 # Routes.
 HELPER = "helper"  # a system call of the guest helper (fuzz/confirm/guest/helper.c)
 SYSFS = "sysfs"  # a write to a sysfs file, through the helper
 MODULE = "module"  # a kernel/resource.c call through the iomemfuzz_test module
 QMP = "qmp"  # a QEMU monitor command (hot-plug)
+INSMOD = "insmod"  # load or unload a driver: Debian's module, or a test-module driver
+READ = "read"  # the helper reads a sysfs or /proc file (or the module walks the tree)
 NONE = "none"  # cannot run on a real system
 
 
@@ -39,7 +41,6 @@ def _none(why: str) -> How:
 NOT_EXPORTED = "not exported to modules: only the kernel itself calls it"
 SCHEDULER = "a scheduler line: a real kernel's interleavings cannot be chosen from outside"
 NO_ASYNC_HOST = "x86 QEMU has no host bridge that probes without the rescan lock"
-ISSUE17 = "an issue 17 driver/sysfs/observation line: confirm does not translate it yet"
 
 HOW: dict[str, How] = {
     # --- tree: kernel/resource.c through the test module --------------------------------
@@ -106,17 +107,33 @@ HOW: dict[str, How] = {
     "hotremove": How(QMP, "device_del (ACPI eject), waiting for the function to go"),
     "remove": How(SYSFS, "echo 1 > /sys/bus/pci/devices/DEV/remove"),
     "rescan": How(SYSFS, "echo 1 > /sys/bus/pci/rescan"),
-    "bind": How(SYSFS, "the real driver's bind file (e1000, uio_pci_generic), or a test "
-                       "module driver through driver_override"),
-    "unbind": How(SYSFS, "echo DEV > /sys/bus/pci/devices/DEV/driver/unbind"),
+    "bind": How(SYSFS, "echo DEV > /sys/bus/pci/drivers/DRIVER/bind (ENOENT until a "
+                       "line loads DRIVER)"),
+    "unbind": How(SYSFS, "echo DEV > /sys/bus/pci/drivers/DRIVER/unbind (no driver named: "
+                         "the one the device's driver link names)"),
     "resize": How(SYSFS, "echo SIZE > /sys/bus/pci/devices/DEV/resourceN_resize"),
+    "enable": How(SYSFS, "echo VALUE > /sys/bus/pci/devices/DEV/enable"),
+    "dev_rescan": How(SYSFS, "echo 1 > /sys/bus/pci/devices/DEV/rescan"),
+    "bus_rescan": How(SYSFS, "echo 1 > /sys/class/pci_bus/BUS/rescan"),
     "host_probe": _none(NO_ASYNC_HOST),
-    # --- issue 17's operations: not translated yet (confirm runs the rest of the line's
-    # Program in the state the model had) ------------------------------------------------
-    **{name: _none(ISSUE17) for name in (
-        "enable", "dev_rescan", "bus_rescan", "module_load", "module_unload", "new_id",
-        "remove_id", "driver_override", "drivers_probe", "drivers_autoprobe", "read_busy",
-        "read_driver", "list_files", "read_resource")},
+    # --- driver --------------------------------------------------------------------------
+    "module_load": How(INSMOD, "insmod of Debian's module for a driver the model takes from "
+                               "its source (e1000, uio_pci_generic, vfio-pci); any other "
+                               "name is the model's generic driver, which the test module "
+                               "registers with the line's ids and claims"),
+    "module_unload": How(INSMOD, "rmmod, or the test module unregisters its driver"),
+    "new_id": How(SYSFS, "echo ID > /sys/bus/pci/drivers/DRIVER/new_id"),
+    "remove_id": How(SYSFS, "echo ID > /sys/bus/pci/drivers/DRIVER/remove_id"),
+    "driver_override": How(SYSFS, "echo DRIVER > /sys/bus/pci/devices/DEV/driver_override"),
+    "drivers_probe": How(SYSFS, "echo DEV > /sys/bus/pci/drivers_probe"),
+    "drivers_autoprobe": How(SYSFS, "echo VALUE > /sys/bus/pci/drivers_autoprobe"),
+    # --- observe -------------------------------------------------------------------------
+    "read_busy": How(READ, "the test module walks the tree for busy entries (/proc/iomem "
+                           "does not print the busy flag)"),
+    "read_driver": How(READ, "readlink /sys/bus/pci/devices/DEV/driver"),
+    "list_files": How(READ, "ls /sys/bus/pci/devices/DEV"),
+    "read_resource": How(READ, "/sys/bus/pci/devices/DEV/resource, BAR addresses in the "
+                               "model's places"),
 }
 
 
@@ -127,7 +144,34 @@ QUERIES = frozenset({
     "iomem_is_exclusive", "walk_iomem_res_desc", "walk_system_ram_res", "walk_mem_res",
     "walk_system_ram_range", "lookup_resource", "iomem_map_sanity_check", "read_proc_iomem",
     "region_intersects", "page_is_ram", "touch", "ptrace_access", "read", "lseek",
+    "read_busy", "read_driver", "list_files", "read_resource",
 })
+
+
+# Device files a real kernel may show that the model deliberately leaves out of a PCI
+# device's directory (model/pci_sysfs.py, STATIC_DEVICE_FILES: they depend on firmware,
+# capabilities or driver children the model does not describe): list_files compares the
+# rest, and says which of these it set aside.
+UNMODELLED_FILES: dict[str, str] = {
+    "firmware_node": "the device's ACPI companion (the firmware describes its slot)",
+    "waiting_for_supplier": "fw_devlink's file, for a device with a firmware node",
+    "link": "ASPM's link attribute group",
+    "reset": "a reset method the device's capabilities give",
+    "reset_method": "a reset method the device's capabilities give",
+    "vpd": "the VPD capability",
+    "label": "an ACPI or SMBIOS slot label",
+    "index": "an SMBIOS slot index",
+    "acpi_index": "an ACPI slot index",
+    "msi_irqs": "MSI vectors a driver allocated",
+    "iommu_group": "an IOMMU",
+    "iommu": "an IOMMU",
+    "current_link_speed": "a PCIe link", "current_link_width": "a PCIe link",
+    "max_link_speed": "a PCIe link", "max_link_width": "a PCIe link",
+    "aer_dev_correctable": "AER", "aer_dev_fatal": "AER", "aer_dev_nonfatal": "AER",
+    "net": "the network interface a network driver registers under the device",
+    "uio": "the UIO device uio_pci_generic registers under the device",
+    "vfio-dev": "the VFIO device vfio-pci registers under the device",
+}
 
 
 def how(op: object) -> How:
@@ -152,6 +196,7 @@ PROFILE_CMDLINE: dict[str, str] = {
     "v6.1": "",  # vanilla 6.1.0: the stable backports in Debian's kernel do not touch it
     "v6.1-deb-relaxed": "iomem=relaxed",
     "v6.1-deb-lockdown": "lockdown=integrity",
+    "v6.12": "",  # Debian's 6.12.118, the `--kernel 6.12` guest
 }
 
 
@@ -177,6 +222,8 @@ class Card:
 CARDS: tuple[Card, ...] = (
     Card("pci-testdev", (0x1B36, 0x0005), ((0, "mem", 0x1000, False), (1, "io", 0x100, False))),
     Card("edu", (0x1234, 0x11E8), ((0, "mem", 0x100000, False),)),
+    # One 256-byte memory BAR (the SD host controller's registers): a sub-page BAR.
+    Card("sdhci-pci", (0x1B36, 0x0007), ((0, "mem", 0x100, False),)),
     Card("e1000", (0x8086, 0x100E), ((0, "mem", 0x20000, False), (1, "io", 0x40, False)),
          drivers=("e1000",)),
 )
@@ -200,15 +247,16 @@ def _bar_needs(bars_text: str) -> list[tuple[int, str, int, bool]]:
     return out
 
 
-def device_for_hotadd(bars: str, drivers: tuple[str, ...] = ()) -> tuple[Card, list[str]]:
-    """The card that best stands for a hotadd of ``bars`` that later lines bind to
-    ``drivers``, and the differences left (empty: every BAR matches in type and size)."""
+def device_for_hotadd(bars: str, ids: tuple[int, int] | None = None
+                      ) -> tuple[Card, list[str]]:
+    """The card that best stands for a hotadd of ``bars``, and the differences left
+    (empty: every BAR matches in type and size). ``ids``: the vendor and device the line
+    names outright (its ``ids``, or a known driver's example ids): drivers match by id, so
+    a card with exactly those ids wins whatever its BARs; otherwise the card closest in
+    BARs does."""
     needs = _bar_needs(bars)
-    real = [d for d in drivers if d in REAL_DRIVERS and d != "uio_pci_generic"]
-    best: tuple[tuple[int, int], Card, list[str]] | None = None
+    best: tuple[tuple[int, int, int], Card, list[str]] | None = None
     for card in CARDS:
-        if real and not set(real) <= set(card.drivers):
-            continue
         have = {i: (kind, size) for i, kind, size, _p in card.bars}
         diffs, covered, exact = [], 0, 0
         for i, kind, size, _pref in needs:
@@ -224,11 +272,20 @@ def device_for_hotadd(bars: str, drivers: tuple[str, ...] = ()) -> tuple[Card, l
         for i, kind, size, _p in card.bars:
             if i not in {n[0] for n in needs}:
                 diffs.append(f"the {card.qemu} card also has BAR{i} ({kind} {size:#x})")
-        score = (covered, exact - len(diffs))
+        score = (int(card.ids == ids), covered, exact - len(diffs))
         if best is None or score > best[0]:
             best = (score, card, diffs)
     assert best is not None
     return best[1], best[2]
+
+
+def hotadd_ids(op: object) -> tuple[tuple[int, int], tuple[int, int] | None]:
+    """A hotadd line's (vendor, device) in the model, and the same if the line names
+    them outright (``ids``, or a ``driver`` the model has example ids for), else None."""
+    spec = op.spec()  # type: ignore[attr-defined]
+    given = bool(getattr(op, "ids", "")) or getattr(op, "driver", "") in EXAMPLE_IDS
+    ids = (spec.vendor, spec.device)
+    return ids, ids if given else None
 
 
 # --- machines ----------------------------------------------------------------------------

@@ -15,7 +15,17 @@ userspace can run.
 from __future__ import annotations
 
 from iomemfuzz.fuzz.ops import Context, Kind, Op, Outcome, arg, errno_outcome, op
-from iomemfuzz.fuzz.ops.pci import DEVS, DRIVERS, EAGAIN, ENODEV, IDS, MODES, YES_NO, _start
+from iomemfuzz.fuzz.ops.pci import (
+    DEVS,
+    DRIVERS,
+    EAGAIN,
+    ENODEV,
+    IDS,
+    MODES,
+    NO_FILE,
+    YES_NO,
+    _start,
+)
 from iomemfuzz.model.pci import PciId, parse_ids
 from iomemfuzz.model.pci_driver_table import DRIVERS as KNOWN_DRIVERS
 from iomemfuzz.model.pci_driver_table import generic_driver
@@ -129,7 +139,7 @@ class RemoveId(Op):
 class DriverOverride(Op):
     """echo DRIVER > /sys/bus/pci/devices/DEV/driver_override ("" clears it): from then on
     only that driver matches the device, whatever its ids. Binds and unbinds nothing
-    (follow with bind or drivers_probe). ENODEV for a device that is gone."""
+    (follow with bind or drivers_probe). ENOENT for a device that is gone."""
 
     dev: str = arg(Kind.NAME, "0000:00:02.0", choices=DEVS)
     driver: str = arg(Kind.NAME, "vfio-pci", choices=DRIVERS)
@@ -139,7 +149,7 @@ class DriverOverride(Op):
             return EAGAIN
         dev = ctx.kernel.pci_device(self.dev)
         if dev is None:
-            return ENODEV
+            return NO_FILE
         return errno_outcome(ctx.kernel.sysfs_driver_override(dev, self.driver))
 
 

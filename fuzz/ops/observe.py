@@ -16,11 +16,19 @@ from iomemfuzz.fuzz.ops.pci import DEVS
 
 FAMILY = "observe"
 ENOENT = Outcome("ENOENT")
-NONE = value_outcome("none")
 
 
 def _word(name: str | None) -> str:
     return "<BAD>" if name is None else name.replace(" ", "_").replace("#", "_")
+
+
+def busy_text(entries: list[tuple[int, int, str | None]], width: int) -> str:
+    """``read_busy``'s value for (start, end, name) entries in file order: addresses
+    zero-padded to ``width`` hex digits (4 for the I/O port tree, else 8), or ``none``
+    (``iomemfuzz confirm`` prints a real kernel's entries the same way)."""
+    if not entries:
+        return "none"
+    return ",".join(f"{s:0{width}x}-{e:0{width}x}:{_word(n)}" for s, e, n in entries)
 
 
 @op("read_busy", family=FAMILY)
@@ -36,11 +44,8 @@ class ReadBusy(Op):
     def run(self, ctx: Context) -> Outcome:
         root = ctx.node(self.root)
         nodes = ctx.kernel.busy_entries(root, self.start, self.end)
-        if not nodes:
-            return NONE
         width = 4 if root.end < 0x10000 else 8  # type: ignore[attr-defined]
-        return value_outcome(",".join(f"{n.start:0{width}x}-{n.end:0{width}x}:{_word(n.name)}"
-                                      for n in nodes))
+        return value_outcome(busy_text([(n.start, n.end, n.name) for n in nodes], width))
 
 
 @op("read_driver", family=FAMILY)

@@ -18,9 +18,11 @@ from iomemfuzz.fuzz.confirm.report import render_json, render_text
 from iomemfuzz.fuzz.confirm.session import LineResult, ProgramResult, _around, _span
 from iomemfuzz.fuzz.confirm.translate import (
     HOW,
+    INSMOD,
     MODULE,
     NONE,
     QMP,
+    READ,
     SYSFS,
     device_for_hotadd,
     guest_for,
@@ -50,6 +52,13 @@ def test_routes_of_the_issue_19_kinds():
     assert how(ops["step"]()).route == NONE
     assert how(ops["bind"](mode="spawn")).route == NONE
     assert how(ops["hotadd"](host="async")).route == NONE
+    # Issue 17's driver, sysfs and observation lines run too.
+    assert how(ops["module_load"]()).route == INSMOD
+    for name in ("enable", "new_id", "remove_id", "driver_override", "drivers_probe",
+                 "drivers_autoprobe", "dev_rescan", "bus_rescan"):
+        assert how(ops[name]()).route == SYSFS, name
+    for name in ("read_busy", "read_driver", "list_files", "read_resource"):
+        assert how(ops[name]()).route == READ, name
 
 
 def test_machines_become_qemu_guests():
@@ -67,8 +76,10 @@ def test_hotadd_cards():
     card, diffs = device_for_hotadd("mem:0x1000")
     assert card.qemu == "pci-testdev" and diffs == ["the pci-testdev card also has BAR1 "
                                                     "(io 0x100)"]
-    card, _ = device_for_hotadd("mem:0x1000", ("e1000",))
-    assert card.qemu == "e1000"  # a later bind of the real e1000 needs a real e1000
+    card, _ = device_for_hotadd("mem:0x1000", (0x8086, 0x100E))
+    assert card.qemu == "e1000"  # drivers match by id: the named ids win over the BARs
+    card, diffs = device_for_hotadd("mem:0x100")
+    assert card.qemu == "sdhci-pci" and diffs == []
     card, diffs = device_for_hotadd("mem:0x100000")
     assert card.qemu == "edu" and diffs == []
 
@@ -76,6 +87,7 @@ def test_hotadd_cards():
 def test_profiles_that_are_real_kernels():
     assert profile_cmdline("v6.1-deb") == ""
     assert profile_cmdline("v6.1-deb-relaxed") == "iomem=relaxed"
+    assert profile_cmdline("v6.12") == ""  # Debian's 6.12 image
     assert profile_cmdline("v6.1-deb-claim-fails") is None  # a design alternative
 
 
@@ -87,9 +99,8 @@ def test_plan_of_a_seed():
     assert [ln.model for ln in plan.lines][:6] == ["ok", "ok", "ok", "= unbacked", "ok",
                                                    "= 0000:00:03.0/bar0+0x10"]
     assert plan.hotadds == 1
-    # Issue 17's lines (enable, module_load) are not translated yet: only they are skipped.
-    skipped = {type(ln.op).NAME for ln in plan.lines if ln.skip}
-    assert skipped == {"enable", "module_load"}
+    # Every line runs: enable and module_load are sysfs writes and a real insmod.
+    assert not [ln.text for ln in plan.lines if ln.skip]
 
 
 def test_plan_skips_what_cannot_run_and_what_depends_on_it():

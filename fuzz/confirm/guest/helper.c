@@ -25,7 +25,14 @@
  *   lseek FD OFFSET set|cur|end -> = ok POSITION
  *   ioctl FD mem|io|wc|uc       (the /proc/bus/pci PCIIOC_* requests)
  *   wr PATH TEXT                (one write(2) of TEXT: sysfs and debugfs files)
- *   ctl TEXT                    (the iomemfuzz_test module's debugfs control file)
+ *   echo PATH TEXT              (one write(2) of TEXT and a newline, as `echo TEXT > PATH`)
+ *   ctl TEXT                    (the iomemfuzz_test module's debugfs control file: = ok
+ *                                RESULT, after the lines the command printed as "| ")
+ *   insmod PATH                 (finit_module(2) of a .ko file)
+ *   rmmod NAME                  (delete_module(2), O_NONBLOCK, as rmmod does)
+ *   readlink PATH               -> = ok NAME (the last component of the link's target)
+ *   ls PATH                     (the directory's entries, sorted, as "| " lines)
+ *   cat PATH                    (the file's lines as "| " lines)
  *   sh COMMAND                  (popen; output as "| " lines, then = ok STATUS)
  *   reset                       (unmap every mapping, close every file: between Programs)
  *   quit
@@ -40,7 +47,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <dirent.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -276,28 +285,127 @@ static void do_ioctl(char **a)
 		printf("= ok\n");
 }
 
-static void do_write_file(const char *path, const char *text)
+static void do_write_file(const char *path, const char *text, int newline)
 {
 	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	char *buf;
+	size_t len = strlen(text);
 	ssize_t ret;
 
 	if (fd < 0) {
 		reply_err(errno);
 		return;
 	}
-	ret = write(fd, text, strlen(text));
+	buf = malloc(len + 2);
+	if (!buf) {
+		close(fd);
+		reply_err(ENOMEM);
+		return;
+	}
+	memcpy(buf, text, len);
+	if (newline)
+		buf[len++] = '\n';
+	ret = write(fd, buf, len);
 	if (ret < 0)
+		reply_err(errno);
+	else
+		printf("= ok\n");
+	free(buf);
+	close(fd);
+}
+
+static void do_insmod(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		reply_err(errno);
+		return;
+	}
+	if (syscall(SYS_finit_module, fd, "", 0) < 0)
 		reply_err(errno);
 	else
 		printf("= ok\n");
 	close(fd);
 }
 
+static void do_rmmod(const char *name)
+{
+	if (syscall(SYS_delete_module, name, O_NONBLOCK) < 0)
+		reply_err(errno);
+	else
+		printf("= ok\n");
+}
+
+static void do_readlink(const char *path)
+{
+	char target[4096];
+	ssize_t n = readlink(path, target, sizeof(target) - 1);
+	const char *base;
+
+	if (n < 0) {
+		reply_err(errno);
+		return;
+	}
+	target[n] = 0;
+	base = strrchr(target, '/');
+	printf("= ok %s\n", base ? base + 1 : target);
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void do_ls(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	char *names[1024];
+	int n = 0, i;
+
+	if (!d) {
+		reply_err(errno);
+		return;
+	}
+	while ((e = readdir(d)) != NULL && n < 1024)
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			names[n++] = strdup(e->d_name);
+	closedir(d);
+	qsort(names, n, sizeof(names[0]), by_name);
+	for (i = 0; i < n; i++) {
+		printf("| %s\n", names[i]);
+		free(names[i]);
+	}
+	printf("= ok %d\n", n);
+}
+
+static void do_cat(const char *path)
+{
+	char line[4096];
+	FILE *f = fopen(path, "re");
+
+	if (!f) {
+		reply_err(errno);
+		return;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = 0;
+		printf("| %s\n", line);
+	}
+	if (ferror(f))
+		reply_err(errno);
+	else
+		printf("= ok\n");
+	fclose(f);
+}
+
 static void do_ctl(const char *text)
 {
-	char out[256];
+	static char out[65536];
 	int fd = open(CTL_PATH, O_RDWR | O_CLOEXEC);
-	ssize_t ret;
+	ssize_t ret, got = 0;
+	char *rest, *line;
 
 	if (fd < 0) {
 		reply_err(errno);
@@ -308,14 +416,26 @@ static void do_ctl(const char *text)
 		close(fd);
 		return;
 	}
-	ret = pread(fd, out, sizeof(out) - 1, 0);
+	/* The result line, then whatever lines the command printed. */
+	while ((ret = pread(fd, out + got, sizeof(out) - 1 - got, got)) > 0)
+		got += ret;
 	if (ret < 0) {
 		reply_err(errno);
-	} else {
-		out[ret] = 0;
-		out[strcspn(out, "\n")] = 0;
-		printf("= ok %s\n", out);
+		close(fd);
+		return;
 	}
+	out[got] = 0;
+	rest = strchr(out, '\n');
+	if (rest)
+		*rest++ = 0;
+	while (rest && *rest) {
+		line = rest;
+		rest = strchr(rest, '\n');
+		if (rest)
+			*rest++ = 0;
+		printf("| %s\n", line);
+	}
+	printf("= ok %s\n", out);
 	close(fd);
 }
 
@@ -379,11 +499,11 @@ int main(void)
 				do_ctl(rest ? rest : "");
 			continue;
 		}
-		if (!strcmp(cmd, "wr")) {
+		if (!strcmp(cmd, "wr") || !strcmp(cmd, "echo")) {
 			char *path = strtok_r(NULL, " ", &rest);
 
 			if (path)
-				do_write_file(path, rest ? rest : "");
+				do_write_file(path, rest ? rest : "", cmd[0] == 'e');
 			else
 				reply_err(EINVAL);
 			continue;
@@ -410,6 +530,16 @@ int main(void)
 			do_lseek(a);
 		else if (!strcmp(cmd, "ioctl") && n >= 2)
 			do_ioctl(a);
+		else if (!strcmp(cmd, "insmod") && n >= 1)
+			do_insmod(a[0]);
+		else if (!strcmp(cmd, "rmmod") && n >= 1)
+			do_rmmod(a[0]);
+		else if (!strcmp(cmd, "readlink") && n >= 1)
+			do_readlink(a[0]);
+		else if (!strcmp(cmd, "ls") && n >= 1)
+			do_ls(a[0]);
+		else if (!strcmp(cmd, "cat") && n >= 1)
+			do_cat(a[0]);
 		else if (!strcmp(cmd, "reset"))
 			do_reset();
 		else if (!strcmp(cmd, "quit"))

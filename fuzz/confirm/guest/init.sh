@@ -4,9 +4,8 @@
 #
 # Kernel command line words it reads:
 #   iomemfuzz.load=A,B       kernel modules to load first, in order (from /lib/iomemfuzz)
-#   iomemfuzz.drivers=LIST   the iomemfuzz_test module's "drivers" parameter
-#   iomemfuzz.autoprobe=0|1  /sys/bus/pci/drivers_autoprobe once the modules are in (default 0:
-#                            a driver binds only when a Program line binds it)
+#   iomemfuzz.autoprobe=0|1  /sys/bus/pci/drivers_autoprobe once the modules are in (default:
+#                            left as the kernel starts it, 1, as the model's kernel starts)
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
@@ -20,13 +19,9 @@ arg() {
 }
 
 autoprobe="$(arg autoprobe)"
-echo "${autoprobe:-0}" > /sys/bus/pci/drivers_autoprobe
+[ -n "$autoprobe" ] && echo "$autoprobe" > /sys/bus/pci/drivers_autoprobe
 for m in $(arg load | tr , ' '); do
-    if [ "$m" = iomemfuzz_test ]; then
-        insmod "/lib/iomemfuzz/$m.ko" "drivers=$(arg drivers)"
-    else
-        insmod "/lib/iomemfuzz/$m.ko"
-    fi
+    insmod "/lib/iomemfuzz/$m.ko"
 done
 # Messages so far (boot, module loads) are not the Program's: start the log afresh.
 dmesg -c > /tmp/boot-dmesg

@@ -7,7 +7,7 @@
  *
  * 1. A debugfs control file, /sys/kernel/debug/iomemfuzz/ctl. Writing one command runs
  *    one kernel/resource.c entry point, as a driver would call it; reading the file back
- *    gives the result as a decimal number. A failing call makes the write fail with the
+ *    gives the result as a decimal number on the first line. A failing call makes the write fail with the
  *    errno the model's line reports (a NULL from __request_region is EBUSY).
  *
  *      region ROOT START N FLAGS ID NAME     __request_region(); the claim is handle ID
@@ -20,6 +20,12 @@
  *      freemem ROOT SIZE ID NAME             request_free_mem_region()
  *      intersects START SIZE FLAGS DESC      region_intersects()
  *      pageram PFN                           page_is_ram()
+ *      busy ROOT START END                   the busy entries of the tree that overlap
+ *                                            [START, END]: after the count, one line
+ *                                            "START END NAME" each, in /proc/iomem order
+ *      drvload NAME CLAIMS IDS               register a PCI driver (2. below)
+ *      drvunload NAME                        unregister it (pci_unregister_driver())
+ *      drvreset                              unregister every driver drvload registered
  *      reset                                 release every struct still in a tree, newest
  *                                            first, and forget the handles
  *
@@ -27,10 +33,17 @@
  *    Structs and names are never freed: a Program may release a struct and use it again,
  *    and the module must not turn that into a use-after-free of its own.
  *
- * 2. PCI drivers with empty id tables, one per entry of the `drivers` parameter
- *    ("drv:1,noclaim:0": name and whether probe claims the BARs with
- *    pci_request_regions()). They bind only through driver_override, as the host's bind
- *    line asks, so nothing else changes.
+ * 2. The PCI drivers a Program loads whose behaviour is the model's generic driver (a
+ *    module_load line naming a driver the model does not take from a real source).
+ *    `drvload NAME CLAIMS IDS` registers a pci_driver called NAME: its id table is IDS
+ *    ("-" for none: the table pointer stays NULL, like a driver that binds through new_id
+ *    or driver_override only; else a comma list of VENDOR:DEVICE:CLASS:CLASS_MASK in hex,
+ *    ffffffff for any vendor or device); its probe enables the device
+ *    (pci_enable_device()) and, when CLAIMS is 1, requests every BAR under NAME
+ *    (pci_request_regions()); its remove undoes both. Registering probes every matching
+ *    unbound device, as loading a module does. A name some PCI driver already has is
+ *    EEXIST (what insmod answers for a module that is loaded); unloading a name drvload
+ *    did not register is ENOENT (rmmod's answer for a module that is not).
  */
 #include <linux/debugfs.h>
 #include <linux/ioport.h>
@@ -44,16 +57,16 @@
 #include <linux/uaccess.h>
 
 #define MAX_HANDLES 256
-#define MAX_DRIVERS 8
+#define MAX_DRIVERS 64
+#define TEXT_SIZE 16384
 
 static struct resource *handles[MAX_HANDLES];
 static long long last_result;
+/* Lines a command prints after its result (busy); empty for the others. */
+static char text[TEXT_SIZE];
+static size_t text_len;
 static DEFINE_MUTEX(ctl_lock);
 static struct dentry *dir;
-
-static char *drivers = "drv:1";
-module_param(drivers, charp, 0444);
-MODULE_PARM_DESC(drivers, "name:claims,... PCI drivers to register (claims 1: probe requests every BAR)");
 
 struct test_driver {
 	struct pci_driver pci;
@@ -61,8 +74,10 @@ struct test_driver {
 	bool registered;
 };
 
-static struct test_driver test_drivers[MAX_DRIVERS];
-static const struct pci_device_id no_ids[] = { { 0 } };
+/* Every driver drvload made. A driver's struct is never reused or freed: the driver core
+ * may still hold its kobject for a moment after pci_unregister_driver() returns. */
+static struct test_driver *test_drivers[MAX_DRIVERS];
+static int n_drivers;
 
 static struct resource *root_of(const char *word)
 {
@@ -119,6 +134,12 @@ static char *join(char *from, char *end)
 			*q = ' ';
 	return from;
 }
+
+static void busy_walk(struct resource *root, u64 start, u64 end);
+static struct test_driver *find_test_driver(const char *name);
+static int driver_load(const char *name, bool claims, char *id_list);
+static void driver_unload(struct test_driver *drv);
+static void unregister_drivers(void);
 
 /* Runs one command; returns the result (>= 0) or -errno. */
 static long long run(char *line)
@@ -209,6 +230,27 @@ static long long run(char *line)
 			return -EINVAL;
 		return region_intersects(a, b, c, d);
 	}
+	if (!strcmp(argv[0], "busy") && argc >= 4) {
+		root = root_of(argv[1]);
+		if (!root || kstrtou64(argv[2], 0, &a) || kstrtou64(argv[3], 0, &b))
+			return -EINVAL;
+		busy_walk(root, a, b);
+		return 0;
+	}
+	if (!strcmp(argv[0], "drvload") && argc >= 4)
+		return driver_load(argv[1], strcmp(argv[2], "0") != 0, argv[3]);
+	if (!strcmp(argv[0], "drvunload") && argc >= 2) {
+		struct test_driver *drv = find_test_driver(argv[1]);
+
+		if (!drv)
+			return -ENOENT;
+		driver_unload(drv);
+		return 0;
+	}
+	if (!strcmp(argv[0], "drvreset")) {
+		unregister_drivers();
+		return 0;
+	}
 	if (!strcmp(argv[0], "reset")) {
 		/* A handle may name a struct __release_region() freed: only structs still
 		 * found in one of the trees are dereferenced. */
@@ -241,6 +283,8 @@ static ssize_t ctl_write(struct file *file, const char __user *ubuf, size_t coun
 		return PTR_ERR(line);
 	strim(line);
 	mutex_lock(&ctl_lock);
+	text_len = 0;
+	text[0] = 0;
 	ret = run(line);
 	last_result = ret;
 	mutex_unlock(&ctl_lock);
@@ -250,10 +294,18 @@ static ssize_t ctl_write(struct file *file, const char __user *ubuf, size_t coun
 
 static ssize_t ctl_read(struct file *file, char __user *ubuf, size_t count, loff_t *ppos)
 {
-	char buf[32];
-	int len = scnprintf(buf, sizeof(buf), "%lld\n", last_result);
+	ssize_t ret;
+	char *buf = kmalloc(TEXT_SIZE + 32, GFP_KERNEL);
+	int len;
 
-	return simple_read_from_buffer(ubuf, count, ppos, buf, len);
+	if (!buf)
+		return -ENOMEM;
+	mutex_lock(&ctl_lock);
+	len = scnprintf(buf, TEXT_SIZE + 32, "%lld\n%s", last_result, text);
+	mutex_unlock(&ctl_lock);
+	ret = simple_read_from_buffer(ubuf, count, ppos, buf, len);
+	kfree(buf);
+	return ret;
 }
 
 static const struct file_operations ctl_fops = {
@@ -289,53 +341,116 @@ static void test_remove(struct pci_dev *pdev)
 	pci_disable_device(pdev);
 }
 
+/* "VENDOR:DEVICE:CLASS:MASK,..." -> a zero-terminated id table; NULL for "-". */
+static struct pci_device_id *parse_ids(char *list, int *err)
+{
+	struct pci_device_id *ids;
+	char *p, *entry;
+	int n = 1, i = 0;
+
+	*err = 0;
+	if (!strcmp(list, "-"))
+		return NULL;
+	for (p = list; *p; p++)
+		n += *p == ',';
+	ids = kcalloc(n + 1, sizeof(*ids), GFP_KERNEL);
+	if (!ids) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	while ((entry = strsep(&list, ",")) != NULL && i < n) {
+		unsigned int v, d, c, m;
+
+		if (sscanf(entry, "%x:%x:%x:%x", &v, &d, &c, &m) != 4) {
+			kfree(ids);
+			*err = -EINVAL;
+			return NULL;
+		}
+		ids[i].vendor = v;
+		ids[i].device = d;
+		ids[i].subvendor = PCI_ANY_ID;
+		ids[i].subdevice = PCI_ANY_ID;
+		ids[i].class = c;
+		ids[i].class_mask = m;
+		i++;
+	}
+	return ids;
+}
+
+static struct test_driver *find_test_driver(const char *name)
+{
+	int i;
+
+	for (i = 0; i < n_drivers; i++)
+		if (test_drivers[i]->registered && !strcmp(test_drivers[i]->pci.name, name))
+			return test_drivers[i];
+	return NULL;
+}
+
+static int driver_load(const char *name, bool claims, char *id_list)
+{
+	struct test_driver *drv;
+	int err, ret;
+
+	if (driver_find(name, &pci_bus_type))
+		return -EEXIST;
+	if (n_drivers >= MAX_DRIVERS)
+		return -ENOSPC;
+	drv = kzalloc(sizeof(*drv), GFP_KERNEL);
+	if (!drv)
+		return -ENOMEM;
+	drv->pci.id_table = parse_ids(id_list, &err);
+	drv->pci.name = kstrdup(name, GFP_KERNEL);
+	if (err || !drv->pci.name) {
+		kfree(drv->pci.name);
+		kfree(drv->pci.id_table);
+		kfree(drv);
+		return err ? err : -ENOMEM;
+	}
+	drv->claims = claims;
+	drv->pci.probe = test_probe;
+	drv->pci.remove = test_remove;
+	ret = pci_register_driver(&drv->pci);
+	if (ret)
+		return ret;
+	drv->registered = true;
+	test_drivers[n_drivers++] = drv;
+	return 0;
+}
+
+static void driver_unload(struct test_driver *drv)
+{
+	pci_unregister_driver(&drv->pci);
+	drv->registered = false;
+}
+
 static void unregister_drivers(void)
 {
 	int i;
 
-	for (i = 0; i < MAX_DRIVERS; i++)
-		if (test_drivers[i].registered)
-			pci_unregister_driver(&test_drivers[i].pci);
+	for (i = n_drivers; i-- > 0;)
+		if (test_drivers[i]->registered)
+			driver_unload(test_drivers[i]);
 }
 
-static int register_drivers(void)
+/* Appends the busy entries of @root's subtree that overlap [@start, @end] to text[], in
+ * the order /proc/iomem prints them. */
+static void busy_walk(struct resource *root, u64 start, u64 end)
 {
-	char *list = kstrdup(drivers, GFP_KERNEL), *p = list, *entry;
-	int n = 0, ret = 0;
+	struct resource *p;
 
-	if (!list)
-		return -ENOMEM;
-	while ((entry = strsep(&p, ",")) != NULL && n < MAX_DRIVERS) {
-		char *claims = strchr(entry, ':');
-		struct test_driver *drv = &test_drivers[n];
-
-		if (!*entry)
-			continue;
-		if (claims)
-			*claims++ = 0;
-		drv->claims = !claims || *claims != '0';
-		drv->pci.name = kstrdup(entry, GFP_KERNEL);
-		drv->pci.id_table = no_ids;
-		drv->pci.probe = test_probe;
-		drv->pci.remove = test_remove;
-		ret = pci_register_driver(&drv->pci);
-		if (ret)
-			break;
-		drv->registered = true;
-		n++;
+	for (p = root->child; p; p = p->sibling) {
+		if ((p->flags & IORESOURCE_BUSY) && p->start <= end && p->end >= start)
+			text_len += scnprintf(text + text_len, TEXT_SIZE - text_len,
+					      "%llx %llx %s\n", (unsigned long long)p->start,
+					      (unsigned long long)p->end,
+					      p->name ? p->name : "<BAD>");
+		busy_walk(p, start, end);
 	}
-	kfree(list);
-	if (ret)
-		unregister_drivers();
-	return ret;
 }
 
 static int __init iomemfuzz_test_init(void)
 {
-	int ret = register_drivers();
-
-	if (ret)
-		return ret;
 	dir = debugfs_create_dir("iomemfuzz", NULL);
 	debugfs_create_file("ctl", 0600, dir, NULL, &ctl_fops);
 	return 0;
@@ -351,4 +466,4 @@ module_init(iomemfuzz_test_init);
 module_exit(iomemfuzz_test_exit);
 MODULE_LICENSE("GPL");
 MODULE_IMPORT_NS(CXL);
-MODULE_DESCRIPTION("iomemfuzz confirm: resource calls and claiming PCI drivers for tests");
+MODULE_DESCRIPTION("iomemfuzz confirm: resource calls and PCI drivers for tests");
