@@ -253,13 +253,13 @@ def _add_profiles(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
-    from iomemfuzz.fuzz.job import JobConfig, default_engine, run_job
+    from iomemfuzz.fuzz.job import JobConfig, atheris_installed, default_engine, run_job
     from iomemfuzz.fuzz.summary import summary_json
 
     corpus, workdir = Path(args.corpus), Path(args.workdir)
     _output_dir(corpus, "corpus")
     engine = args.engine or default_engine()
-    if engine == "atheris" and default_engine() != "atheris":
+    if engine == "atheris" and not atheris_installed():
         raise InputError("--engine atheris: atheris is not installed (pip install atheris)")
     try:
         workdir.mkdir(parents=True, exist_ok=True)
@@ -293,8 +293,7 @@ def _add_fuzz(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--engine", choices=ENGINES, default=None,
                    help="generate: Programs written line by line from the state they "
                         "reach; atheris: libFuzzer mutating Program text; hypothesis: "
-                        "hypothesis strategies (default: atheris where it imports, else "
-                        "hypothesis)")
+                        "hypothesis strategies (default: generate)")
     p.add_argument("--profile", type=_profile, default="v6.1-deb",
                    help="the kernel profile to fuzz (default v6.1-deb)")
     p.add_argument("--max-time", type=_seconds, default=60.0,

@@ -34,6 +34,7 @@ The generator never checks anything itself: the executor's oracles do, on every 
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -58,7 +59,10 @@ CONSUMER_WEIGHTS = {"munmap": 0.3, "close": 0.3}
 LENGTHS = (2, 3, 4, 4, 5, 5, 6, 6, 7, 8, 10, 12)
 P_EXTEND = 0.5
 MAX_KEPT = 4000
+EPOCH = 1000  # Programs in the shortest epoch between restarts (times the Luby term)
 RECENT = 16  # kept Programs counted as fresh (the mean of an exponential draw)
+P_RARE = 0.35  # go on from the kept Program whose feature fewest Programs showed
+TOURNAMENT = 8  # ... of this many drawn at random
 P_LINK = 0.3  # go on from a kept Program that reached a new state feature
 P_RECENT = 0.4  # go on from a fresh kept Program (else: any kept Program)
 LINK_FEATURES = ("vma:", "busy:", "task:", "tasks:")
@@ -66,6 +70,18 @@ LINK_FEATURES = ("vma:", "busy:", "task:", "tasks:")
 # the mapping and PCI families hold the chains; reads of sysfs and procfs change nothing.
 FAMILY_WEIGHTS = {"mapping": 3.0, "pci": 2.0, "tree": 2.0, "driver": 1.5, "sched": 1.0,
                   "observe": 0.3}
+
+
+def luby(i: int) -> int:
+    """The i-th term (from 1) of Luby's restart sequence: 1 1 2 1 1 2 4 1 1 2 1 1 2 4 8 ...
+    (Luby, Sinclair and Zuckerman, 1993: within a log factor of the best fixed restart
+    length for any run-time distribution, which here is unknown and heavy-tailed)."""
+    k = 1
+    while (1 << k) - 1 < i:
+        k += 1
+    if i == (1 << k) - 1:
+        return 1 << (k - 1)
+    return luby(i - (1 << (k - 1)) + 1)
 
 
 @dataclass(frozen=True)
@@ -101,6 +117,7 @@ class ChoiceTable:
         self.claimers = [c for c in self.classes if c.BINDS and c.WHO == DRIVER
                          and any(a.kind is Kind.ADDR for _n, a in c.args())] \
             or list(self.classes)
+        self.releasers = [c for c in self.classes if c.NAME in values.RELEASES]
         self.consumers: dict[str, list[type[Op]]] = {}
         for c in self.classes:
             for h in self.handles[c.NAME]:
@@ -137,8 +154,11 @@ class ChoiceTable:
                 return rng.choices(options, weights)[0], index
         if used and roll < P_CONSUMER + P_PARTNER:
             # An operation that takes an address and changes what owns it (a claim, an
-            # insert): its address is often one an earlier line used (fuzz/values.py).
-            return rng.choice(self.claimers), None
+            # insert, a release): its address is often one an earlier line used
+            # (fuzz/values.py), so claims meet mappings and releases meet claims.
+            partners = self.releasers if self.releasers and rng.random() < 0.4 \
+                else self.claimers
+            return rng.choice(partners), None
         families: dict[str, list[type[Op]]] = {}
         for c in swarm:
             families.setdefault(c.FAMILY, []).append(c)
@@ -153,6 +173,7 @@ class Kept:
 
     ops: tuple[Op, ...]
     machine: str | None
+    new: frozenset[str] = frozenset()  # the features it was the first to show
 
 
 @dataclass
@@ -171,6 +192,13 @@ class Generator:
     # Kept Programs whose new features were states (a mapping over a claim, a parked task):
     # the middle links of chains, pushed on more often than a new outcome.
     links: list[Kept] = field(default_factory=list)
+    # How many Programs showed each feature (state features once per Program).
+    hits: Counter[str] = field(default_factory=Counter)
+    # Restarts: what the corpus seeds gave (the pool an epoch starts from), Programs
+    # written in this epoch, epochs so far.
+    start: tuple[frozenset[str], tuple[Kept, ...], tuple[Kept, ...]] = (frozenset(), (), ())
+    written: int = 0
+    epochs: int = 0
 
     def __post_init__(self) -> None:
         self.table = ChoiceTable(self.classes)
@@ -185,6 +213,7 @@ class Generator:
             for o in ops:
                 ex.step(o)
             self._learn(ex.finish(), ops, program.header("machine"))
+        self.start = (frozenset(self.seen), tuple(self.kept), tuple(self.links))
 
     def _start(self, ops: Sequence[Op], machine: str | None) -> Execution:
         booted = not (ops and type(ops[0]).CONTROLS_BOOT)
@@ -195,6 +224,9 @@ class Generator:
     def program(self) -> tuple[Program, Trace]:
         """One Program, written and run line by line; its Program and Trace."""
         rng = self.rng
+        self.written += 1
+        if self.written > EPOCH * luby(self.epochs + 1):
+            self._restart()
         length = rng.choice(LENGTHS)
         prefix: tuple[Op, ...] = ()
         machine = self.machine
@@ -224,7 +256,9 @@ class Generator:
             ops.append(o)
             # A link of a chain can be a state that a later line undoes: take the state's
             # features after every line, each with the prefix that reached it.
-            new = feature_set.state_features(ex.kernel) - self.seen - reached
+            now = feature_set.state_features(ex.kernel)
+            self.hits.update(now - reached)
+            new = now - self.seen - reached
             if new:
                 reached |= new
                 self._keep(tuple(ops), machine, new)
@@ -235,10 +269,24 @@ class Generator:
             program = program.with_headers(machine=machine)
         return program, trace
 
+    def _restart(self) -> None:
+        """A new epoch from the seeds' pool: a search that took a wrong turn early (its
+        pool full of Programs that lead nowhere) does not get to spend the whole job."""
+        self.epochs += 1
+        self.written = 0
+        seen, kept, links = self.start
+        self.seen, self.kept, self.links = set(seen), list(kept), list(links)
+        self.hits = Counter()
+
     def _pick(self) -> Kept:
         """A kept Program to go on from: the latest kept most often (each new feature is
         pushed on while it is fresh, depth first), any of them otherwise."""
         rng = self.rng
+        if rng.random() < P_RARE:
+            # FairFuzz (Lemieux and Sen, ASE 2018): push on from what reached something
+            # few Programs reach. A tournament keeps the pick O(1).
+            return min((rng.choice(self.kept) for _ in range(TOURNAMENT)),
+                       key=lambda k: min((self.hits[f] for f in k.new), default=0))
         roll = rng.random()
         kept = self.links if self.links and roll < P_LINK else self.kept
         if roll < P_LINK or roll > 1 - P_RECENT:
@@ -257,13 +305,15 @@ class Generator:
         return None
 
     def _learn(self, trace: Trace, ops: tuple[Op, ...], machine: str | None) -> None:
-        new = feature_set.features(trace, chains=False) - self.seen
+        shown = feature_set.features(trace, chains=False)
+        self.hits.update(shown)
+        new = shown - self.seen
         if new:
             self._keep(ops, machine, new)
 
     def _keep(self, ops: tuple[Op, ...], machine: str | None, new: set[str]) -> None:
         self.seen |= new
-        entry = Kept(ops, machine)
+        entry = Kept(ops, machine, frozenset(new))
         lists = [self.kept]
         if any(f.startswith(LINK_FEATURES) for f in new):
             lists.append(self.links)

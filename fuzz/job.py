@@ -57,11 +57,18 @@ from iomemfuzz.model.profile import resolve
 
 
 def default_engine() -> str:
+    """The engine of a job that names none: the state-aware generator, which finds the
+    catalogued chains from an empty corpus faster than the others (docs/BENCHMARKS.md)
+    and needs nothing beyond the model."""
+    return "generate"
+
+
+def atheris_installed() -> bool:
     try:
         import atheris  # noqa: F401
     except ImportError:
-        return "hypothesis"
-    return "atheris"
+        return False
+    return True
 
 
 class _Stop:

@@ -12,7 +12,7 @@ DEFAULT_TARGET = TARGETS_DIR / "kernel_ops.py"
 
 @dataclass
 class JobConfig:
-    engine: str | None = None  # None: atheris where it imports, else hypothesis
+    engine: str | None = None  # None: the default engine (job.default_engine)
     profile: str = "v6.1-deb"
     max_time: float = 60.0
     jobs: int = 1

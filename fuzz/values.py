@@ -60,7 +60,11 @@ INTS = {"bar": (0, 0, 0, 1, 2, 6), "n": (1, 1, 1, 2, 3, 100), "line": (0, 1, 2, 
 # A physical address is one a live mapping reaches this often (when one exists): the
 # claim that meets a mapping is the first link of every revocation bug.
 P_MAPPED = 0.3
-P_FOCUS = 0.85  # a claim chosen for a mapping takes its address and size from it
+P_FOCUS = 0.85
+# Operations that give a range back by address, and how often they take a held claim's.
+RELEASES = frozenset({"__release_region", "release_mem_region",
+                      "release_mem_region_adjustable"})
+P_HELD = 0.6  # a claim chosen for a mapping takes its address and size from it
 P_SPAWN = 0.12  # a line that can start a kernel path as a task does so this often
 
 
@@ -80,6 +84,7 @@ class State:
     devices: list[str]  # present PCI functions
     unbooted: bool  # the Program started before boot (boot_to may come again)
     mapped: list[int]  # physical addresses live user mappings reach, latest first
+    held: list[tuple[int, int]]  # (start, size) of the claims callers hold, latest first
 
     @classmethod
     def of(cls, ex: Any, ops: Sequence[Op]) -> State:
@@ -106,7 +111,10 @@ class State:
                    _nodes(iomem_root), _nodes(ioport_root), list(dict.fromkeys(addrs)),
                    list(dict.fromkeys(ports)), list(dict.fromkeys(sizes)), names,
                    [d.name for d in kernel.pci.devices()],
-                   bool(ops) and type(ops[0]).CONTROLS_BOOT, _mapped(handles))
+                   bool(ops) and type(ops[0]).CONTROLS_BOOT, _mapped(handles),
+                   [(c.node.start, c.node.end - c.node.start + 1) for c in
+                    reversed(getattr(kernel.observer, "claims", {}).values())
+                    if c.lost_by is None])
 
 
 def _usable(ex: Any, ops: Sequence[Op]) -> list[tuple[int, Any, str]]:
@@ -299,8 +307,10 @@ def fill(cls: type[Op], state: State, rng: random.Random, focus: Any = None) -> 
     """An operation of ``cls`` with values drawn from ``state``; None when it cannot be
     written here (a consumer without a producer, boot control on a booted kernel).
     ``focus``: the object the operation was chosen for (a mapping a claim should meet)."""
-    mapping = focus if type(focus).__name__ == "Vma" else None
     op = cls.NAME
+    mapping = focus if type(focus).__name__ == "Vma" else None
+    held = state.held[min(int(rng.expovariate(1.0)), len(state.held) - 1)] \
+        if op in RELEASES and state.held and rng.random() < P_HELD else None
     if cls.CONTROLS_BOOT:
         return boot_line(rng, cls) if state.unbooted else None
     vals: dict[str, Any] = {}
@@ -321,6 +331,9 @@ def fill(cls: type[Op], state: State, rng: random.Random, focus: Any = None) -> 
             vals[name] = _choice(rng, name, a)
             port = port or vals[name] in PORT_MACROS or vals[name] == "ioport"
         elif kind is Kind.ADDR:
+            if held is not None and start is None:
+                vals[name] = start = _clamp(held[0], a)
+                continue
             if mapping is not None and start is None and not port \
                     and SPACE.get((op, name)) is None and rng.random() < P_FOCUS:
                 vals[name] = start = _clamp(_inside(rng, mapping), a)
@@ -329,6 +342,12 @@ def fill(cls: type[Op], state: State, rng: random.Random, focus: Any = None) -> 
         elif kind is Kind.SIZE:
             if name == "length":  # of a mapping: pages
                 vals[name] = _clamp(rng.choice(LENGTHS), a)
+                continue
+            if held is not None:
+                # The size it was claimed with, or one that is not (a release of part
+                # of a claim, or of more than it).
+                vals[name] = _clamp(rng.choice((held[1], held[1], held[1] // 2 or 1,
+                                                held[1] * 2, 1)), a)
                 continue
             if mapping is not None and start is not None and rng.random() < P_FOCUS:
                 room = mapping.pgoff * PAGE + mapping.npages * PAGE - start

@@ -114,6 +114,7 @@ def _order(name: str) -> int:
 SEEDS = ROOT / "corpus" / "seeds"
 
 ENGINES: tuple[tuple[str, str], ...] = (
+    ("generate", "-"),
     ("atheris", "structure"),
     ("atheris", "bytes"),
     ("hypothesis", "-"),
@@ -122,7 +123,9 @@ ENGINES: tuple[tuple[str, str], ...] = (
 
 
 def _label(engine: str, mutator: str) -> str:
-    return engine if engine in ("hypothesis", "explore") else f"atheris ({mutator} mutator)"
+    if engine in ("generate", "hypothesis", "explore"):
+        return engine
+    return f"atheris ({mutator} mutator)"
 
 
 # --- throughput -------------------------------------------------------------------------

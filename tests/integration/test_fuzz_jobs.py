@@ -71,7 +71,7 @@ def test_seeds_are_the_exported_corpus_every_file_with_its_machine(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", ["atheris", "hypothesis"])
+@pytest.mark.parametrize("engine", ["generate", "atheris", "hypothesis"])
 def test_fuzz_job_finds_and_stores_b16(tmp_path, engine):
     if engine == "atheris":
         pytest.importorskip("atheris")
