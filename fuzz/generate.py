@@ -23,9 +23,14 @@ the engine does. So this generator does what syzkaller's does, on the live model
 * **Swarm testing** (Groce et al., ISSTA 2012): each Program draws from a random subset of
   the operations, so some Programs are many lines of a few kinds: the shape of a race.
 * **Semantic feedback**: a Program whose run shows a feature no earlier run showed
-  (:func:`iomemfuzz.fuzz.features.features`: an outcome, what an access reached, a chain
-  of two successful lines) is kept; later Programs often start as a prefix of a kept one
-  and go on from the state it reached, so each link of a chain is rewarded when reached.
+  (:func:`iomemfuzz.fuzz.features.features`: an outcome, what an access reached) or
+  whose state after some line does (:func:`~iomemfuzz.fuzz.features.state_features`: a
+  mapping over a claim, a parked task) is kept, up to that line; later Programs often
+  start from a kept prefix and go on from the state it reached, so each link of a chain
+  is rewarded when reached. The prefix is the latest kept, one that reached a new state,
+  or the one whose features fewest Programs showed (FairFuzz's rare branches).
+* **Restarts** on Luby's sequence: the pool starts again from the corpus seeds', since a
+  search that filled its pool with dead ends early rarely recovers.
 
 The generator never checks anything itself: the executor's oracles do, on every line
 (``fast`` mode: whole-state checks once at the end).
