@@ -136,8 +136,22 @@ def _busy_over_busy(kernel, book, caller, a) -> bool:
         return False
     for root in kernel.roots:
         for node in _walk(root):
-            if (node.flags & IORESOURCE_BUSY and new.start <= node.start
-                    and node.end <= new.end):
+            if node.flags & IORESOURCE_BUSY and new.start <= node.start \
+                    and node.end <= new.end:
+                return True
+    return False
+
+
+def _busy_overlaps_busy(kernel, book, caller, a) -> bool:
+    """insert_resource_expand_to_fit() grows the new struct over every node it
+    overlaps at its level: a busy one it only touches ends up inside it too."""
+    new = a["new"]
+    if not new.flags & IORESOURCE_BUSY:
+        return False
+    for root in kernel.roots:
+        for node in _walk(root):
+            if node.flags & IORESOURCE_BUSY and node.start <= new.end \
+                    and new.start <= node.end:
                 return True
     return False
 
@@ -258,6 +272,11 @@ BOOT_ONLY = Rule("boot-only", "called only while the kernel boots (an __init fun
                  _after_boot)
 ROOT_ONLY = Rule("root-only", "called on &iomem_resource or &ioport_resource",
                  "its only callers reserve firmware ranges at the top", _not_a_root)
+BUSY_OVER_BUSY_GROWN = Rule(
+    "busy-covers-no-busy", "a busy struct a caller inserts, once grown to fit what it "
+    "overlaps, takes in no busy region (firmware's or another caller's)",
+    "insert_resource_expand_to_fit's callers (e820's late reservations) run at boot over "
+    "ranges nobody claimed", _busy_overlaps_busy)
 RANGE = Rule("range-ordered", "start <= end", "callers pass a firmware range",
              _range_inverted)
 
@@ -269,7 +288,7 @@ CONTRACT: dict[str, tuple[Rule, ...]] = {
     "__release_region": (PARENT, REGION_SIZE, HOLDS),
     "request_resource": (PARENT, NEW_RANGE, NEW_TYPE),
     "insert_resource": (PARENT, NEW_RANGE, NEW_TYPE, BUSY_OVER_BUSY),
-    "insert_resource_expand_to_fit": (PARENT, NEW_RANGE, NEW_TYPE, BUSY_OVER_BUSY),
+    "insert_resource_expand_to_fit": (PARENT, NEW_RANGE, NEW_TYPE, BUSY_OVER_BUSY_GROWN),
     "devm_request_resource": (PARENT, NEW_RANGE, NEW_TYPE),
     "allocate_resource": (PARENT, NEW_TYPE),
     "release_resource": (STRUCT, OWN, NO_FOREIGN),

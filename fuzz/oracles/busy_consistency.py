@@ -164,9 +164,14 @@ def _violations(kernel, busy: list[list[Resource] | None]) -> Iterator[Violation
         if claim.lost_by is not None:
             yield Violation(NAME, "claim-lost",
                             f"{claim.holder} still believes it holds {claim.node!r}, "
-                            f"which {claim.lost_by} removed with {claim.lost_call}", "",
+                            f"which {claim.lost_by} removed with {claim.lost_call}",
+                            _LOST_CATALOG.get(claim.lost_call, ""),
                             slug(claim.lost_call or "unknown"))
 
+
+# Catalog entries of claims lost by one kernel path: a device's removal frees its BARs with
+# every claim inside them (BD9).
+_LOST_CATALOG = {"pci_stop_and_remove_bus_device": "BD9"}
 
 # What each kind and mechanism means, for the triage table (docs/FINDINGS.md).
 KINDS = {

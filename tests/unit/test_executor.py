@@ -66,6 +66,27 @@ def test_a_line_that_breaks_the_caller_contract_does_not_run_by_default():
     assert trace.signatures == () and trace.steps[1].events == ()
 
 
+# A busy struct inserted so that it grows over a driver's claim (insert_resource_expand_to_fit
+# is e820's boot-time call) hides the claim from __release_region: the driver's own release
+# then warned "Trying to free nonexistent resource" and reported B16's wrong-size signature
+# in the default profile. The contract refuses the insert instead.
+GROWN_OVER_CLAIM = """\
+r0 = request_mem_region(start=0xb0000)
+r1 = insert_resource_expand_to_fit(start=0x8000, end=0xb0000, flags=MEM|BUSY)
+release_mem_region(start=0xb0000)
+"""
+
+
+def test_a_busy_insert_that_would_grow_over_a_claim_is_illegal_by_default():
+    trace = run(parse_program(GROWN_OVER_CLAIM), "v6.1-deb")
+    assert [s.outcome.label for s in trace.steps[:3]] == ["ok", "illegal", "ok"]
+    assert trace.signatures == ()
+    # On the misuse profile it runs, and what follows is the caller's fault.
+    misuse = run(parse_program(GROWN_OVER_CLAIM), "v6.1-deb-misuse")
+    assert misuse.steps[1].outcome.label == "ok"
+    assert misuse.signatures and all(v.cls == "driver-misuse" for v in misuse.violations)
+
+
 def test_dangling_handle_returns_ebadf():
     ex = Execution.start()
     assert ex.step(ReleaseResource(res=None)).outcome.label == "EBADF"
