@@ -45,7 +45,11 @@ def pci_destroy_dev(pci: PciCore, dev: PciDev) -> Path:
     `pci_free_resources()`, `put_device()`."""
     if not dev.registered:
         return
+    # kill_device() under the device lock: a probe that holds the lock (drivers_probe,
+    # bind, a rescan's attach) finishes first, and nothing binds the device after.
+    yield from mutex_lock(pci.sched, dev.lock, "device_del")
     dev.registered = False
+    mutex_unlock(pci.sched, dev.lock)
     pci.files.device_del_attrs(dev)
     if dev.driver is not None:
         yield from device_release_driver(pci, dev)
