@@ -403,13 +403,21 @@ def physical_map(machine: Machine) -> PhysicalMap:
     return physical_map_of(machine.iomem_shape())
 
 
+LAPIC = "Local APIC"  # arch/x86/kernel/apic/apic.c's lapic_resource
+
+
 def build_tree(machine: Machine, tree: ResourceTree) -> ResourceTree:
     """Link ``machine``'s firmware and platform resources under ``tree``'s two roots (both
     must be empty) and return ``tree``. The nodes are not slab-allocated (e820 and setup
     resources come from memblock or static storage), so releasing them never frees."""
     if tree.iomem_resource.child is not None or tree.ioport_resource.child is not None:
         raise ValueError("build_tree: the resource tree is not empty")
-    _instantiate(tree.iomem_resource, machine.iomem_shape())
+    iomem = machine.iomem_shape()
+    if not tree.profile.lapic_in_iomem:
+        # lapic_insert_resource()'s insert fails on this kernel: the captured tree (taken
+        # on a kernel where it worked) loses the node (KernelProfile.lapic_in_iomem).
+        iomem = tuple(n for n in iomem if n[2] != LAPIC)
+    _instantiate(tree.iomem_resource, iomem)
     _instantiate(tree.ioport_resource, machine.ioports_shape())
     return tree
 

@@ -157,6 +157,11 @@ class KernelProfile:
     # resourceN_resize files exist (91fa127794ac "PCI: Expose PCIe Resizable BAR support
     # via sysfs", merged for v6.1-rc1).
     resize_attr: bool = True
+    # lapic_insert_resource() (late_initcall) puts "Local APIC" at its physical page. By
+    # 6.12.118 it takes the start from apic_mmio_base, which apic_set_fixmap() sets to
+    # the fixmap's virtual address: the insert lies past iomem_resource's end and fails
+    # unchecked, so /proc/iomem has no Local APIC (found by confirm on 6.12, K8).
+    lapic_in_iomem: bool = True
 
     # --- who the Program's in-kernel callers are ----------------------------------------
     # Lines that play a driver may break the caller contract (fuzz/contract.py): the
@@ -233,7 +238,8 @@ _V57 = _derive(_V58, "v5.7", "v5.7: no revocation at all", kernel="5.7",
 _V612 = _derive(_DEB, "v6.12", "Debian linux-source-6.12 (6.12.118), Debian config",
                 kernel="6.12.118 (Debian)", pci_resource_llseek_fixed=True,
                 host_probe_takes_rescan_lock=True, gfr_steps_by_align=True,
-                generic_access_phys_refuses_ram=True, muxed_wait_loses_wakeup=False)
+                generic_access_phys_refuses_ram=True, muxed_wait_loses_wakeup=False,
+                lapic_in_iomem=False)
 _NEXT = _derive(_V612, "next-2026", "linux-next 2026: static resource files, no pci_sysfs_init",
                 kernel="next (2026)", static_resource_files=True)
 
@@ -362,6 +368,10 @@ SETTING_WORDS: dict[str, tuple[str, str] | dict[str, str]] = {
     "gfr_steps_by_align": (
         "get_free_mem_region() starts at the alignment and steps by it (v6.12)",
         "get_free_mem_region() starts at the base and steps by the size"),
+    "lapic_in_iomem": (
+        "/proc/iomem lists the Local APIC page",
+        "no Local APIC in /proc/iomem: lapic_insert_resource() inserts a virtual address "
+        "(6.12.118)"),
     "muxed_wait_loses_wakeup": (
         "a MUXED waiter can miss a wake-up between unlocking and sleeping (before "
         "6.12.117)",

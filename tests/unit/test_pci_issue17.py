@@ -286,3 +286,12 @@ def test_observation_lines():
             f'read_resource(dev="{E1000}", line=13)\n')
     assert labels(text) == ["= none", "ok", "= feb40000-feb5ffff:e1000", "= e1000", "ok",
                             "ok", "ENOENT", "= eof"]
+
+
+def test_v6_12_has_no_local_apic_in_iomem():
+    """K8 (confirmed on the Debian 6.12 guest): lapic_insert_resource() inserts the fixmap's
+    virtual address there, which fails, so /proc/iomem lists no Local APIC; 6.1 does."""
+    names = {p: {n.name for n, _ in preorder(kernel(profile=p).resources.iomem_resource)}
+             for p in ("v6.1-deb", "v6.12")}
+    assert "Local APIC" in names["v6.1-deb"]
+    assert "Local APIC" not in names["v6.12"]
