@@ -133,13 +133,19 @@ def _region(root: Any, addr: int) -> str:
         else:
             node = node.sibling
     low = "low-" if addr < 0x100000 else ""
+    return low + ("hole" if not name else node_kind(name))
+
+
+def node_kind(name: str) -> str:
+    """What a /proc/iomem node is, by its name: RAM, a device's BAR (named after the
+    device, 0000:00:02.0), a bus window, or something else."""
     if name == "System RAM":
-        return low + "ram"
+        return "ram"
     if len(name) == 12 and name[4] == ":" and name[7] == ":":
-        return low + "bar"
+        return "bar"
     if name.startswith("PCI Bus"):
-        return low + "window"
-    return low + ("hole" if not name else "other")
+        return "window"
+    return "other"
 
 
 def _busy_over(root: Any, start: int, end: int) -> bool:

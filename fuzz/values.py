@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from iomemfuzz.fuzz.features import node_kind
 from iomemfuzz.fuzz.ops import Arg, Kind, Op, load_families
 from iomemfuzz.model.boot import ALL_LEVELS
 from iomemfuzz.model.ioport import IORESOURCE_BUSY, IORESOURCE_IO, IORESOURCE_MEM, Resource
@@ -207,14 +208,8 @@ def _stratified(rng: random.Random, nodes: list[Resource]) -> Resource:
 
 
 def _kind(node: Resource) -> str:
-    name = node.name or ""
-    if name == "System RAM":
-        return "ram"
-    if name.startswith("PCI Bus"):
-        return "window"
-    if len(name) == 12 and name[4] == ":" and name[7] == ":":
-        return "bar"  # named after its device: 0000:00:02.0
-    return "busy" if node.flags & IORESOURCE_BUSY else "other"
+    kind = node_kind(node.name or "")
+    return "busy" if kind == "other" and node.flags & IORESOURCE_BUSY else kind
 
 
 def _size(rng: random.Random, nodes: list[Resource], start: int | None,
