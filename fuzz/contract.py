@@ -128,32 +128,53 @@ def _new_wrong_type(kernel, book, caller, a) -> bool:
 
 
 def _busy_over_busy(kernel, book, caller, a) -> bool:
-    """A busy new struct would take a busy node in: __request_region and
+    """A busy new struct would meet a busy node: take it in (__request_region and
     __release_region treat a busy node as a leaf, so whatever it covers could no longer
-    be released (or claimed) by the callers that hold it."""
+    be released or claimed by the callers that hold it), or land inside it (the holder's
+    release then drops the struct with its own node)."""
+    new = a["new"]
+    return bool(new.flags & IORESOURCE_BUSY) and _meets_busy(_root(a["parent"]), new.start,
+                                                             new.end)
+
+
+def _busy_over_busy_grown(kernel, book, caller, a) -> bool:
+    """The same, for the range insert_resource_expand_to_fit() grows the struct to."""
     new = a["new"]
     if not new.flags & IORESOURCE_BUSY:
         return False
-    for root in kernel.roots:
-        for node in _walk(root):
-            if node.flags & IORESOURCE_BUSY and new.start <= node.start \
-                    and node.end <= new.end:
-                return True
-    return False
+    root = _root(a["parent"])
+    start, end = _grown(root, new.start, new.end)
+    return _meets_busy(root, start, end)
 
 
-def _busy_overlaps_busy(kernel, book, caller, a) -> bool:
-    """insert_resource_expand_to_fit() grows the new struct over every node it
-    overlaps at its level: a busy one it only touches ends up inside it too."""
-    new = a["new"]
-    if not new.flags & IORESOURCE_BUSY:
-        return False
-    for root in kernel.roots:
-        for node in _walk(root):
-            if node.flags & IORESOURCE_BUSY and node.start <= new.end \
-                    and new.start <= node.end:
-                return True
-    return False
+def _meets_busy(root: Resource, start: int, end: int) -> bool:
+    return any(node.flags & IORESOURCE_BUSY and node.start <= end and start <= node.end
+               for node in _walk(root))
+
+
+def _grown(root: Resource, start: int, end: int) -> tuple[int, int]:
+    """The range insert_resource_expand_to_fit() ends with: from the root, go down into
+    the child that holds the whole range; at the level where it stops, a child that only
+    partly overlaps is a conflict, and the range grows to cover it and starts again."""
+    while True:
+        parent, conflict = root, None
+        while conflict is None:
+            child, inside = parent.child, None
+            while child is not None and conflict is None:
+                if child.start <= end and start <= child.end:
+                    if child.start <= start and end <= child.end \
+                            and (child.start, child.end) != (start, end):
+                        inside = child
+                    elif child.start < start or child.end > end:
+                        conflict = child
+                child = child.sibling
+            if conflict is None and inside is None:
+                return start, end  # everything it overlaps here fits inside it
+            if conflict is None:
+                parent = inside
+        if conflict.start <= root.start and root.end <= conflict.end:
+            return start, end
+        start, end = min(start, conflict.start), max(end, conflict.end)
 
 
 def _not_holding_region(kernel, book, caller, a) -> bool:
@@ -251,8 +272,8 @@ NEW_RANGE = Rule("struct-range", "a new struct has start <= end", "callers set e
 NEW_TYPE = Rule("struct-type", "a new struct carries its root's type (MEM under iomem, "
                 "IO under ioport)", "callers fill flags from the kind of space they "
                 "request in", _new_wrong_type)
-BUSY_OVER_BUSY = Rule("busy-covers-no-busy", "a busy struct a caller inserts takes in no "
-                      "busy region (firmware's or another caller's)",
+BUSY_OVER_BUSY = Rule("busy-meets-no-busy", "a busy struct a caller inserts neither takes "
+                      "in nor lands inside a busy region (firmware's, a driver's or its own)",
                       "insert_resource's callers (e820 'Kernel code', crash kernel) place a "
                       "busy node over ranges nobody claimed", _busy_over_busy)
 HOLDS = Rule("holds-region", "a caller releases only a region it requested and still "
@@ -273,10 +294,10 @@ BOOT_ONLY = Rule("boot-only", "called only while the kernel boots (an __init fun
 ROOT_ONLY = Rule("root-only", "called on &iomem_resource or &ioport_resource",
                  "its only callers reserve firmware ranges at the top", _not_a_root)
 BUSY_OVER_BUSY_GROWN = Rule(
-    "busy-covers-no-busy", "a busy struct a caller inserts, once grown to fit what it "
-    "overlaps, takes in no busy region (firmware's or another caller's)",
+    "busy-meets-no-busy", "a busy struct a caller inserts, once grown to fit what it "
+    "overlaps, neither takes in nor lands inside a busy region",
     "insert_resource_expand_to_fit's callers (e820's late reservations) run at boot over "
-    "ranges nobody claimed", _busy_overlaps_busy)
+    "ranges nobody claimed", _busy_over_busy_grown)
 RANGE = Rule("range-ordered", "start <= end", "callers pass a firmware range",
              _range_inverted)
 

@@ -87,6 +87,27 @@ def test_a_busy_insert_that_would_grow_over_a_claim_is_illegal_by_default():
     assert misuse.signatures and all(v.cls == "driver-misuse" for v in misuse.violations)
 
 
+# Two more routes a default job took to B16's and claim-lost's signatures: a busy struct
+# inserted inside a driver's claim is dropped with it when the driver lets go; one that
+# expand_to_fit grows over a bus window takes in the driver claims below the window.
+INSIDE_A_CLAIM = """\
+r0 = insert_resource(start=0x380000001000, end=0x380000003000, flags=MEM|BUSY)
+r1 = remove()
+"""
+GROWN_OVER_A_WINDOW = """\
+r0 = insert_resource_expand_to_fit(start=0x3807fffff000, end=0x380800000000, flags=MEM|BUSY)
+r1 = hotremove()
+"""
+
+
+@pytest.mark.parametrize("text", [INSIDE_A_CLAIM, GROWN_OVER_A_WINDOW])
+def test_a_busy_insert_that_would_meet_a_claim_is_illegal_by_default(text):
+    trace = run(parse_program(text), "v6.1-deb")
+    assert trace.steps[0].outcome.label == "illegal"
+    assert trace.signatures == ()
+    assert run(parse_program(text), "v6.1-deb-misuse").signatures  # the misuse route
+
+
 def test_dangling_handle_returns_ebadf():
     ex = Execution.start()
     assert ex.step(ReleaseResource(res=None)).outcome.label == "EBADF"
