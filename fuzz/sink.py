@@ -73,6 +73,11 @@ class FindingSink:
         self.engine = engine
         self.console = console
         self.started = started
+        # The same instant on the wall clock: a queue file's mtime says when a worker
+        # found what it holds, which is when the finding was found, however long the
+        # findings queued before it took to minimize.
+        self.started_wall = time.time() - (time.monotonic() - started)
+        self._found_at: float | None = None
         self.minimize_runs = minimize_runs
         self.err = err
         self.known = known_signatures(self.corpus, profile)
@@ -157,8 +162,10 @@ class FindingSink:
         done = self._save(sig, m.text(replay, note), m.message, path)
         if done is not None:
             saved = done[0]
-            rep = Reported(sig, saved, len(m.program.lines), m.original_length,
-                           time.monotonic() - self.started, replay, cls=m.cls)
+            now = time.monotonic() - self.started
+            found = now if self._found_at is None or depth else min(self._found_at, now)
+            rep = Reported(sig, saved, len(m.program.lines), m.original_length, found,
+                           replay, cls=m.cls)
             self.reported[sig] = rep
             self.console.say(f"finding {sig} [{rep.cls}] ({rep.length} ops, from "
                              f"{rep.original_length}) at {rep.elapsed:.1f}s -> {saved}")
@@ -222,13 +229,17 @@ class FindingSink:
             program = _queued_program(path)
             self._source, self._source_sigs, self._keep_source = path, set(), False
             try:
+                self._found_at = max(0.0, path.stat().st_mtime - self.started_wall)
+            except OSError:
+                self._found_at = None
+            try:
                 again = refind_signature(path.name)
                 if again is not None:
                     self.shorten(program, again)
                 else:
                     self.handle(program)
             finally:
-                self._source = None
+                self._source, self._found_at = None, None
             if self._keep_source:
                 self.kept.add(path)
             else:
