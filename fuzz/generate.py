@@ -199,6 +199,8 @@ class Generator:
     links: list[Kept] = field(default_factory=list)
     # How many Programs showed each feature (state features once per Program).
     hits: Counter[str] = field(default_factory=Counter)
+    # Every feature any epoch has seen (``seen`` starts again at each restart).
+    ever: set[str] = field(default_factory=set)
     # Restarts: what the corpus seeds gave (the pool an epoch starts from), Programs
     # written in this epoch, epochs so far.
     start: tuple[frozenset[str], tuple[Kept, ...], tuple[Kept, ...]] = (frozenset(), (), ())
@@ -318,6 +320,7 @@ class Generator:
 
     def _keep(self, ops: tuple[Op, ...], machine: str | None, new: set[str]) -> None:
         self.seen |= new
+        self.ever |= new
         entry = Kept(ops, machine, frozenset(new))
         lists = [self.kept]
         if any(f.startswith(LINK_FEATURES) for f in new):

@@ -39,7 +39,8 @@ def corpus_seeds(corpus: str | None, profile: str) -> list[Program]:
 
 def generate_worker(profile: str, queue: str, known: list[str], deadline: float,
                     seed: int, counter: object, halt: object,
-                    handoff: object | None = None, corpus: str | None = None) -> None:
+                    handoff: object | None = None, corpus: str | None = None,
+                    features: object | None = None) -> None:
     """One generator process until the deadline (see the module docstring)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent()
@@ -59,4 +60,6 @@ def generate_worker(profile: str, queue: str, known: list[str], deadline: float,
                 if sig not in seen:
                     queue_found(queue, Found(sig, program), seen, handoff)
         counter.value = total  # type: ignore[attr-defined]
+        if features is not None:
+            features.value = len(gen.ever)  # type: ignore[attr-defined]
         tell_accepted(queue, accepted, told)

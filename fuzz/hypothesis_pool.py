@@ -20,7 +20,8 @@ ACCEPTED: dict[int, set[str]] = {}
 
 def hypothesis_worker(profile: str, queue: str, known: list[str], deadline: float,
                       seed: int, counter: object, halt: object,
-                      handoff: object | None = None, corpus: str | None = None) -> None:
+                      handoff: object | None = None, corpus: str | None = None,
+                      features: object | None = None) -> None:
     """One hypothesis search process: rounds of @given(programs()) until the deadline.
 
     A Program with a signature not seen yet is queued as text (the job minimizes it)."""

@@ -25,7 +25,7 @@ from iomemfuzz.fuzz.summary import Stats
 from iomemfuzz.fuzz.targets import accepted_name, queue_name
 
 # A worker: (profile, queue folder, known signatures, deadline, seed, execution counter,
-# halt event, hand-off queue, corpus folder) -> None.
+# halt event, hand-off queue, corpus folder, feature counter) -> None.
 Worker = Callable[..., None]
 
 
@@ -51,6 +51,9 @@ class WorkerPool:
                  corpus: Path | None = None) -> None:
         ctx = multiprocessing.get_context("fork")
         self.counters = [ctx.Value("q", 0, lock=False) for _ in range(jobs)]
+        # Features a worker's engine has seen (the generate engine's state and trace
+        # features; 0 from an engine without any): the job's stats report their sum.
+        self.features = [ctx.Value("q", 0, lock=False) for _ in range(jobs)]
         self.halt = ctx.Event()
         self.handoff = ctx.SimpleQueue()
         self.stats = stats
@@ -59,7 +62,7 @@ class WorkerPool:
             ctx.Process(target=worker, daemon=True,
                         args=(profile, str(queue), known, deadline, seed * 1000 + i,
                               self.counters[i], self.halt, self.handoff,
-                              None if corpus is None else str(corpus)))
+                              None if corpus is None else str(corpus), self.features[i]))
             for i in range(jobs)]
 
     def run(self, stopped: Callable[[], bool], elapsed: Callable[[], float], max_time: float,
@@ -72,6 +75,7 @@ class WorkerPool:
                     break
                 time.sleep(0.2)
                 self.stats.execs = sum(c.value for c in self.counters)
+                self.stats.ft = sum(c.value for c in self.features) or None
                 tick()
         finally:
             self.halt.set()

@@ -1,8 +1,9 @@
 """``iomemfuzz plot``: a fuzz job's coverage and findings over time, from its stats.json.
 
-Three panels sharing the time axis: libFuzzer's coverage and features (the hypothesis
-engine reports none: its panel says so and shows executions instead), executions per
-second, and findings with each new signature marked when it was stored. Several jobs
+Three panels sharing the time axis: libFuzzer's coverage and features (the generate
+engine's features, the state and trace features it steers by; the hypothesis engine
+reports none: its panel says so and shows executions instead), executions per
+second, and findings: the step is when each was stored, its dot when a worker found it. Several jobs
 (one per profile in a workdir) are drawn on the same axes.
 """
 
@@ -27,15 +28,20 @@ def draw(data: list[dict[str, Any]], path: str | Path) -> Path:
     fig, (cov, rate, found) = plt.subplots(3, 1, figsize=(10, 8.2), sharex=True,
                                            gridspec_kw={"height_ratios": (3, 1.4, 2.2),
                                                         "hspace": 0.18})
-    any_cov = False
+    any_cov = any_edges = False
     feats = cov.twinx()  # features grow ten times faster than edges: their own scale
     for i, job in enumerate(data):
         colour = COLOURS[i % len(COLOURS)]
         s = job["series"]
         t = [p["t"] for p in s]
         name = f"{job['profile']} ({job['engine']})"
-        if any(p["cov"] is not None for p in s):
+        if all(p["cov"] is None for p in s) and any(p.get("ft") for p in s):
+            # The generate engine: no edges, but the features it steers by.
             any_cov = True
+            cov.plot(t, [p["ft"] or 0 for p in s], color=colour, lw=1.8,
+                     label=f"{name}: features (state and trace)")
+        elif any(p["cov"] is not None for p in s):
+            any_cov = any_edges = True
             cov.plot(t, [p["cov"] for p in s], color=colour, lw=1.8, label=f"{name}: cov")
             feats.plot(t, [p["ft"] for p in s], color=colour, lw=1.2, ls="--",
                        label=f"{name}: features (right axis)")
@@ -50,10 +56,10 @@ def draw(data: list[dict[str, Any]], path: str | Path) -> Path:
             found.annotate(_short(f["signature"]), (f["t"], n), xytext=(6, -3),
                            textcoords="offset points", fontsize=7, color=INK,
                            rotation=0, va="top")
-    cov.set_ylabel("coverage (edges)" if any_cov else "executions")
+    cov.set_ylabel("coverage (edges or features)" if any_cov else "executions")
     cov.set_title("iomemfuzz fuzz job: coverage and findings over time", loc="left",
                   fontweight="bold")
-    if any_cov:
+    if any_edges:
         feats.set_ylabel("features")
         feats.spines["top"].set_visible(False)
     else:
