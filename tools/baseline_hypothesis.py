@@ -131,7 +131,7 @@ def machine_for(profile_name: str, wanted: str) -> type[RuleBasedStateMachine]:
             if f is None:
                 return
             mark = len(self.kernel.log)
-            self.kernel.read(f, offset, 4)
+            self.kernel.pread(f, offset, 4)
             # The model logs what an access reached (a zero-filled read reaches nothing).
             for event in self.kernel.log.since(mark):
                 phys = event.get("phys")
