@@ -201,6 +201,7 @@ class Generator:
     hits: Counter[str] = field(default_factory=Counter)
     # Every feature any epoch has seen (``seen`` starts again at each restart).
     ever: set[str] = field(default_factory=set)
+    machines: tuple[str | None, ...] = ()
     # Restarts: what the corpus seeds gave (the pool an epoch starts from), Programs
     # written in this epoch, epochs so far.
     start: tuple[frozenset[str], tuple[Kept, ...], tuple[Kept, ...]] = (frozenset(), (), ())
@@ -212,15 +213,21 @@ class Generator:
 
     def seed(self, programs: Iterable[Program]) -> None:
         """Start from Programs (a corpus): each is kept if its run shows a new feature."""
+        machines: list[str | None] = []
         for program in programs:
             ops = program.ops
+            machines.append(program.header("machine"))
             if not ops:
-                continue
+                continue  # only its machine counts: a fresh Program may start on it
             ex = self._start(ops, program.header("machine"))
             for o in ops:
                 ex.step(o)
             self._learn(ex.finish(), ops, program.header("machine"))
         self.start = (frozenset(self.seen), tuple(self.kept), tuple(self.links))
+        # The machines a fresh Program starts on: those the seeds name (the default one
+        # for a seed that names none), each as often as seeds name it.
+        if machines:
+            self.machines = tuple(machines)
 
     def _start(self, ops: Sequence[Op], machine: str | None) -> Execution:
         booted = not (ops and type(ops[0]).CONTROLS_BOOT)
@@ -236,7 +243,7 @@ class Generator:
             self._restart()
         length = rng.choice(LENGTHS)
         prefix: tuple[Op, ...] = ()
-        machine = self.machine
+        machine = rng.choice(self.machines) if self.machines else self.machine
         if self.kept and rng.random() < P_EXTEND:
             base = self._pick()
             # Mostly the whole Program: it ends at the line that reached something new.

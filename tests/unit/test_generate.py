@@ -109,3 +109,13 @@ def test_finds_b5_and_b7_from_nothing():
     it, a touch; a mapping, a claim of part of its page, a touch of the rest."""
     assert _finds("v6.1-deb", B5, 1, 12000)
     assert _finds("v6.1-deb-byte-exact", B7, 1, 6000)
+
+
+def test_a_seed_that_only_names_a_machine_puts_fresh_programs_on_it():
+    """A job from an empty corpus on another machine seeds the engine with an empty
+    Program naming it (what bench_engines does); the engine used to drop it and run
+    everything on the default machine."""
+    gen = Generator(PROFILE, random.Random(1))
+    gen.seed([parse_program("# machine: qemu-q35-bare\n")])
+    machines = {gen.program()[0].header("machine") for _ in range(40)}
+    assert machines == {"qemu-q35-bare"}
