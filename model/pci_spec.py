@@ -79,6 +79,12 @@ def _bdf_name(text: str) -> str:
     return pci_name(*parse_bdf(text))
 
 
+# The smallest memory BAR and expansion ROM hardware can have: a memory BAR's low four
+# bits are type bits, and the ROM BAR's address starts at bit 11.
+MIN_MEM_BAR = 0x10
+MIN_ROM_BAR = 0x800
+
+
 @dataclass(frozen=True, slots=True)
 class BarSpec:
     """One implemented BAR as the hardware decodes it.
@@ -95,6 +101,13 @@ class BarSpec:
     def __post_init__(self) -> None:
         if self.size <= 0 or self.size & (self.size - 1):
             raise ValueError(f"BAR size {self.size:#x} is not a power of two")
+        # A memory BAR register's low four bits are type bits, not address bits (PCI
+        # Local Bus 3.0, 6.2.5.1): no device decodes less than 16 bytes, and the kernel's
+        # sizing arithmetic (pci_resource_len() of a resource ending at 0) assumes as
+        # much. I/O ranges of one byte exist: the legacy IDE quirk's 0x3f6.
+        if not self.io and self.size < MIN_MEM_BAR:
+            raise ValueError(f"BAR size {self.size:#x} below the smallest memory BAR "
+                             f"({MIN_MEM_BAR:#x})")
         if self.io and (self.prefetch or self.is64):
             raise ValueError("an I/O BAR cannot be prefetchable or 64-bit")
         if self.addr is not None and self.addr % self.size:
@@ -179,6 +192,9 @@ class PciDeviceSpec:
         if not (0 <= self.vendor <= 0xFFFF and 0 <= self.device <= 0xFFFF
                 and 0 <= self.pci_class <= 0xFFFFFF):
             raise ValueError(f"{self.bdf}: ids out of range")
+        if self.rom and (self.rom & (self.rom - 1) or self.rom < MIN_ROM_BAR):
+            raise ValueError(f"{self.bdf}: ROM size {self.rom:#x} is not a power of two of "
+                             f"at least {MIN_ROM_BAR:#x}")
         if self.rom_addr is not None and (not self.rom or self.rom_addr % self.rom):
             raise ValueError(f"{self.bdf}: ROM address {self.rom_addr:#x} without a ROM "
                              "of that alignment")

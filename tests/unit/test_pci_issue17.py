@@ -295,3 +295,12 @@ def test_v6_12_has_no_local_apic_in_iomem():
              for p in ("v6.1-deb", "v6.12")}
     assert "Local APIC" in names["v6.1-deb"]
     assert "Local APIC" not in names["v6.12"]
+
+
+def test_no_device_has_a_rom_or_memory_bar_smaller_than_the_hardware_allows():
+    """A default job reported missing-rom-file for hotadd(rom=0x1): a one-byte ROM assigned
+    at 0 ends at 0, which pci_resource_len() reads as no ROM at device_add. No device has
+    such a ROM (its BAR's address starts at bit 11), nor a memory BAR under 16 bytes."""
+    assert labels('r0 = hotadd(dev="0000:00:1c.2", rom=0x1)\n') == ["EINVAL"]
+    assert labels('r0 = hotadd(dev="0000:00:1c.2", bars="mem:0x8")\n') == ["EINVAL"]
+    assert labels('r0 = hotadd(dev="0000:00:1c.2", rom=0x800)\n') == ["ok"]
