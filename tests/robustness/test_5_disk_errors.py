@@ -87,7 +87,9 @@ def test_file_size_limit_ends_the_job_with_a_summary_and_exit_2(tmp_path):
     assert "Traceback" not in text, text
     assert done.returncode == 2, text
     assert "summary" in done.stdout
-    assert "stopped by a write that failed: File too large" in text
+    # Which write meets the limit first depends on the engine (libFuzzer's dictionary, the
+    # workers' shared counters): either way the job names the error.
+    assert "stopped by a write that failed:" in text and "File too large" in text
 
 
 @pytest.mark.slow
