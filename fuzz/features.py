@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from iomemfuzz.model.ioport import IORESOURCE_BUSY
+from iomemfuzz.model.resource_check import descendants
 
 TABLE_SIZE = 4096
 _NUMBER = re.compile(r"0x[0-9a-f]+|\b\d+\b")
@@ -94,7 +95,7 @@ def state_features(kernel: Any) -> set[str]:
             out.add(f"vma:{kind}:{_region(iomem, start)}:{busy}"
                     + ("" if vma.linked else ":unlinked"))
     claims = getattr(kernel.observer, "claims", {})
-    for node in _busy_leaves(iomem):
+    for node in _busy_claims(iomem):
         mapped = any(s <= node.end and node.start <= e for s, e in live)
         # How the node became busy: a driver's claim revokes what maps it, a struct a
         # caller inserted does not; the two are different links.
@@ -149,21 +150,14 @@ def node_kind(name: str) -> str:
 
 
 def _busy_over(root: Any, start: int, end: int) -> bool:
-    return any(n.start <= end and start <= n.end for n in _busy_leaves(root))
+    return any(n.start <= end and start <= n.end for n in _busy_claims(root))
 
 
-def _busy_leaves(root: Any) -> list[Any]:
-    out = []
-    stack = [root.child]
-    while stack:
-        node = stack.pop()
-        while node is not None:
-            if node.flags & IORESOURCE_BUSY and node.name not in ("System RAM", "Reserved"):
-                out.append(node)
-            if node.child is not None:
-                stack.append(node.child)
-            node = node.sibling
-    return out
+def _busy_claims(root: Any) -> list[Any]:
+    """The busy nodes a caller claimed (not RAM's or firmware's reservations), found with
+    the walk that ends on any pointer structure (a fuzzed Program can break the tree)."""
+    return [n for n in descendants(root)
+            if n.flags & IORESOURCE_BUSY and n.name not in ("System RAM", "Reserved")]
 
 
 def _slot() -> None:

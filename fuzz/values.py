@@ -31,6 +31,7 @@ from iomemfuzz.fuzz.features import node_kind
 from iomemfuzz.fuzz.ops import Arg, Kind, Op, load_families
 from iomemfuzz.model.boot import ALL_LEVELS
 from iomemfuzz.model.ioport import IORESOURCE_BUSY, IORESOURCE_IO, IORESOURCE_MEM, Resource
+from iomemfuzz.model.resource_check import descendants
 
 PAGE = 0x1000
 LOW_MIB = 0x100000
@@ -109,7 +110,7 @@ class State:
                     names.setdefault(name, []).append(v)
         iomem_root, ioport_root = kernel.roots
         return cls(handles, [(p, type(obj).__name__) for _h, obj, p in handles],
-                   _nodes(iomem_root), _nodes(ioport_root), list(dict.fromkeys(addrs)),
+                   descendants(iomem_root), descendants(ioport_root), list(dict.fromkeys(addrs)),
                    list(dict.fromkeys(ports)), list(dict.fromkeys(sizes)), names,
                    [d.name for d in kernel.pci.devices()],
                    bool(ops) and type(ops[0]).CONTROLS_BOOT, _mapped(handles),
@@ -146,21 +147,6 @@ def _mapped(handles: list[tuple[int, Any, str]]) -> list[int]:
             continue
         start = pfn * PAGE
         out += [start, start + 0x10, start + (obj.npages - 1) * PAGE]
-    return out
-
-
-def _nodes(root: Resource) -> list[Resource]:
-    out = []
-    stack = [root.child]
-    seen = set()
-    while stack:
-        node = stack.pop()
-        while node is not None and id(node) not in seen:
-            seen.add(id(node))
-            out.append(node)
-            if node.child is not None:
-                stack.append(node.child)
-            node = node.sibling
     return out
 
 

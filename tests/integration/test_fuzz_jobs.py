@@ -8,40 +8,17 @@ import io
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from iomemfuzz.fuzz import textinput
-from iomemfuzz.fuzz.corpus import program_files
 from iomemfuzz.fuzz.job import JobConfig, run_job
 from iomemfuzz.fuzz.job_config import DEFAULT_TARGET
 from iomemfuzz.fuzz.program_file import read_program
 from iomemfuzz.fuzz.program_format import format_program
-from iomemfuzz.fuzz.program_parse import parse_program
-from iomemfuzz.fuzz.replay import check_program
 from iomemfuzz.fuzz.workspace import Workspace
-
-GAP = 0xFE000000
-# B16 is found where callers may break their contract (a release of what they never
-# requested, or with another length): the misuse profile.
-PROFILE = "v6.1-deb-misuse"
-RELEASE = "busy-consistency/release-without-claim/__release_region/wrong-size"
-RELEASES = "busy-consistency/release-without-claim/"
-B16 = parse_program(f"r0 = __request_region(start={GAP:#x}, n=0x100)\n"
-                    f"__release_region(start={GAP:#x}, n=0x80)\n")
-IOMEMFUZZ = str(Path(sys.executable).parent / "iomemfuzz")
-
-
-def _replays(corpus: Path) -> list[Path]:
-    files = list(program_files([corpus / "findings"]))
-    for path in files:
-        text = path.read_text()
-        result = check_program(parse_program(text, str(path)), str(path), text)
-        assert result.ok, [str(m) for m in result.mismatches]
-    return files
-
+from job_rig import B16, IOMEMFUZZ, PROFILE, RELEASE, RELEASES, replays
 
 
 def test_leftover_queue_is_drained_first(tmp_path):
@@ -51,7 +28,7 @@ def test_leftover_queue_is_drained_first(tmp_path):
                                 workdir=tmp_path / "work", profile=PROFILE), io.StringIO())
     assert RELEASE in {r.signature for r in summary.findings}
     assert not list(ws.queue.iterdir())
-    _replays(tmp_path / "corpus")
+    replays(tmp_path / "corpus")
 
 
 def test_seeds_are_the_exported_corpus_every_file_with_its_machine(tmp_path):
@@ -82,7 +59,7 @@ def test_fuzz_job_finds_and_stores_b16(tmp_path, engine):
     assert any(s.startswith(RELEASES) for s in sigs), out.getvalue()
     assert summary.exit_code == 1
     assert summary.stats.execs > 0
-    files = _replays(tmp_path / "corpus")
+    files = replays(tmp_path / "corpus")
     assert len(files) == len(sigs)
     assert "summary" in out.getvalue()
 
@@ -107,7 +84,7 @@ def test_jobs_2_runs_two_libfuzzer_workers_with_one_summary(tmp_path):
     assert any(ws.corpus.iterdir())  # the one shared work corpus
     assert {p.name for p in ws.artifacts.iterdir()} == {"worker0", "worker1"}
     assert any(r.signature.startswith(RELEASES) for r in summary.findings), text
-    _replays(tmp_path / "corpus")
+    replays(tmp_path / "corpus")
 
 
 @pytest.mark.slow
@@ -174,7 +151,7 @@ def test_sigkill_loses_nothing_reported(tmp_path):
         proc.kill()
         proc.wait()
     reported = [ln.split()[1] for ln in lines if ln.startswith("finding ")]
-    files = _replays(tmp_path / "corpus")
+    files = replays(tmp_path / "corpus")
     stored = {read_program(str(f)).expectations()[None][0].split()[1] for f in files}
     assert set(reported) <= stored
     # The fuzzer it started dies with it (PR_SET_PDEATHSIG).
@@ -197,7 +174,7 @@ def test_sigint_ends_cleanly_with_a_summary(tmp_path):
     # Interrupted wins over "findings were made" (exit_codes.PRECEDENCE).
     assert proc.returncode == 130
     assert "(interrupted) summary" in rest and "new findings: none" not in rest
-    _replays(tmp_path / "corpus")
+    replays(tmp_path / "corpus")
 
 
 def test_coverage_command_reports_model_lines_and_branches(tmp_path):

@@ -6,43 +6,22 @@ tests/integration/test_fuzz_jobs.py."""
 from __future__ import annotations
 
 import io
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from iomemfuzz.fuzz import textinput
 from iomemfuzz.fuzz.console import Console
-from iomemfuzz.fuzz.corpus import program_files, safe_name
+from iomemfuzz.fuzz.corpus import safe_name
 from iomemfuzz.fuzz.program_file import read_program
 from iomemfuzz.fuzz.program_format import format_program
 from iomemfuzz.fuzz.program_parse import parse_program
-from iomemfuzz.fuzz.replay import check_program
 from iomemfuzz.fuzz.sink import FindingSink, known_signatures
 from iomemfuzz.fuzz.summary import Stats, Summary, format_summary
 from iomemfuzz.fuzz.supervisor import parse_status
 from iomemfuzz.fuzz.targets import SHORTEN, Refinds, read_known, refind_name
 from iomemfuzz.fuzz.workspace import Workspace
-
-GAP = 0xFE000000
-# B16 is found where callers may break their contract (a release of what they never
-# requested, or with another length): the misuse profile.
-PROFILE = "v6.1-deb-misuse"
-RELEASE = "busy-consistency/release-without-claim/__release_region/wrong-size"
-RELEASES = "busy-consistency/release-without-claim/"
-B16 = parse_program(f"r0 = __request_region(start={GAP:#x}, n=0x100)\n"
-                    f"__release_region(start={GAP:#x}, n=0x80)\n")
-IOMEMFUZZ = str(Path(sys.executable).parent / "iomemfuzz")
-
-
-def _replays(corpus: Path) -> list[Path]:
-    files = list(program_files([corpus / "findings"]))
-    for path in files:
-        text = path.read_text()
-        result = check_program(parse_program(text, str(path)), str(path), text)
-        assert result.ok, [str(m) for m in result.mismatches]
-    return files
-
+from job_rig import B16, PROFILE, RELEASE, replays
 
 # Captured from atheris 3.0.0 running fuzz/targets/kernel_ops.py (plain mode, two
 # processes sharing a corpus, then -fork=2), tabs and spacing as printed.
@@ -92,7 +71,7 @@ def test_sink_minimizes_writes_then_dedups(tmp_path):
     sink = FindingSink(tmp_path, PROFILE, "test", Console(out, 1.0), time.monotonic(), 500)
     sink.handle(B16)
     assert RELEASE in sink.reported
-    files = _replays(tmp_path)
+    files = replays(tmp_path)
     assert len(files) == len(sink.reported)
     assert f"finding {RELEASE}" in out.getvalue()
     first = sink.reported[RELEASE].path.read_text()
@@ -144,7 +123,7 @@ def test_a_shorter_route_replaces_the_stored_reproducer(tmp_path):
         "open_devmem", "mmap", "__request_region", "touch"]
     assert f"shorter reproducer for {UNREVOKED}: 5 -> 4 ops" in out.getvalue()
     assert "replacing a 5-operation reproducer" in rep.path.read_text()
-    _replays(tmp_path)
+    replays(tmp_path)
     # A longer route never replaces a shorter one.
     sink.shorten(B5_SYSFS, UNREVOKED)
     assert read_program(str(rep.path)).ops == stored.ops
