@@ -230,9 +230,12 @@ def _range_inverted(kernel, book, caller, a) -> bool:
 
 def _walk(root: Resource):
     stack = [root.child]
+    seen: set[int] = set()
     while stack:
         node = stack.pop()
-        while node is not None:
+        # A misuse Program can leave a cycle (B29): each node is visited once.
+        while node is not None and id(node) not in seen:
+            seen.add(id(node))
             yield node
             if node.child is not None:
                 stack.append(node.child)

@@ -127,7 +127,11 @@ def _region(root: Any, addr: int) -> str:
     """What the innermost node holding ``addr`` is, in words."""
     name = ""
     node = root.child
-    while node is not None:
+    seen: set[int] = set()
+    # A misuse profile's Program can link a node into its own subtree (B29): a walk
+    # that meets a node twice stops there.
+    while node is not None and id(node) not in seen:
+        seen.add(id(node))
         if node.start <= addr <= node.end:
             name = node.name or ""
             node = node.child

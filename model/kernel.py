@@ -168,14 +168,20 @@ class Kernel:
         return self.resources.iomem_resource, self.resources.ioport_resource
 
     def in_tree(self, node: Resource) -> bool:
-        """Is ``node`` linked under one of the two roots (every link checked)?"""
+        """Is ``node`` linked under one of the two roots (every link checked)? A tree a
+        misuse Program made cyclic (B29) answers no at the first node met twice."""
+        seen: set[int] = set()
         while node.parent is not None:
             parent = node.parent
             child = parent.child
             while child is not None and child is not node:
+                if id(child) in seen:
+                    return False
+                seen.add(id(child))
                 child = child.sibling
-            if child is None:
+            if child is None or id(parent) in seen:
                 return False
+            seen.add(id(parent))
             node = parent
         return node is self.resources.iomem_resource or node is self.resources.ioport_resource
 

@@ -320,7 +320,9 @@ def _system_ram_at(kernel, phys: int):
     """The deepest busy System RAM node covering ``phys``, or None."""
     found = None
     node = kernel.roots[0].child
-    while node is not None:
+    seen: set[int] = set()
+    while node is not None and id(node) not in seen:  # a misuse Program's cycle (B29)
+        seen.add(id(node))
         if node.start <= phys <= node.end:
             if node.flags & IORESOURCE_SYSTEM_RAM == IORESOURCE_SYSTEM_RAM \
                     and node.flags & IORESOURCE_BUSY:
