@@ -481,9 +481,10 @@ def _add_explore(sub: argparse._SubParsersAction) -> None:
                    help="machine to boot (default: the built-in QEMU-like guest)")
     p.add_argument("--depth", type=int, default=3, help="operations per Program (K)")
     p.add_argument("--ops", default="", help="comma-separated operations (default: all)")
-    p.add_argument("--values", type=int, default=1,
-                   help="state anchors per address (legacy window, free MMIO, BAR, RAM)")
-    p.add_argument("--recent", type=int, default=1, help="prefix addresses reused")
+    p.add_argument("--values", type=int, default=2,
+                   help="state anchors per address (legacy window, a BAR no driver holds, "
+                        "free MMIO, RAM)")
+    p.add_argument("--recent", type=int, default=0, help="prefix addresses reused")
     p.add_argument("--sizes", default="0x1000", help="comma-separated sizes (hex)")
     p.add_argument("--preemptions", type=int, default=2, help="step lines per Program")
     p.add_argument("--jobs", type=int, default=1,
