@@ -71,6 +71,12 @@ TOURNAMENT = 8  # ... of this many drawn at random
 P_LINK = 0.3  # go on from a kept Program that reached a new state feature
 P_RECENT = 0.4  # go on from a fresh kept Program (else: any kept Program)
 LINK_FEATURES = ("vma:", "busy:", "task:", "tasks:")
+MAX_POINTS = 64  # distinct parking points remembered per producer operation
+# Lines that leave work queued for another operation, which then follows them this often:
+# (operation, field, value) -> the operation that runs the queued work. A device hot-added
+# under an asynchronous host bridge is only scanned and bus-added by that host's probe.
+FOLLOW_UPS = {("hotadd", "host", "async"): "host_probe"}
+P_FOLLOW = 0.5
 # How often a family is drawn, against the others (each family's operations then equally):
 # the mapping and PCI families hold the chains; reads of sysfs and procfs change nothing.
 FAMILY_WEIGHTS = {"mapping": 3.0, "pci": 2.0, "tree": 2.0, "driver": 1.5, "sched": 1.0,
@@ -207,6 +213,10 @@ class Generator:
     start: tuple[frozenset[str], tuple[Kept, ...], tuple[Kept, ...]] = (frozenset(), (), ())
     written: int = 0
     epochs: int = 0
+    # Per producer operation, where its tasks were seen parked (values.State.points):
+    # learned from the runs, since which of the declared points a path passes is the
+    # path's own business.
+    points: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.table = ChoiceTable(self.classes)
@@ -309,6 +319,19 @@ class Generator:
 
     def _line(self, ex: Execution, ops: list[Op], swarm: Sequence[type[Op]]) -> Op | None:
         state = values.State.of(ex, ops)
+        for producer, where in values.parked_at(state):
+            seen = self.points.setdefault(producer, [])
+            if where not in seen and len(seen) < MAX_POINTS:
+                seen.append(where)
+        state.points = self.points
+        if ops and self.rng.random() < P_FOLLOW:
+            last = ops[-1]
+            for (name, fld, value), follow in FOLLOW_UPS.items():
+                if type(last).NAME == name and getattr(last, fld, None) == value \
+                        and follow in self.table.by_name:
+                    o = values.fill(self.table.by_name[follow], state, self.rng)
+                    if o is not None:
+                        return o
         used = [type(o).FAMILY for o in ops]
         for _ in range(8):
             cls, index = self.table.next(self.rng, swarm, state.made, used)

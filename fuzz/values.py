@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from iomemfuzz.fuzz.features import node_kind
@@ -66,8 +66,16 @@ P_FOCUS = 0.85
 # Operations that give a range back by address, and how often they take a held claim's.
 RELEASES = frozenset({"__release_region", "release_mem_region",
                       "release_mem_region_adjustable"})
+P_PAST_END = 0.3  # a touch of a mapping of a small file lands just past the file's end
 P_HELD = 0.6  # a claim chosen for a mapping takes its address and size from it
 P_SPAWN = 0.12  # a line that can start a kernel path as a task does so this often
+# Operations whose ``ids``/``id`` field is a driver's id table, and how often it names a
+# function present (the other choices name QEMU's cards, present or not).
+ID_TABLE_OPS = frozenset({"module_load", "new_id", "remove_id"})
+P_IDS = 0.5
+# How often a step stops at a point a task of its producer was seen parked at (else:
+# the declared race windows, or a number of slices).
+P_SEEN_POINT = 0.6
 
 
 @dataclass
@@ -87,6 +95,11 @@ class State:
     unbooted: bool  # the Program started before boot (boot_to may come again)
     mapped: list[int]  # physical addresses live user mappings reach, latest first
     held: list[tuple[int, int]]  # (start, size) of the claims callers hold, latest first
+    held_io: set[tuple[int, int]]  # those of ``held`` that are port ranges
+    ids: list[str]  # "vvvv:dddd" of the present PCI functions
+    # Where tasks made by each producer operation were seen parked (the generator's
+    # memory across Programs): the ``until`` a step of such a task stops at.
+    points: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, ex: Any, ops: Sequence[Op]) -> State:
@@ -109,14 +122,19 @@ class State:
                 elif a.kind is Kind.NAME and v and v != a.simplest:
                     names.setdefault(name, []).append(v)
         iomem_root, ioport_root = kernel.roots
+        claims = [c for c in reversed(getattr(kernel.observer, "claims", {}).values())
+                  if c.lost_by is None]
+        devices = kernel.pci.devices()
         return cls(handles, [(p, type(obj).__name__) for _h, obj, p in handles],
                    descendants(iomem_root), descendants(ioport_root), list(dict.fromkeys(addrs)),
                    list(dict.fromkeys(ports)), list(dict.fromkeys(sizes)), names,
-                   [d.name for d in kernel.pci.devices()],
+                   [d.name for d in devices],
                    bool(ops) and type(ops[0]).CONTROLS_BOOT, _mapped(handles),
-                   [(c.node.start, c.node.end - c.node.start + 1) for c in
-                    reversed(getattr(kernel.observer, "claims", {}).values())
-                    if c.lost_by is None])
+                   [(c.node.start, c.node.end - c.node.start + 1) for c in claims],
+                   {(c.node.start, c.node.end - c.node.start + 1) for c in claims
+                    if c.node.flags & IORESOURCE_IO},
+                   list(dict.fromkeys(f"{d.spec.vendor:04x}:{d.spec.device:04x}"
+                                      for d in devices)))
 
 
 def _usable(ex: Any, ops: Sequence[Op]) -> list[tuple[int, Any, str]]:
@@ -254,6 +272,11 @@ def _handle(rng: random.Random, state: State, name: str, a: Arg) -> int | bool |
 
 def _name(rng: random.Random, state: State, op: str, name: str, a: Arg) -> str:
     earlier = state.names.get(name, [])
+    if op in ID_TABLE_OPS and name in ("ids", "id") and state.ids and rng.random() < P_IDS:
+        # A driver's id table that matches a function present: the driver then probes
+        # it (a driver the model does not know, with claims=no, is B13's).
+        ids = rng.choice(state.ids)
+        return ids if name == "ids" else ids.replace(":", " ")
     if name == "dev":
         present = state.devices
         if op == "hotadd":
@@ -269,6 +292,26 @@ def _name(rng: random.Random, state: State, op: str, name: str, a: Arg) -> str:
     if a.choices and (not a.simplest or rng.random() < 0.7):
         return rng.choice(a.choices)
     return a.simplest
+
+
+def _until(rng: random.Random, state: State, task: Any, a: Arg) -> str:
+    """Where a step stops: often a point tasks of this one's producer were seen parked
+    at (the declared windows are every path's; most of them are not on this task's)."""
+    producer = next((p for h, _obj, p in state.handles if h == task), None)
+    seen = state.points.get(producer or "", [])
+    if seen and rng.random() < P_SEEN_POINT:
+        return rng.choice(seen)
+    return rng.choice(a.choices) if rng.random() < 0.5 else a.simplest
+
+
+def parked_at(state: State) -> list[tuple[str, str]]:
+    """(producer operation, where) of each task of ``state`` parked at a preemption point."""
+    out = []
+    for _h, obj, producer in state.handles:
+        where = getattr(getattr(obj, "parked", None), "where", None)
+        if type(obj).__name__ == "Task" and isinstance(where, str):
+            out.append((producer, where))
+    return out
 
 
 def _choice(rng: random.Random, name: str, a: Arg) -> str:
@@ -306,7 +349,11 @@ def fill(cls: type[Op], state: State, rng: random.Random, focus: Any = None) -> 
             vals[name] = h
         elif kind is Kind.NODE:
             roll = rng.random()
-            vals[name] = "ioport" if roll < 0.15 else a.simplest
+            if held is not None:
+                # A release goes to the tree its claim is in.
+                vals[name] = "ioport" if held in state.held_io else a.simplest
+            else:
+                vals[name] = "ioport" if roll < 0.15 else a.simplest
             port = port or vals[name] == "ioport"
         elif kind is Kind.CHOICE:
             vals[name] = _choice(rng, name, a)
@@ -337,6 +384,9 @@ def fill(cls: type[Op], state: State, rng: random.Random, focus: Any = None) -> 
             vals[name] = _clamp(_size(rng, state.ioport if port else state.iomem, start,
                                       state.sizes), a)
         elif kind is Kind.NAME:
+            if name == "until":
+                vals[name] = _until(rng, state, vals.get("task"), a)
+                continue
             vals[name] = _name(rng, state, op, name, a)
         elif kind is Kind.FLAGS:
             vals[name] = a.simplest if rng.random() < 0.5 else rng.choice(FLAGS)
@@ -370,6 +420,11 @@ def _addr_field(rng: random.Random, state: State, op: str, name: str, a: Arg,
     if space == VMA:
         vma = _resolve(state, vals.get("vma"))
         length = getattr(vma, "npages", 1) * PAGE
+        size = getattr(getattr(vma, "file", None), "inode_size", 0)
+        if 0 < size < length and rng.random() < P_PAST_END:
+            # A resource file smaller than the page it maps (a sub-page BAR): the bytes
+            # past its end in that page belong to whatever decodes them.
+            return rng.choice((size, size - 1, size + 0x10))
         return _offset_in(rng, length)
     if space == FILE:
         return _clamp(_file_offset(rng, state, _resolve(state, vals.get("file")), op), a)

@@ -79,7 +79,7 @@ DEVS = tuple(dict.fromkeys((DEV, "0000:00:03.0", "0000:00:04.0", "0000:00:05.0",
                             "0001:00:00.0", "0001:00:01.0", *_machine_devices())))
 BARS = ("mem:0x1000", "mem:0x1000,,mem:0x100000:pref,,io:0x20", "mem:0x4000:pref:64",
         "io:0x20", "mem:0x100,mem:0x100", "mem:0x200000:pref,mem:0x1000",
-        "mem:0x20000,io:0x40")
+        "mem:0x20000,io:0x40", "mem:0x100")
 # The drivers the model knows (their real id tables), then generic ones.
 DRIVERS = (*KNOWN_DRIVERS, "drv", "nic")
 # Ids: QEMU's e1000 (82540EM), edu, pci-testdev, and an e1000 model without I/O.
