@@ -140,6 +140,10 @@ class _Job:
             if hits and (self.cfg.until_length is None
                          or min(hits) <= self.cfg.until_length):
                 self.stop.requested = True
+            if self.cfg.until_each and all(
+                    any(sig in self.sink.reported for sig in group)
+                    for group in self.cfg.until_each):
+                self.stop.requested = True
         # Our own rate over a few seconds: of all workers together, and the hypothesis
         # workers report only counts.
         now = time.monotonic()

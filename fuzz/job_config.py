@@ -32,3 +32,6 @@ class JobConfig:
     # with until_length only once its stored reproducer is at most that many lines.
     until: frozenset[str] = frozenset()
     until_length: int | None = None
+    # Stop once each of these sets has a stored signature (one job timed for several
+    # catalog entries of one profile: tools/bench_engines.py --grouped).
+    until_each: tuple[frozenset[str], ...] = ()

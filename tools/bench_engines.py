@@ -233,6 +233,108 @@ def attempt(bug: Bug, engine: str, mutator: str, seed: int, budget: float,
     return Attempt(first.elapsed, min(r.length for r in hits), summary.stats.execs)
 
 
+def group_attempt(bugs: list[Bug], seed: int, budget: float) -> dict[str, Attempt]:
+    """One default job (the ``generate`` engine) from an empty corpus on the profile and
+    machine ``bugs`` share, until each of them is found or the budget ends: what a user's
+    one job on that profile tells about all of them. Per entry, the time its first
+    signature was found (the worker's clock, from job start)."""
+    bug = bugs[0]
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        folder = Path(tmp) / "corpus" / "seeds"
+        folder.mkdir(parents=True)
+        if bug.machine:
+            (folder / "machine.prog").write_text(f"# machine: {bug.machine}\n")
+        cfg = JobConfig(engine="generate", profile=bug.profile, max_time=budget,
+                        corpus=Path(tmp) / "corpus", workdir=Path(tmp) / "work", seed=seed,
+                        until_each=tuple(b.signatures for b in bugs), progress_every=1e9)
+        summary = run_job(cfg, io.StringIO())
+    out = {}
+    for b in bugs:
+        hits = [r for r in summary.findings if r.signature in b.signatures]
+        first = min(hits, key=lambda r: r.elapsed) if hits else None
+        out[b.name] = Attempt(first.elapsed if first else None,
+                              min(r.length for r in hits) if hits else None,
+                              summary.stats.execs)
+    return out
+
+
+def groups(entries: list[Bug]) -> dict[tuple[str, str | None], list[Bug]]:
+    out: dict[tuple[str, str | None], list[Bug]] = {}
+    for b in entries:
+        out.setdefault((b.profile, b.machine), []).append(b)
+    return out
+
+
+def grouped(entries: list[Bug], args: argparse.Namespace, emit: Any) -> None:
+    """Time to find every entry: per (profile, machine) and seed, one job of
+    ``--budget`` seconds (``--parallel`` of them at once, each in its own process)."""
+    wanted = set(args.bugs.split(",")) if args.bugs else {b.name for b in entries}
+    todo = [(key, bugs, seed) for key, bugs in groups([b for b in entries
+                                                       if b.name in wanted]).items()
+            for seed in range(1, args.seeds + 1)]
+    load = os.getloadavg()[0]
+    started = time.monotonic()
+    results: dict[str, list[Attempt]] = {}
+    running: list[tuple[subprocess.Popen[str], list[Bug]]] = []
+
+    def reap(block: bool) -> None:
+        for proc, bugs in list(running):
+            if block or proc.poll() is not None:
+                stdout, _ = proc.communicate()
+                data = json.loads(stdout.strip().splitlines()[-1])
+                for b in bugs:
+                    results.setdefault(b.name, []).append(Attempt(*data[b.name]))
+                running.remove((proc, bugs))
+                return
+
+    for (profile, machine), bugs, seed in todo:
+        while len(running) >= args.parallel:
+            reap(False)
+            time.sleep(0.2)
+        cmd = [sys.executable, __file__, "--one-group", profile, machine or "",
+               str(seed), str(args.budget), ",".join(b.name for b in bugs)]
+        running.append((subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True), bugs))
+    while running:
+        reap(True)
+    emit(f"Time to find from an empty corpus: one `iomemfuzz fuzz` job (engine generate) "
+         f"per profile/machine and seed, stopped when each entry of its profile was found "
+         f"or after {args.budget:.0f} s; {args.seeds} seeds, {args.parallel} jobs at once on "
+         f"{os.cpu_count()} CPUs; load average {load:.1f} at the start, "
+         f"{os.getloadavg()[0]:.1f} at the end; {time.monotonic() - started:.0f} s in all. "
+         f"Seconds from job start to the first of the entry's signatures (`-`: not found):")
+    emit()
+    emit("| entry | profile | median | runs | found | found / stored reproducer ops |")
+    emit("|---|---|---|---|---|---|")
+    medians: dict[str, dict[str, float | None]] = {}
+    per_run: dict[str, list[float | None]] = {}
+    for bug in entries:
+        if bug.name not in results:
+            continue
+        attempts = results[bug.name]
+        where = f"`{bug.profile}`" + (f" on `{bug.machine}`" if bug.machine else "")
+        med = _median(attempts, args.budget)
+        medians[bug.name] = {"generate": None if med.startswith(">") else float(med)}
+        per_run[bug.name] = [a.seconds for a in attempts]
+        runs = ", ".join(f"{a.seconds:.1f}" if a.seconds is not None else "-"
+                         for a in attempts)
+        found = sum(a.seconds is not None for a in attempts)
+        lengths = sorted({a.length for a in attempts if a.length is not None})
+        emit(f"| {bug.name} | {where} | {med} | {runs} | {found}/{len(attempts)} | "
+             f"{'/'.join(map(str, lengths)) or '-'} / {bug.minimal} |")
+    emit()
+    if args.png:
+        picture(medians, args.budget, Path(args.png), runs=per_run)
+
+
+def _one_group(argv: list[str]) -> None:
+    profile, machine, seed, budget, names = argv
+    load_families()
+    bugs = [b for b in catalog_entries() if b.name in names.split(",")]
+    assert all(b.profile == profile and (b.machine or "") == machine for b in bugs)
+    got = group_attempt(bugs, int(seed), float(budget))
+    print(json.dumps({n: [a.seconds, a.length, a.execs] for n, a in got.items()}))
+
+
 _EXPLORED: dict[tuple[str, str | None], Report] = {}
 
 
@@ -260,6 +362,9 @@ def _median(attempts: list[Attempt], budget: float) -> str:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--one-group"]:
+        _one_group(sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--budget", type=float, default=120.0, help="seconds per attempt")
@@ -280,6 +385,11 @@ def main() -> None:
                              "until its stored reproducer is as short as the known minimal "
                              "one or the budget ends; the length is then what it stored")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--grouped", action="store_true",
+                        help="one default job per profile/machine and seed, until each of "
+                             "its entries is found (every entry, or --bugs)")
+    parser.add_argument("--parallel", type=int, default=2,
+                        help="--grouped jobs at once")
     parser.add_argument("--baseline", action="store_true",
                         help="side by side with tools/baseline_hypothesis.py (B16, B5, B7, "
                              "B1 or --bugs among them): per seed, the plain state machine, "
@@ -311,6 +421,11 @@ def main() -> None:
                  f"{mean_ops:.1f} ops per input) | {ceiling:.0f} |")
         emit()
     entries = catalog_entries()
+    if args.grouped:
+        grouped(entries, args, emit)
+        if args.out:
+            Path(args.out).write_text("\n".join(lines) + "\n")
+        return
     if args.baseline:
         side_by_side(entries, args, emit)
         if args.out:
@@ -419,9 +534,11 @@ def side_by_side(entries: list[Bug], args: argparse.Namespace, emit: Any) -> Non
              f"{ratio} |")
 
 
-def picture(medians: dict[str, dict[str, float | None]], budget: float, out: Path) -> None:
+def picture(medians: dict[str, dict[str, float | None]], budget: float, out: Path,
+            runs: dict[str, list[float | None]] | None = None) -> None:
     """Median time to find per entry (x) and engine (marker), log scale; an entry an
-    engine did not find sits on the budget line, drawn hollow."""
+    engine did not find sits on the budget line, drawn hollow. With ``runs`` (one engine),
+    each run is a small grey dot beside its median."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -448,6 +565,12 @@ def picture(medians: dict[str, dict[str, float | None]], budget: float, out: Pat
         ax.scatter(xs, ys, marker=markers[k % len(markers)], color=colour, label=engine)
         ax.scatter(xm, [budget] * len(xm), marker=markers[k % len(markers)],
                    facecolors="none", edgecolors=colour)
+    for i, name in enumerate(names):
+        times = (runs or {}).get(name, [])
+        ax.scatter([i + 0.22] * len(times),
+                   [max(t, 0.05) if t is not None else budget for t in times],
+                   s=9, color="grey", alpha=0.6, zorder=1,
+                   label="each seed" if i == 0 and runs else None)
     ax.axhline(budget, color="grey", linewidth=0.8, linestyle="--")
     ax.text(len(names) - 0.5, budget * 1.08, f"budget {budget:.0f} s (hollow: not found)",
             ha="right", va="bottom", fontsize=8, color="grey")
