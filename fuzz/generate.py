@@ -327,7 +327,7 @@ class Generator:
         if ops and self.rng.random() < P_FOLLOW:
             last = ops[-1]
             for (name, fld, value), follow in FOLLOW_UPS.items():
-                if type(last).NAME == name and getattr(last, fld, None) == value \
+                if name == type(last).NAME and getattr(last, fld, None) == value \
                         and follow in self.table.by_name:
                     o = values.fill(self.table.by_name[follow], state, self.rng)
                     if o is not None:
