@@ -12,7 +12,7 @@ special values:
 * a **port** the same way from /proc/ioports;
 * an **offset in a mapping**: its first byte, 16 bytes in, the last byte of its first page,
   its second page, its last byte; in a **resource file**: its start, a page in, its end;
-* a **size**: a table of telling sizes (a byte, a sub-page BAR, a page, two), the rest of
+* a **size**: a table of telling sizes (none, a byte, a sub-page BAR, a page, two), the rest of
   the node an address lies in, a size an earlier line used, one that straddles a page end;
 * a **device**: one a line named before, one present, or for a hot-add a free slot;
 * a **handle**: only one a producer made, the latest most often.
@@ -51,7 +51,7 @@ SPACE = {
 PORT_OPS = frozenset({"request_muxed_region"})
 PORT_MACROS = frozenset({"io", "io_muxed"})
 
-SIZES = (1, 0x10, 0x80, 0x100, 0x800, PAGE, 2 * PAGE, 0x10000, 0x100000)
+SIZES = (0, 1, 0x10, 0x80, 0x100, 0x800, PAGE, 2 * PAGE, 0x10000, 0x100000)
 LENGTHS = (PAGE, PAGE, PAGE, 2 * PAGE, 4 * PAGE, 0x100000)
 NUDGES = (1, -1, 0x10, 0x100, PAGE, -PAGE, 2 * PAGE)
 FLAGS = (0, IORESOURCE_MEM, IORESOURCE_MEM | IORESOURCE_BUSY, IORESOURCE_IO,
