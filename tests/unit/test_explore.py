@@ -87,3 +87,15 @@ def test_checkpoint_resumes_where_it_stopped(tmp_path):
     assert resumed.finished
     assert (resumed.programs, resumed.states, set(resumed.findings)) == \
         (whole.programs, whole.states, set(whole.findings))
+
+
+def test_the_bar_anchor_is_a_bar_no_driver_holds():
+    """00:01.0's BAR is bochs-drm's (busy): a claim there fails, so the anchor is the
+    next BAR, where a claim and the device's removal meet (BD9)."""
+    from iomemfuzz.fuzz.snapshot import fresh_kernel
+    from iomemfuzz.model.profile import resolve
+
+    kernel = fresh_kernel(resolve("v6.1-deb"), None, booted=True)
+    assert ex.anchors(kernel, 4) == [0xA0000, 0xC1000000, 0xFEC01000, 0x1000]
+    report = ex.explore("v6.1-deb", 2, ex.Domain(ops=("request_mem_region", "remove")))
+    assert "busy-consistency/claim-lost/pci_stop_and_remove_bus_device" in report.findings

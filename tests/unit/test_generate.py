@@ -4,6 +4,7 @@ catalogue says it should from nothing (counted in Programs, never timed)."""
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -122,3 +123,98 @@ def test_a_seed_that_only_names_a_machine_puts_fresh_programs_on_it():
     gen.seed([parse_program("# machine: qemu-q35-bare\n")])
     machines = {gen.program()[0].header("machine") for _ in range(40)}
     assert machines == {"qemu-q35-bare"}
+
+
+def _state(text: str, profile=PROFILE) -> values.State:
+    program = parse_program(text)
+    ex = Execution(profile, fresh_kernel(profile, None, booted=True))
+    for op in program.ops:
+        ex.step(op)
+    return values.State.of(ex, program.ops)
+
+
+def test_a_drivers_id_table_often_names_a_function_present():
+    """B13 needs a driver the model does not know whose ids match the hot-added card;
+    a fixed list of QEMU's ids rarely does."""
+    state = _state('r0 = hotadd(dev="0000:00:03.0", ids="abcd:0123")\n')
+    assert "abcd:0123" in state.ids
+    rng = random.Random(4)
+    ops = load_families()
+    tables = [values.fill(ops["module_load"], state, rng).ids for _ in range(200)]
+    new_ids = [values.fill(ops["new_id"], state, rng).id for _ in range(200)]
+    present = set(state.ids)
+    assert sum(t in present for t in tables) > 70  # P_IDS of them, and some by chance
+    assert sum(i.replace(" ", ":") in present for i in new_ids) > 70
+    assert "abcd:0123" in tables and "abcd 0123" in new_ids
+
+
+def test_a_step_stops_where_tasks_of_its_producer_were_seen_parked():
+    state = _state("r0 = open_devmem()\nr1 = spawn_mmap(file=r0)\n")
+    where = "mmap_region: PTEs populated, VMA not yet linked into i_mmap"
+    state.points = {"spawn_mmap": [where]}
+    rng = random.Random(5)
+    untils = [values.fill(load_families()["step"], state, rng).until for _ in range(200)]
+    assert untils.count(where) > 80  # P_SEEN_POINT of them
+
+
+def test_the_generator_learns_where_tasks_park():
+    gen = Generator(PROFILE, random.Random(6))
+    for _ in range(3000):
+        gen.program()
+        if "spawn_mmap" in gen.points:
+            break
+    assert any("mmap_region" in p for p in gen.points["spawn_mmap"]), gen.points
+
+
+def test_a_release_of_a_held_port_claim_goes_to_the_port_tree():
+    state = _state('r0 = request_muxed_region(name="a")\n')
+    assert (0x2E, 2) in state.held_io
+    rng = random.Random(7)
+    release = load_families()["__release_region"]
+    drawn = [values.fill(release, state, rng) for _ in range(300)]
+    held = [o for o in drawn if o.start == 0x2E]
+    assert held and all(o.parent == "ioport" for o in held)
+
+
+def test_a_touch_of_a_small_bar_lands_just_past_its_end():
+    state = _state('r0 = hotadd(dev="0000:00:03.0", bars="mem:0x100")\n'
+                   'r1 = open_resource(dev="0000:00:03.0")\nr2 = mmap(file=r1)\n')
+    rng = random.Random(8)
+    offsets = [values.fill(load_families()["touch"], state, rng).offset for _ in range(300)]
+    assert offsets.count(0x100) > 20
+
+
+def test_an_async_hot_add_is_often_followed_by_its_host_probe():
+    gen = Generator(PROFILE, random.Random(9))
+    follows = total = 0
+    for _ in range(3000):
+        ops = [line.op for line in gen.program()[0].lines]
+        for a, b in itertools.pairwise(ops):
+            if type(a).NAME == "hotadd" and a.host == "async":
+                total += 1
+                follows += type(b).NAME == "host_probe"
+    assert total > 20 and follows > total // 3, (follows, total)
+
+
+def test_walks_of_a_cyclic_tree_end():
+    """A misuse Program can link a node into its own sibling list (B29); the generator
+    once hung in the features' region walk of such a tree. Each walk the generator and
+    the oracles run stops at a node met twice."""
+    from iomemfuzz.fuzz import contract, features
+    from iomemfuzz.model.ioport import IORESOURCE_MEM, Resource
+    from iomemfuzz.model.kernel import Kernel
+
+    kernel = Kernel(PROFILE)
+    root = kernel.roots[0]
+    loop = Resource(0xFE000000, 0xFE000FFF, "loop", IORESOURCE_MEM, 0)
+    stray = Resource(0xFE001000, 0xFE001FFF, "stray", IORESOURCE_MEM, 0)
+    loop.parent, loop.sibling, loop.child = root, loop, loop
+    stray.parent = root
+    saved = root.child
+    root.child = loop
+    try:
+        assert kernel.in_tree(stray) is False
+        assert features._region(root, 0xFE000010) == "other"
+        assert len(list(contract._walk(root))) == 1
+    finally:
+        root.child = saved

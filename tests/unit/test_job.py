@@ -189,3 +189,19 @@ def test_console_prints_plain_lines_when_not_a_terminal():
     console.progress("b")  # too soon: dropped
     console.say("event")
     assert out.getvalue() == "a\nevent\n"
+
+
+def test_until_each_stops_once_every_set_has_a_finding(tmp_path):
+    """tools/bench_engines.py --grouped times several catalog entries with one job: it
+    stops when each entry's signatures have a stored finding, not at the first."""
+    from iomemfuzz.fuzz.job import JobConfig, run_job
+
+    wanted = (frozenset({"kernel-sanity/null-deref/__release_resource"}),
+              frozenset({"busy-consistency/release-without-claim/__release_region/wrong-size"}))
+    cfg = JobConfig(engine="generate", profile="v6.1-deb-misuse", max_time=120,
+                    corpus=tmp_path / "corpus", workdir=tmp_path / "work", seed=1,
+                    until_each=wanted, progress_every=1e9)
+    summary = run_job(cfg, io.StringIO())
+    found = {r.signature for r in summary.findings}
+    assert all(group & found for group in wanted), found
+    assert summary.elapsed < 120
