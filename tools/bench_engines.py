@@ -271,29 +271,48 @@ def grouped(entries: list[Bug], args: argparse.Namespace, emit: Any) -> None:
     wanted = set(args.bugs.split(",")) if args.bugs else {b.name for b in entries}
     todo = [(key, bugs, seed) for key, bugs in groups([b for b in entries
                                                        if b.name in wanted]).items()
-            for seed in range(1, args.seeds + 1)]
+            for seed in range(args.first_seed, args.first_seed + args.seeds)]
     load = os.getloadavg()[0]
     started = time.monotonic()
     results: dict[str, list[Attempt]] = {}
-    running: list[tuple[subprocess.Popen[str], list[Bug]]] = []
+    running: list[tuple[subprocess.Popen[str], list[Bug], int]] = []
+    # Every job's result is appended as it ends: a stopped benchmark keeps what it ran.
+    log = Path(args.out).with_suffix(".jsonl") if args.out else None
 
     def reap(block: bool) -> None:
-        for proc, bugs in list(running):
+        for proc, bugs, seed in list(running):
             if block or proc.poll() is not None:
                 stdout, _ = proc.communicate()
                 data = json.loads(stdout.strip().splitlines()[-1])
                 for b in bugs:
                     results.setdefault(b.name, []).append(Attempt(*data[b.name]))
-                running.remove((proc, bugs))
+                if log is not None:
+                    with log.open("a", encoding="utf-8") as f:
+                        f.write(json.dumps({"profile": bugs[0].profile,
+                                            "machine": bugs[0].machine, "seed": seed,
+                                            "budget": args.budget, "found": data}) + "\n")
+                running.remove((proc, bugs, seed))
                 return
+
+    def settled(bugs: list[Bug]) -> bool:
+        """--settle: the median of --seeds runs is known once more than half of them
+        found the entry (it is at most the largest of those) or more than half did not
+        (it is over the budget), whatever the other seeds would do."""
+        half = args.seeds // 2 + 1
+        return all(sum(a.seconds is not None for a in results.get(b.name, [])) >= half
+                   or sum(a.seconds is None for a in results.get(b.name, [])) >= half
+                   for b in bugs)
 
     for (profile, machine), bugs, seed in todo:
         while len(running) >= args.parallel:
             reap(False)
             time.sleep(0.2)
+        if args.settle and settled(bugs):
+            continue
         cmd = [sys.executable, __file__, "--one-group", profile, machine or "",
                str(seed), str(args.budget), ",".join(b.name for b in bugs)]
-        running.append((subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True), bugs))
+        running.append((subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True), bugs,
+                        seed))
     while running:
         reap(True)
     emit(f"Time to find from an empty corpus: one `iomemfuzz fuzz` job (engine generate) "
@@ -313,7 +332,15 @@ def grouped(entries: list[Bug], args: argparse.Namespace, emit: Any) -> None:
         attempts = results[bug.name]
         where = f"`{bug.profile}`" + (f" on `{bug.machine}`" if bug.machine else "")
         med = _median(attempts, args.budget)
-        medians[bug.name] = {"generate": None if med.startswith(">") else float(med)}
+        times = sorted(a.seconds for a in attempts if a.seconds is not None)
+        half = args.seeds // 2 + 1
+        if len(attempts) < args.seeds:
+            # Settled early: the median of all the seeds is at most the half-th fastest
+            # find (or over the budget when more than half missed).
+            med = (f"<={times[half - 1]:.1f}" if len(times) >= half
+                   else f">{args.budget:.0f}")
+        value = med.lstrip("<=")
+        medians[bug.name] = {"generate": None if med.startswith(">") else float(value)}
         per_run[bug.name] = [a.seconds for a in attempts]
         runs = ", ".join(f"{a.seconds:.1f}" if a.seconds is not None else "-"
                          for a in attempts)
@@ -390,6 +417,11 @@ def main() -> None:
                              "its entries is found (every entry, or --bugs)")
     parser.add_argument("--parallel", type=int, default=2,
                         help="--grouped jobs at once")
+    parser.add_argument("--first-seed", type=int, default=1)
+    parser.add_argument("--settle", action="store_true",
+                        help="--grouped: run no further seed of a profile once each of its "
+                             "entries was found, or missed, by more than half of --seeds "
+                             "(which settles their median)")
     parser.add_argument("--baseline", action="store_true",
                         help="side by side with tools/baseline_hypothesis.py (B16, B5, B7, "
                              "B1 or --bugs among them): per seed, the plain state machine, "
