@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 
 from iomemfuzz.fuzz import features as feature_set
 from iomemfuzz.fuzz import values
-from iomemfuzz.fuzz.executor import Execution
+from iomemfuzz.fuzz.executor import Execution, needs_boot
 from iomemfuzz.fuzz.finding import DRIVER
 from iomemfuzz.fuzz.ops import Kind, Op, ordered_ops
 from iomemfuzz.fuzz.program import Line, Program
@@ -77,6 +77,8 @@ MAX_POINTS = 64  # distinct parking points remembered per producer operation
 # under an asynchronous host bridge is only scanned and bus-added by that host's probe.
 FOLLOW_UPS = {("hotadd", "host", "async"): "host_probe"}
 P_FOLLOW = 0.5
+P_BOOT = 0.08  # a fresh Program starts before boot
+COLD_PLUGGED = (0, 0, 1, 2)  # cards hot-added before its boot_to line
 # How often a family is drawn, against the others (each family's operations then equally):
 # the mapping and PCI families hold the chains; reads of sysfs and procfs change nothing.
 FAMILY_WEIGHTS = {"mapping": 3.0, "pci": 2.0, "tree": 2.0, "driver": 1.5, "sched": 1.0,
@@ -240,9 +242,8 @@ class Generator:
             self.machines = tuple(machines)
 
     def _start(self, ops: Sequence[Op], machine: str | None) -> Execution:
-        booted = not (ops and type(ops[0]).CONTROLS_BOOT)
         m = load_machine(machine) if machine else None
-        return Execution(self.profile, fresh_kernel(self.profile, m, booted=booted),
+        return Execution(self.profile, fresh_kernel(self.profile, m, booted=needs_boot(ops)),
                          thorough=self.thorough)
 
     def program(self) -> tuple[Program, Trace]:
@@ -261,15 +262,22 @@ class Generator:
             prefix = base.ops[:cut]
             machine = base.machine
             length = len(prefix) + rng.choice(LENGTHS[:6])
-        # A Program that controls boot starts before it (boot_to first), now and then.
-        boots = not prefix and rng.random() < 0.08
-        first: list[Op] = []
-        if boots:
-            first = [values.boot_line(rng, None)]
-        ops = list(prefix) + first
-        ex = self._start(ops, machine)
-        for o in ops:
-            ex.step(o)
+        # A Program that controls boot starts before it, now and then: the cards present
+        # at power-on (hot-add lines before boot_to: a bare machine has none), then boot_to.
+        ops = list(prefix)
+        if not prefix and rng.random() < P_BOOT:
+            ex = self._start([values.boot_line(rng, None)], machine)
+            for _ in range(rng.choice(COLD_PLUGGED)):
+                card = values.fill(self.table.by_name["hotadd"], values.State.of(ex, ops), rng)
+                if card is not None:
+                    ex.step(card)
+                    ops.append(card)
+            ops.append(values.boot_line(rng, None))
+            ex.step(ops[-1])
+        else:
+            ex = self._start(ops, machine)
+            for o in ops:
+                ex.step(o)
         swarm = self.table.swarm(rng)
         reached: set[str] = set()
         while len(ops) < length:

@@ -129,7 +129,7 @@ class State:
                    descendants(iomem_root), descendants(ioport_root), list(dict.fromkeys(addrs)),
                    list(dict.fromkeys(ports)), list(dict.fromkeys(sizes)), names,
                    [d.name for d in devices],
-                   bool(ops) and type(ops[0]).CONTROLS_BOOT, _mapped(handles),
+                   any(type(o).CONTROLS_BOOT for o in ops), _mapped(handles),
                    [(c.node.start, c.node.end - c.node.start + 1) for c in claims],
                    {(c.node.start, c.node.end - c.node.start + 1) for c in claims
                     if c.node.flags & IORESOURCE_IO},
