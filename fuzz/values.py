@@ -129,7 +129,8 @@ class State:
                    descendants(iomem_root), descendants(ioport_root), list(dict.fromkeys(addrs)),
                    list(dict.fromkeys(ports)), list(dict.fromkeys(sizes)), names,
                    [d.name for d in devices],
-                   any(type(o).CONTROLS_BOOT for o in ops), _mapped(handles),
+                   any(type(o).CONTROLS_BOOT for o in ops),
+                   _in_flight(kernel) + _mapped(handles),
                    [(c.node.start, c.node.end - c.node.start + 1) for c in claims],
                    {(c.node.start, c.node.end - c.node.start + 1) for c in claims
                     if c.node.flags & IORESOURCE_IO},
@@ -165,6 +166,16 @@ def _mapped(handles: list[tuple[int, Any, str]]) -> list[int]:
             continue
         start = pfn * PAGE
         out += [start, start + 0x10, start + (obj.npages - 1) * PAGE]
+    return out
+
+
+def _in_flight(kernel: Any) -> list[int]:
+    """Pages an mmap in progress has filled but not yet linked (a task parked inside
+    mmap_region): no handle names that mapping yet, and a claim of its page is BD6's."""
+    out = []
+    for vma in getattr(kernel.mm, "pending", ()):
+        if vma.populated:
+            out += [vma.pgoff * PAGE, vma.pgoff * PAGE + 0x10]
     return out
 
 

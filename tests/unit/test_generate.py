@@ -220,3 +220,11 @@ def test_walks_of_a_cyclic_tree_end():
         assert len(list(contract._walk(root))) == 1
     finally:
         root.child = saved
+
+
+def test_a_claim_can_meet_an_mmap_in_progress():
+    """BD6: a task parked inside mmap_region has filled the PTEs but linked nothing, and
+    no handle names that mapping yet; its page is among the addresses a claim takes."""
+    state = _state("r0 = open_devmem()\nr1 = spawn_mmap(file=r0, offset=0xfe000000)\n"
+                   "step(task=r1)\n")
+    assert state.mapped[:2] == [0xFE000000, 0xFE000010]
