@@ -9,10 +9,10 @@ each. Two ideas keep it finite and small:
   consumes a handle (a file, a mapping, a resource, a task) is offered only with handles
   of the right producer; addresses are the addresses the prefix used (claim edges) and
   a few *anchors* of the state (the legacy hole below 1 MiB, a device BAR no driver
-  holds, a free MMIO page, low RAM), an end field is its start's page end, sizes are a page and a part of
-  one. Other fields keep their simplest value, except the first choice, name or flags
-  field of an operation, which takes each of its values. ``boot_to`` comes only first
-  (a Program that controls boot starts before boot).
+  holds, a free MMIO page, low RAM), an end field is its start's page end, sizes are a
+  page and a part of one. Other fields keep their simplest value, except the first
+  choice, name or flags field of an operation, which takes each of its values.
+  ``boot_to`` comes only first (a Program that controls boot starts before boot).
 * **State hashing** (TLC's fingerprints). Programs reaching the same state are extended
   once: the state is what ``iomemfuzz show`` prints (/proc/iomem and /proc/ioports, PCI
   devices and their files, /proc/bus/pci, pending tasks and where they are parked, user
