@@ -267,8 +267,9 @@ class Generator:
         ops = list(prefix)
         if not prefix and rng.random() < P_BOOT:
             ex = self._start([values.boot_line(rng, None)], machine)
-            for _ in range(rng.choice(COLD_PLUGGED)):
-                card = values.fill(self.table.by_name["hotadd"], values.State.of(ex, ops), rng)
+            hotadd = self.table.by_name.get("hotadd")  # absent from a restricted table
+            for _ in range(rng.choice(COLD_PLUGGED) if hotadd else 0):
+                card = values.fill(hotadd, values.State.of(ex, ops), rng)
                 if card is not None:
                     ex.step(card)
                     ops.append(card)
