@@ -34,6 +34,7 @@ from iomemfuzz.model.ioport import (
     Resource,
     resource_type,
 )
+from iomemfuzz.model.resource_check import descendants
 
 if TYPE_CHECKING:
     from iomemfuzz.model.kernel import Kernel
@@ -149,7 +150,7 @@ def _busy_over_busy_grown(kernel, book, caller, a) -> bool:
 
 def _meets_busy(root: Resource, start: int, end: int) -> bool:
     return any(node.flags & IORESOURCE_BUSY and node.start <= end and start <= node.end
-               for node in _walk(root))
+               for node in descendants(root))
 
 
 def _grown(root: Resource, start: int, end: int) -> tuple[int, int]:
@@ -189,7 +190,7 @@ def _not_holding_region(kernel, book, caller, a) -> bool:
 def _not_system_ram(kernel, book, caller, a) -> bool:
     """Some byte of [start, start+size-1] is not in a busy System RAM node."""
     start, end = a["start"], a["start"] + a["size"] - 1
-    ram = sorted((n.start, n.end) for n in _walk(kernel.roots[0])
+    ram = sorted((n.start, n.end) for n in descendants(kernel.roots[0])
                  if n.flags & IORESOURCE_SYSTEM_RAM == IORESOURCE_SYSTEM_RAM
                  and n.flags & IORESOURCE_BUSY)
     at = start
@@ -226,20 +227,6 @@ def _not_a_root(kernel, book, caller, a) -> bool:
 
 def _range_inverted(kernel, book, caller, a) -> bool:
     return a["start"] > a["end"]
-
-
-def _walk(root: Resource):
-    stack = [root.child]
-    seen: set[int] = set()
-    while stack:
-        node = stack.pop()
-        # A misuse Program can leave a cycle (B29): each node is visited once.
-        while node is not None and id(node) not in seen:
-            seen.add(id(node))
-            yield node
-            if node.child is not None:
-                stack.append(node.child)
-            node = node.sibling
 
 
 PARENT = Rule("parent-linked", "a parent passed in is a root or a struct that is linked "
