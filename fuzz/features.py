@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from iomemfuzz.model.ioport import IORESOURCE_BUSY
-from iomemfuzz.model.resource_check import descendants
+from iomemfuzz.model.resource_check import covering, descendants
 
 TABLE_SIZE = 4096
 _NUMBER = re.compile(r"0x[0-9a-f]+|\b\d+\b")
@@ -125,18 +125,8 @@ def _file_kind(path: str) -> str:
 
 def _region(root: Any, addr: int) -> str:
     """What the innermost node holding ``addr`` is, in words."""
-    name = ""
-    node = root.child
-    seen: set[int] = set()
-    # A misuse profile's Program can link a node into its own subtree (B29): a walk
-    # that meets a node twice stops there.
-    while node is not None and id(node) not in seen:
-        seen.add(id(node))
-        if node.start <= addr <= node.end:
-            name = node.name or ""
-            node = node.child
-        else:
-            node = node.sibling
+    path = covering(root, addr)
+    name = (path[-1].name or "") if path else ""
     low = "low-" if addr < 0x100000 else ""
     return low + ("hole" if not name else node_kind(name))
 

@@ -162,6 +162,23 @@ def preorder(root: Resource) -> Iterator[tuple[Resource, int]]:
         stack.append((node.child, depth + 1))
 
 
+def covering(root: Resource, addr: int) -> list[Resource]:
+    """The nodes below ``root`` that hold ``addr``, outermost first (the path a lookup
+    descends). Like :func:`preorder` it never visits a node twice, so it ends on the
+    cyclic structures a misuse Program can build (B29)."""
+    out: list[Resource] = []
+    seen = {root}
+    node = root.child
+    while node is not None and node not in seen:
+        seen.add(node)
+        if node.start <= addr <= node.end:
+            out.append(node)
+            node = node.child
+        else:
+            node = node.sibling
+    return out
+
+
 def descendants(root: Resource) -> list[Resource]:
     """Every descendant of ``root`` in pre-order, as a list: the same nodes and order as
     :func:`preorder` without depths, several times faster (no generator frames).

@@ -79,6 +79,7 @@ from iomemfuzz.model.mm import (
     Vma,
 )
 from iomemfuzz.model.profile import GRANULARITY_BYTE
+from iomemfuzz.model.resource_check import covering
 from iomemfuzz.model.resource_region import REVOKE_UNMAPPED
 
 NAME = "mapping-survival"
@@ -318,19 +319,10 @@ def _devmem_ram(kernel, event) -> Iterator[Violation]:
 
 def _system_ram_at(kernel, phys: int):
     """The deepest busy System RAM node covering ``phys``, or None."""
-    found = None
-    node = kernel.roots[0].child
-    seen: set[int] = set()
-    while node is not None and id(node) not in seen:  # a misuse Program's cycle (B29)
-        seen.add(id(node))
-        if node.start <= phys <= node.end:
-            if node.flags & IORESOURCE_SYSTEM_RAM == IORESOURCE_SYSTEM_RAM \
-                    and node.flags & IORESOURCE_BUSY:
-                found = node
-            node = node.child
-            continue
-        node = node.sibling
-    return found
+    ram = [n for n in covering(kernel.roots[0], phys)
+           if n.flags & IORESOURCE_SYSTEM_RAM == IORESOURCE_SYSTEM_RAM
+           and n.flags & IORESOURCE_BUSY]
+    return ram[-1] if ram else None
 
 
 # --- (b) reach of revocation -----------------------------------------------------------
