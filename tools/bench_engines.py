@@ -207,8 +207,10 @@ def usable_seeds(bug: Bug) -> tuple[list[Path], list[str]]:
     return kept, dropped
 
 
-def attempt(bug: Bug, engine: str, mutator: str, seed: int, budget: float,
-            seeds: list[Path] | None = None, keep_going: bool = False) -> Attempt:
+def _job(bug: Bug, seed: int, budget: float, seeds: list[Path] | None = None,
+         **config: Any) -> Any:
+    """One ``iomemfuzz fuzz`` job on ``bug``'s profile in fresh corpus and work
+    directories (``config``: the rest of its JobConfig); its summary."""
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         folder = Path(tmp) / "corpus" / "seeds"
         folder.mkdir(parents=True)
@@ -217,20 +219,27 @@ def attempt(bug: Bug, engine: str, mutator: str, seed: int, budget: float,
         if bug.machine and not seeds:
             # An empty corpus cannot name a machine: the empty Program on it is the seed.
             (folder / "machine.prog").write_text(f"# machine: {bug.machine}\n")
-        cfg = JobConfig(engine=engine, profile=bug.profile, max_time=budget,
-                        corpus=Path(tmp) / "corpus", workdir=Path(tmp) / "work", seed=seed,
-                        mutator=mutator if engine == "atheris" else "structure",
-                        until=bug.signatures,
-                        until_length=bug.minimal if keep_going else None,
-                        progress_every=1e9)
-        summary = run_job(cfg, io.StringIO())
+        cfg = JobConfig(profile=bug.profile, max_time=budget, corpus=Path(tmp) / "corpus",
+                        workdir=Path(tmp) / "work", seed=seed, progress_every=1e9, **config)
+        return run_job(cfg, io.StringIO())
+
+
+def _first(summary: Any, bug: Bug) -> Attempt:
+    """When the job first found one of ``bug``'s signatures, and the shortest it stored
+    (with keep_going the job may have replaced its reproducer by a shorter route)."""
     hits = [r for r in summary.findings if r.signature in bug.signatures]
     if not hits:
         return Attempt(None, None, summary.stats.execs)
     first = min(hits, key=lambda r: r.elapsed)
-    # With keep_going the job went on after the first find and may have replaced its
-    # reproducer by a shorter route: the length is what the corpus holds at the end.
     return Attempt(first.elapsed, min(r.length for r in hits), summary.stats.execs)
+
+
+def attempt(bug: Bug, engine: str, mutator: str, seed: int, budget: float,
+            seeds: list[Path] | None = None, keep_going: bool = False) -> Attempt:
+    summary = _job(bug, seed, budget, seeds, engine=engine,
+                   mutator=mutator if engine == "atheris" else "structure",
+                   until=bug.signatures, until_length=bug.minimal if keep_going else None)
+    return _first(summary, bug)
 
 
 def group_attempt(bugs: list[Bug], seed: int, budget: float) -> dict[str, Attempt]:
@@ -238,24 +247,9 @@ def group_attempt(bugs: list[Bug], seed: int, budget: float) -> dict[str, Attemp
     machine ``bugs`` share, until each of them is found or the budget ends: what a user's
     one job on that profile tells about all of them. Per entry, the time its first
     signature was found (the worker's clock, from job start)."""
-    bug = bugs[0]
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        folder = Path(tmp) / "corpus" / "seeds"
-        folder.mkdir(parents=True)
-        if bug.machine:
-            (folder / "machine.prog").write_text(f"# machine: {bug.machine}\n")
-        cfg = JobConfig(engine="generate", profile=bug.profile, max_time=budget,
-                        corpus=Path(tmp) / "corpus", workdir=Path(tmp) / "work", seed=seed,
-                        until_each=tuple(b.signatures for b in bugs), progress_every=1e9)
-        summary = run_job(cfg, io.StringIO())
-    out = {}
-    for b in bugs:
-        hits = [r for r in summary.findings if r.signature in b.signatures]
-        first = min(hits, key=lambda r: r.elapsed) if hits else None
-        out[b.name] = Attempt(first.elapsed if first else None,
-                              min(r.length for r in hits) if hits else None,
-                              summary.stats.execs)
-    return out
+    summary = _job(bugs[0], seed, budget, engine="generate",
+                   until_each=tuple(b.signatures for b in bugs))
+    return {b.name: _first(summary, b) for b in bugs}
 
 
 def groups(entries: list[Bug]) -> dict[tuple[str, str | None], list[Bug]]:
