@@ -316,6 +316,25 @@ def grouped(entries: list[Bug], args: argparse.Namespace, emit: Any) -> None:
          f"{os.getloadavg()[0]:.1f} at the end; {time.monotonic() - started:.0f} s in all. "
          f"Seconds from job start to the first of the entry's signatures (`-`: not found):")
     emit()
+    time_table(entries, results, args, emit)
+
+
+def replot(entries: list[Bug], args: argparse.Namespace, emit: Any) -> None:
+    """The table and picture of --grouped from the OUT.jsonl logs of earlier runs."""
+    results: dict[str, list[Attempt]] = {}
+    for log in args.replot:
+        for line in Path(log).read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            for name, found in record["found"].items():
+                results.setdefault(name, []).append(Attempt(*found))
+    emit(f"Time to find from an empty corpus, from {', '.join(args.replot)} "
+         f"(--seeds {args.seeds}, --budget {args.budget:.0f}):")
+    emit()
+    time_table(entries, results, args, emit)
+
+
+def time_table(entries: list[Bug], results: dict[str, list[Attempt]],
+               args: argparse.Namespace, emit: Any) -> None:
     emit("| entry | profile | median | runs | found | found / stored reproducer ops |")
     emit("|---|---|---|---|---|---|")
     medians: dict[str, dict[str, float | None]] = {}
@@ -412,6 +431,8 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=2,
                         help="--grouped jobs at once")
     parser.add_argument("--first-seed", type=int, default=1)
+    parser.add_argument("--replot", nargs="+", default=None, metavar="JSONL",
+                        help="--grouped's table and --png from the OUT.jsonl of earlier runs")
     parser.add_argument("--settle", action="store_true",
                         help="--grouped: run no further seed of a profile once each of its "
                              "entries was found, or missed, by more than half of --seeds "
@@ -447,8 +468,8 @@ def main() -> None:
                  f"{mean_ops:.1f} ops per input) | {ceiling:.0f} |")
         emit()
     entries = catalog_entries()
-    if args.grouped:
-        grouped(entries, args, emit)
+    if args.grouped or args.replot:
+        (replot if args.replot else grouped)(entries, args, emit)
         if args.out:
             Path(args.out).write_text("\n".join(lines) + "\n")
         return
