@@ -77,6 +77,17 @@ MAX_POINTS = 64  # distinct parking points remembered per producer operation
 # under an asynchronous host bridge is only scanned and bus-added by that host's probe.
 FOLLOW_UPS = {("hotadd", "host", "async"): "host_probe"}
 P_FOLLOW = 0.5
+# After a driver's claim that a live mapping reaches, an access through that mapping comes
+# next this often: the oracle's question ("did the claim take those bytes away?") asked
+# while the answer is still there, so the chain's last link is not left to a later draw
+# that a munmap, a release or a second claim may have spoiled.
+PROBES = ("touch", "ptrace_access")
+P_PROBE = 0.5
+# Claims of a busy region, whose handle a driver gives back by address (release_region
+# and its kin take the range, not the struct): their releases are their consumers, as the
+# driver contract pairs each request with its release.
+REGION_CLAIMS = frozenset({"__request_region", "request_region", "request_mem_region",
+                           "request_muxed_region"})
 P_BOOT = 0.08  # a fresh Program starts before boot
 COLD_PLUGGED = (0, 0, 1, 2)  # cards hot-added before its boot_to line
 # How often a family is drawn, against the others (each family's operations then equally):
@@ -136,6 +147,9 @@ class ChoiceTable:
             for h in self.handles[c.NAME]:
                 for p in h.ops or (values.HANDLE_TYPES.get(h.field, ""),):
                     self.consumers.setdefault(p, []).append(c)
+        for c in self.classes:
+            if c.NAME in REGION_CLAIMS and self.releasers:
+                self.consumers.setdefault(c.NAME, []).extend(self.releasers)
 
     def swarm(self, rng: random.Random) -> list[type[Op]]:
         """A random subset of the operations for one Program: each kept with one
@@ -341,6 +355,10 @@ class Generator:
                     o = values.fill(self.table.by_name[follow], state, self.rng)
                     if o is not None:
                         return o
+        if ops and type(ops[-1]) in self.table.claimers and self.rng.random() < P_PROBE:
+            o = self._probe(state)
+            if o is not None:
+                return o
         used = [type(o).FAMILY for o in ops]
         for _ in range(8):
             cls, index = self.table.next(self.rng, swarm, state.made, used)
@@ -348,6 +366,15 @@ class Generator:
             o = values.fill(cls, state, self.rng, focus)
             if o is not None:
                 return o
+        return None
+
+    def _probe(self, state: values.State) -> Op | None:
+        """An access through the latest live mapping that reaches a held claim, inside
+        the claim (None: no mapping reaches one, or no access operation is on offer)."""
+        probes = [self.table.by_name[n] for n in PROBES if n in self.table.by_name]
+        for _h, obj, _p in reversed(state.handles):
+            if probes and type(obj).__name__ == "Vma" and values.claimed_in(state, obj):
+                return values.fill(self.rng.choice(probes), state, self.rng, obj)
         return None
 
     def _learn(self, trace: Trace, ops: tuple[Op, ...], machine: str | None) -> None:

@@ -76,6 +76,9 @@ P_IDS = 0.5
 # How often a step stops at a point a task of its producer was seen parked at (else:
 # the declared race windows, or a number of slices).
 P_SEEN_POINT = 0.6
+# How often an access through a mapping lands where a claim someone holds lies in it: the
+# bytes a revocation should have taken away are the ones worth touching.
+P_CLAIMED = 0.5
 
 
 @dataclass
@@ -166,6 +169,22 @@ def _mapped(handles: list[tuple[int, Any, str]]) -> list[int]:
             continue
         start = pfn * PAGE
         out += [start, start + 0x10, start + (obj.npages - 1) * PAGE]
+    return out
+
+
+def claimed_in(state: State, vma: Any) -> list[int]:
+    """Offsets into ``vma`` where a claim a caller holds lies: the first byte of the
+    claim (or of the mapping, when the claim starts before it) and 16 bytes into it."""
+    pfn = getattr(vma, "pgoff", None)
+    if pfn is None:
+        return []
+    lo, hi = pfn * PAGE, (pfn + vma.npages) * PAGE - 1
+    out = []
+    for start, size in state.held:
+        if (start, size) in state.held_io or start > hi or start + max(size, 1) - 1 < lo:
+            continue
+        first = max(start, lo) - lo
+        out += [first, min(first + 0x10, hi - lo)]
     return out
 
 
@@ -269,11 +288,16 @@ def _file_offset(rng: random.Random, state: State, file: Any, op: str) -> int:
         else _offset_in(rng, size)
 
 
-def _handle(rng: random.Random, state: State, name: str, a: Arg) -> int | bool | None:
-    """A handle number for the field, None for nil, False when no producer made one."""
+def _handle(rng: random.Random, state: State, name: str, a: Arg,
+            focus: Any = None) -> int | bool | None:
+    """A handle number for the field, None for nil, False when no producer made one;
+    mostly ``focus``'s when the field takes it (the handle the operation was chosen for)."""
     want = HANDLE_TYPES.get(name)
     ok = [h for h, obj, p in state.handles
           if (p in a.choices if a.choices else type(obj).__name__ == want)]
+    mine = [h for h, obj, _p in state.handles if obj is focus and h in ok]
+    if mine and rng.random() < P_FOCUS:
+        return mine[0]
     if name == "proc" and (not ok or rng.random() < 0.8):
         return None
     if not ok:
@@ -346,6 +370,10 @@ def fill(cls: type[Op], state: State, rng: random.Random, focus: Any = None) -> 
     mapping = focus if type(focus).__name__ == "Vma" else None
     held = state.held[min(int(rng.expovariate(1.0)), len(state.held) - 1)] \
         if op in RELEASES and state.held and rng.random() < P_HELD else None
+    if op in RELEASES and type(focus).__name__ == "Resource":
+        # Chosen for a claim's handle: the release of that claim.
+        mine = (focus.start, focus.end - focus.start + 1)
+        held = mine if mine in state.held and rng.random() < P_FOCUS else held
     if cls.CONTROLS_BOOT:
         return boot_line(rng, cls) if state.unbooted else None
     vals: dict[str, Any] = {}
@@ -354,7 +382,7 @@ def fill(cls: type[Op], state: State, rng: random.Random, focus: Any = None) -> 
     for name, a in cls.args():
         kind = a.kind
         if kind is Kind.HANDLE:
-            h = _handle(rng, state, name, a)
+            h = _handle(rng, state, name, a, focus)
             if h is False:
                 return None
             vals[name] = h
@@ -431,6 +459,9 @@ def _addr_field(rng: random.Random, state: State, op: str, name: str, a: Arg,
     if space == VMA:
         vma = _resolve(state, vals.get("vma"))
         length = getattr(vma, "npages", 1) * PAGE
+        claimed = claimed_in(state, vma) if vma is not None else []
+        if claimed and rng.random() < P_CLAIMED:
+            return rng.choice(claimed)
         size = getattr(getattr(vma, "file", None), "inode_size", 0)
         if 0 < size < length and rng.random() < P_PAST_END:
             # A resource file smaller than the page it maps (a sub-page BAR): the bytes

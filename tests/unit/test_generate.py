@@ -83,6 +83,19 @@ def test_consumers_are_listed_by_producer_and_handle_type():
     assert {c.NAME for c in table.consumers["mmap"]} >= {"touch", "munmap"}
     assert "mmap" in {c.NAME for c in table.consumers["open_devmem"]}
     assert {c.NAME for c in table.claimers} >= {"request_mem_region", "__request_region"}
+    # A claim of a busy region is given back by address: its releases consume it.
+    assert "release_mem_region" in {c.NAME for c in table.consumers["request_mem_region"]}
+    assert "release_mem_region" not in {c.NAME for c in table.consumers["Resource"]}
+
+
+def test_a_release_chosen_for_a_claims_handle_gives_back_that_claim():
+    state = _state("r0 = request_mem_region(start=0xfe000000, n=0x100)\n"
+                   "r1 = request_mem_region(start=0xfe001000, n=0x800)\n")
+    first = state.handles[0][1]
+    release = load_families()["release_mem_region"]
+    rng = random.Random(3)
+    starts = [values.fill(release, state, rng, focus=first).start for _ in range(200)]
+    assert starts.count(0xFE000000) > 150  # P_FOCUS of them, and some by the held draw
 
 
 def _finds(profile: str, prefix: str, seed: int, budget: int) -> int | None:
@@ -228,3 +241,39 @@ def test_a_claim_can_meet_an_mmap_in_progress():
     state = _state("r0 = open_devmem()\nr1 = spawn_mmap(file=r0, offset=0xfe000000)\n"
                    "step(task=r1)\n")
     assert state.mapped[:2] == [0xFE000000, 0xFE000010]
+
+
+def test_a_touch_lands_where_a_held_claim_lies_in_the_mapping():
+    state = _state("r0 = open_devmem()\nr1 = mmap(file=r0, offset=0xa0000, length=0x4000)\n"
+                   "r2 = request_mem_region(start=0xa2000, n=0x100)\n")
+    assert values.claimed_in(state, state.handles[1][1]) == [0x2000, 0x2010]
+    rng = random.Random(4)
+    offsets = [values.fill(load_families()["touch"], state, rng).offset for _ in range(300)]
+    assert sum(o in (0x2000, 0x2010) for o in offsets) > 100  # P_CLAIMED of them
+
+
+def test_an_operation_chosen_for_a_handle_takes_that_handle():
+    state = _state("r0 = open_devmem()\nr1 = mmap(file=r0, offset=0xa0000)\n"
+                   "r2 = mmap(file=r0, offset=0xc0000)\n")
+    first = state.handles[1][1]
+    rng = random.Random(5)
+    picked = [values.fill(load_families()["touch"], state, rng, focus=first).vma
+              for _ in range(200)]
+    assert picked.count(1) > 150  # P_FOCUS of them, and some by the latest-first draw
+
+
+def test_a_claim_that_meets_a_mapping_is_often_followed_by_an_access_through_it():
+    program = parse_program("r0 = open_devmem()\nr1 = mmap(file=r0, offset=0xa0000)\n"
+                            "r2 = request_mem_region(start=0xa0000, n=0x100)\n")
+    gen = Generator(PROFILE, random.Random(11))
+    ops = list(program.ops)
+    ex = gen._start(ops, None)
+    for o in ops:
+        ex.step(o)
+    lines = [gen._line(ex, ops, gen.table.classes) for _ in range(200)]
+    probes = [o for o in lines if type(o).NAME in ("touch", "ptrace_access")]
+    # P_PROBE of them, and a few by the choice table; each through r1, mostly inside
+    # the claim (P_CLAIMED), where a revocation should have left nothing.
+    assert 80 < len(probes) < 160, len(probes)
+    assert all(o.vma == 1 for o in probes)
+    assert sum(o.offset in (0, 0x10) for o in probes) > len(probes) // 2
