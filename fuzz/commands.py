@@ -191,8 +191,14 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.lanes or args.iomem is not None:
         from iomemfuzz.fuzz.reports import show_picture
 
-        return show_picture(args.file, profile=args.profile, lanes=args.lanes,
-                            iomem=args.iomem, output=args.output, everything=args.all)
+        drawn = show_picture(args.file, profile=args.profile, lanes=args.lanes,
+                             iomem=args.iomem, output=args.output, everything=args.all)
+        if drawn != exit_codes.OK:
+            return drawn
+        # The picture is a view of the run: the exit code still says whether the run
+        # shows a finding, as the narration's does.
+        told = story(read_program(args.file), args.profile)
+        return exit_codes.FINDING if told.has_finding else exit_codes.OK
 
     told = story(read_program(args.file), args.profile)
     if args.json:

@@ -81,11 +81,12 @@ def test_long_uneventful_runs_are_shortened_unless_everything_is_asked():
 
 def test_show_lanes_draws_b1(tmp_path):
     out = tmp_path / "race.svg"
-    assert main(["show", "--lanes", str(B1), "-o", str(out)]) == 0
+    # Exit 1: the picture is drawn, and the run it draws shows a finding (as plain show).
+    assert main(["show", "--lanes", str(B1), "-o", str(out)]) == 1
     _picture(out, "pci_sysfs_init: sysfs_initialized = 1", "kernel_init",
              "duplicate-attributes/duplicate-filename/pci_create_attr")
     png = tmp_path / "race.png"
-    assert main(["show", "--lanes", "--all", str(B1), "-o", str(png)]) == 0
+    assert main(["show", "--lanes", "--all", str(B1), "-o", str(png)]) == 1
     _picture(png)
 
 
@@ -107,7 +108,8 @@ def test_iomem_data_shows_the_claim_and_the_revoked_mapping():
 
 def test_show_iomem_draws_and_rejects_a_bad_step(tmp_path):
     out = tmp_path / "iomem.svg"
-    assert main(["show", "--iomem", "2", str(B15), "-o", str(out)]) == 0
+    assert main(["show", "--iomem", "2", str(B15), "-o", str(out)]) == 0  # no finding
+    assert main(["show", "--iomem", "1", str(B1), "-o", str(tmp_path / "b1.svg")]) == 1
     _picture(out, "drv (new)", "revoked", "PCI Bus 0000:00")
     assert main(["show", "--iomem", "99", str(B15), "-o", str(out)]) == 2
     assert main(["show", "--iomem", "2", str(B15), "-o", str(tmp_path / "x.gif")]) == 2
