@@ -42,6 +42,7 @@ import random
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from iomemfuzz.fuzz import features as feature_set
 from iomemfuzz.fuzz import values
@@ -51,6 +52,7 @@ from iomemfuzz.fuzz.ops import Kind, Op, ordered_ops
 from iomemfuzz.fuzz.program import Line, Program
 from iomemfuzz.fuzz.snapshot import fresh_kernel
 from iomemfuzz.fuzz.trace import Trace
+from iomemfuzz.model.event import UNMAP
 from iomemfuzz.model.machine_file import load_machine
 from iomemfuzz.model.profile import KernelProfile
 
@@ -77,10 +79,11 @@ MAX_POINTS = 64  # distinct parking points remembered per producer operation
 # under an asynchronous host bridge is only scanned and bus-added by that host's probe.
 FOLLOW_UPS = {("hotadd", "host", "async"): "host_probe"}
 P_FOLLOW = 0.5
-# After a driver's claim that a live mapping reaches, an access through that mapping comes
-# next this often: the oracle's question ("did the claim take those bytes away?") asked
-# while the answer is still there, so the chain's last link is not left to a later draw
-# that a munmap, a release or a second claim may have spoiled.
+# After a line that took pages from a live mapping (a claim, a driver's bind, a removal),
+# or a driver's claim that a live mapping still reaches, an access through that mapping
+# comes next this often: the oracle's questions ("did the claim take those bytes away, and
+# only those?") asked while the answer is still there, so the chain's last link is not
+# left to a later draw that a munmap, a release or a second claim may have spoiled.
 PROBES = ("touch", "ptrace_access")
 P_PROBE = 0.5
 # Claims of a busy region, whose handle a driver gives back by address (release_region
@@ -94,6 +97,11 @@ COLD_PLUGGED = (0, 0, 1, 2)  # cards hot-added before its boot_to line
 # the mapping and PCI families hold the chains; reads of sysfs and procfs change nothing.
 FAMILY_WEIGHTS = {"mapping": 3.0, "pci": 2.0, "tree": 2.0, "driver": 1.5, "sched": 1.0,
                   "observe": 0.3}
+
+
+def _revoked(step: Any) -> set[int]:
+    """The ids of the user mappings whose live pages ``step`` took away."""
+    return {e.get("vma") for e in step.events if e.kind == UNMAP and e.get("live_pages")}
 
 
 def luby(i: int) -> int:
@@ -355,8 +363,9 @@ class Generator:
                     o = values.fill(self.table.by_name[follow], state, self.rng)
                     if o is not None:
                         return o
-        if ops and type(ops[-1]) in self.table.claimers and self.rng.random() < P_PROBE:
-            o = self._probe(state)
+        if ops and self.rng.random() < P_PROBE:
+            o = self._probe(state, type(ops[-1]) in self.table.claimers,
+                            _revoked(ex.steps[-1]))
             if o is not None:
                 return o
         used = [type(o).FAMILY for o in ops]
@@ -368,12 +377,19 @@ class Generator:
                 return o
         return None
 
-    def _probe(self, state: values.State) -> Op | None:
-        """An access through the latest live mapping that reaches a held claim, inside
-        the claim (None: no mapping reaches one, or no access operation is on offer)."""
+    def _probe(self, state: values.State, claimed: bool, revoked: set[int]) -> Op | None:
+        """An access through the latest live mapping the last line took pages from
+        (``revoked``: a driver's claim, a bind, a removal) or, after a claim
+        (``claimed``), that reaches a held claim; None when there is none, or no access
+        operation is on offer."""
         probes = [self.table.by_name[n] for n in PROBES if n in self.table.by_name]
+        if not probes or not (claimed or revoked):
+            return None
         for _h, obj, _p in reversed(state.handles):
-            if probes and type(obj).__name__ == "Vma" and values.claimed_in(state, obj):
+            if type(obj).__name__ != "Vma":
+                continue
+            if getattr(obj, "id", None) in revoked \
+                    or (claimed and values.claim_edges_in(state, obj)):
                 return values.fill(self.rng.choice(probes), state, self.rng, obj)
         return None
 

@@ -76,8 +76,8 @@ P_IDS = 0.5
 # How often a step stops at a point a task of its producer was seen parked at (else:
 # the declared race windows, or a number of slices).
 P_SEEN_POINT = 0.6
-# How often an access through a mapping lands where a claim someone holds lies in it: the
-# bytes a revocation should have taken away are the ones worth touching.
+# How often an access through a mapping lands at the edge of a claim someone holds: the
+# bytes a revocation should take away, and the ones next to them it should leave.
 P_CLAIMED = 0.5
 
 
@@ -172,19 +172,20 @@ def _mapped(handles: list[tuple[int, Any, str]]) -> list[int]:
     return out
 
 
-def claimed_in(state: State, vma: Any) -> list[int]:
-    """Offsets into ``vma`` where a claim a caller holds lies: the first byte of the
-    claim (or of the mapping, when the claim starts before it) and 16 bytes into it."""
+def claim_edges_in(state: State, vma: Any) -> list[int]:
+    """Offsets into ``vma`` at the edges of a claim a caller holds: its first and last
+    byte (what a revocation must take away) and the bytes just outside it (what a
+    byte-exact one must leave), those of them that lie in the mapping."""
     pfn = getattr(vma, "pgoff", None)
     if pfn is None:
         return []
     lo, hi = pfn * PAGE, (pfn + vma.npages) * PAGE - 1
     out = []
     for start, size in state.held:
-        if (start, size) in state.held_io or start > hi or start + max(size, 1) - 1 < lo:
+        last = start + max(size, 1) - 1
+        if (start, size) in state.held_io or start > hi or last < lo:
             continue
-        first = max(start, lo) - lo
-        out += [first, min(first + 0x10, hi - lo)]
+        out += [a - lo for a in (start, last, start - 1, last + 1) if lo <= a <= hi]
     return out
 
 
@@ -459,7 +460,7 @@ def _addr_field(rng: random.Random, state: State, op: str, name: str, a: Arg,
     if space == VMA:
         vma = _resolve(state, vals.get("vma"))
         length = getattr(vma, "npages", 1) * PAGE
-        claimed = claimed_in(state, vma) if vma is not None else []
+        claimed = claim_edges_in(state, vma) if vma is not None else []
         if claimed and rng.random() < P_CLAIMED:
             return rng.choice(claimed)
         size = getattr(getattr(vma, "file", None), "inode_size", 0)

@@ -8,7 +8,7 @@ import itertools
 import random
 
 import pytest
-from iomemfuzz.fuzz import values
+from iomemfuzz.fuzz import generate, values
 from iomemfuzz.fuzz.executor import Execution
 from iomemfuzz.fuzz.generate import ChoiceTable, Generator
 from iomemfuzz.fuzz.ops import Kind, load_families, ordered_ops
@@ -170,13 +170,20 @@ def test_a_step_stops_where_tasks_of_its_producer_were_seen_parked():
     assert untils.count(where) > 80  # P_SEEN_POINT of them
 
 
-def test_the_generator_learns_where_tasks_park():
-    gen = Generator(PROFILE, random.Random(6))
+def _learned(seed: int) -> list[str]:
+    gen = Generator(PROFILE, random.Random(seed))
     for _ in range(3000):
         gen.program()
         if "spawn_mmap" in gen.points:
             break
-    assert any("mmap_region" in p for p in gen.points["spawn_mmap"]), gen.points
+    return gen.points.get("spawn_mmap", [])
+
+
+def test_the_generator_learns_where_tasks_park():
+    # A parked mmap task is a rare state (within 3,000 Programs for 5 of seeds 1-6 when
+    # written): one of three seeds must show it, at the point BD6 needs.
+    learned = next((p for p in map(_learned, (1, 2, 3)) if p), [])
+    assert any("mmap_region" in p for p in learned), learned
 
 
 def test_a_release_of_a_held_port_claim_goes_to_the_port_tree():
@@ -243,13 +250,14 @@ def test_a_claim_can_meet_an_mmap_in_progress():
     assert state.mapped[:2] == [0xFE000000, 0xFE000010]
 
 
-def test_a_touch_lands_where_a_held_claim_lies_in_the_mapping():
+def test_a_touch_lands_at_the_edges_of_a_held_claim_in_the_mapping():
     state = _state("r0 = open_devmem()\nr1 = mmap(file=r0, offset=0xa0000, length=0x4000)\n"
                    "r2 = request_mem_region(start=0xa2000, n=0x100)\n")
-    assert values.claimed_in(state, state.handles[1][1]) == [0x2000, 0x2010]
+    edges = [0x2000, 0x20FF, 0x1FFF, 0x2100]  # first, last, just before, just after
+    assert values.claim_edges_in(state, state.handles[1][1]) == edges
     rng = random.Random(4)
     offsets = [values.fill(load_families()["touch"], state, rng).offset for _ in range(300)]
-    assert sum(o in (0x2000, 0x2010) for o in offsets) > 100  # P_CLAIMED of them
+    assert sum(o in edges for o in offsets) > 100  # P_CLAIMED of them
 
 
 def test_an_operation_chosen_for_a_handle_takes_that_handle():
@@ -273,7 +281,31 @@ def test_a_claim_that_meets_a_mapping_is_often_followed_by_an_access_through_it(
     lines = [gen._line(ex, ops, gen.table.classes) for _ in range(200)]
     probes = [o for o in lines if type(o).NAME in ("touch", "ptrace_access")]
     # P_PROBE of them, and a few by the choice table; each through r1, mostly inside
-    # the claim (P_CLAIMED), where a revocation should have left nothing.
+    # at the claim's edges (P_CLAIMED): where a revocation should have left nothing, and
+    # just past it, where a byte-exact one should have left the mapping alone.
     assert 80 < len(probes) < 160, len(probes)
     assert all(o.vma == 1 for o in probes)
-    assert sum(o.offset in (0, 0x10) for o in probes) > len(probes) // 2
+    assert sum(o.offset in (0, 0xFF, 0x100) for o in probes) > len(probes) // 2
+
+
+def test_a_line_that_revoked_a_mapping_is_often_followed_by_an_access_through_it():
+    """B7's chain: the driver's bind (not a claim line) takes the whole shared page from
+    the other card's mapping; the next line often asks whether bytes no driver claims
+    went with it."""
+    program = parse_program(
+        'r0 = hotadd(dev="0000:00:03.0", bars="mem:0x100")\n'
+        'r1 = hotadd(dev="0000:00:04.0", bars="mem:0x100", ids="1234:11e8")\n'
+        'r2 = open_resource(dev="0000:00:03.0")\nr3 = mmap(file=r2)\n'
+        'r4 = module_load(driver="drv", ids="1234:11e8")\n')
+    profile = resolve("v6.1-deb-byte-exact")
+    gen = Generator(profile, random.Random(12))
+    ops = list(program.ops)
+    ex = gen._start(ops, None)
+    for o in ops:
+        ex.step(o)
+    assert generate._revoked(ex.steps[-1])
+    lines = [gen._line(ex, ops, gen.table.classes) for _ in range(200)]
+    probes = [o for o in lines if type(o).NAME in ("touch", "ptrace_access")]
+    assert len(probes) > 80 and all(o.vma == 3 for o in probes), len(probes)
+    # Just before the claimed BAR: a byte of the mapped card's own BAR.
+    assert any(o.offset == 0xFF for o in probes)
