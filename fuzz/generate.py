@@ -60,6 +60,11 @@ from iomemfuzz.model.profile import KernelProfile
 P_CONSUMER = 0.45  # an operation taking a handle a recent line made
 P_PARTNER = 0.2  # an operation of a family an earlier line used
 P_CLAIM_MAPPED = 0.3  # for a mapping: a claim of what it maps (else a consumer of it)
+# ... most often one whose kernel path revokes user mappings (__request_region calls
+# revoke_iomem); the other memory claims (a struct requested or inserted) make a node busy
+# without revoking: another link, drawn the rest of the time. Port claims never meet one.
+REVOKING_CLAIMS = frozenset({"__request_region", "request_region", "request_mem_region"})
+P_REVOKING = 0.6
 # Consumers that end a handle's life are drawn less often: a chain needs it alive.
 CONSUMER_WEIGHTS = {"munmap": 0.3, "close": 0.3}
 # Programs: how many lines, and how often one starts from a kept Program's prefix.
@@ -150,6 +155,10 @@ class ChoiceTable:
                          and any(a.kind is Kind.ADDR for _n, a in c.args())] \
             or list(self.classes)
         self.releasers = [c for c in self.classes if c.NAME in values.RELEASES]
+        self.memory_claimers = [c for c in self.claimers if c.NAME not in values.PORT_OPS] \
+            or self.claimers
+        self.revoking = [c for c in self.claimers if c.NAME in REVOKING_CLAIMS] \
+            or self.memory_claimers
         self.consumers: dict[str, list[type[Op]]] = {}
         for c in self.classes:
             for h in self.handles[c.NAME]:
@@ -182,7 +191,8 @@ class ChoiceTable:
             if kind == "Vma" and rng.random() < P_CLAIM_MAPPED:
                 # A live mapping feeds a claim of what it maps: every revocation bug
                 # starts with this pair.
-                return rng.choice(self.claimers), index
+                pool = self.revoking if rng.random() < P_REVOKING else self.memory_claimers
+                return rng.choice(pool), index
             options = self.consumers.get(producer, []) + self.consumers.get(kind, [])
             if options:
                 weights = [CONSUMER_WEIGHTS.get(c.NAME, 1.0) for c in options]

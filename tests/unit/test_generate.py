@@ -309,3 +309,16 @@ def test_a_line_that_revoked_a_mapping_is_often_followed_by_an_access_through_it
     assert len(probes) > 80 and all(o.vma == 3 for o in probes), len(probes)
     # Just before the claimed BAR: a byte of the mapped card's own BAR.
     assert any(o.offset == 0xFF for o in probes)
+
+
+def test_a_claim_chosen_for_a_mapping_is_mostly_one_that_revokes_and_never_a_port_claim():
+    table = ChoiceTable(ordered_ops())
+    rng = random.Random(13)
+    picked = []
+    for _ in range(4000):
+        cls, index = table.next(rng, table.classes, [("mmap", "Vma")], ["mapping"])
+        if index is not None and cls in table.claimers:
+            picked.append(cls.NAME)
+    revoking = sum(n in generate.REVOKING_CLAIMS for n in picked)
+    assert "request_muxed_region" not in picked
+    assert revoking > len(picked) * 0.6, (revoking, len(picked))  # P_REVOKING and a share
