@@ -60,10 +60,10 @@ from iomemfuzz.model.profile import KernelProfile
 P_CONSUMER = 0.45  # an operation taking a handle a recent line made
 P_PARTNER = 0.2  # an operation of a family an earlier line used
 P_CLAIM_MAPPED = 0.3  # for a mapping: a claim of what it maps (else a consumer of it)
-# ... most often one whose kernel path revokes user mappings (__request_region calls
-# revoke_iomem); the other memory claims (a struct requested or inserted) make a node busy
-# without revoking: another link, drawn the rest of the time. Port claims never meet one.
-REVOKING_CLAIMS = frozenset({"__request_region", "request_region", "request_mem_region"})
+# ... most often a region claim (REGION_CLAIMS), whose kernel path revokes user mappings
+# (__request_region calls revoke_iomem); the other memory claims (a struct requested or
+# inserted) make a node busy without revoking: another link, drawn the rest of the time.
+# Port claims never meet a mapping.
 P_REVOKING = 0.6
 # Consumers that end a handle's life are drawn less often: a chain needs it alive.
 CONSUMER_WEIGHTS = {"munmap": 0.3, "close": 0.3}
@@ -157,7 +157,7 @@ class ChoiceTable:
         self.releasers = [c for c in self.classes if c.NAME in values.RELEASES]
         self.memory_claimers = [c for c in self.claimers if c.NAME not in values.PORT_OPS] \
             or self.claimers
-        self.revoking = [c for c in self.claimers if c.NAME in REVOKING_CLAIMS] \
+        self.revoking = [c for c in self.memory_claimers if c.NAME in REGION_CLAIMS] \
             or self.memory_claimers
         self.consumers: dict[str, list[type[Op]]] = {}
         for c in self.classes:

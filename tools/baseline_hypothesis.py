@@ -47,6 +47,7 @@ from iomemfuzz.model.event import DUP_FILENAME
 from iomemfuzz.model.kernel import Kernel
 from iomemfuzz.model.pci import BarSpec, PciDeviceSpec, PciDriver
 from iomemfuzz.model.profile import resolve
+from iomemfuzz.model.resource_check import descendants
 
 PAGE = 0x1000
 BUSY = 0x80000000
@@ -89,7 +90,6 @@ def machine_for(profile_name: str, wanted: str) -> type[RuleBasedStateMachine]:
             self.claims: dict[tuple[int, int], int] = {}  # (start, n) -> when claimed
             self.clock = 0  # counts claims and mmaps, to order them
             self.made: dict[int, int] = {}  # id(vma) -> when mapped
-            self.released: list[tuple[int, int]] = []
             self.mark = len(self.kernel.log)
 
         # --- drivers ---------------------------------------------------------------
@@ -163,16 +163,8 @@ def machine_for(profile_name: str, wanted: str) -> type[RuleBasedStateMachine]:
         # --- what the kernel promises ------------------------------------------------
         def _busy_at(self, start: int) -> bool:
             """Does a busy node of the driver's start at ``start`` in /proc/iomem?"""
-            todo = [self.kernel.roots[0]]
-            while todo:
-                node = todo.pop()
-                if node.start == start and node.name == "drv" and node.flags & BUSY:
-                    return True
-                child = node.child
-                while child is not None:
-                    todo.append(child)
-                    child = child.sibling
-            return False
+            return any(n.start == start and n.name == "drv" and n.flags & BUSY
+                       for n in descendants(self.kernel.roots[0]))
 
         def _claimed(self, phys: int, after: int = -1) -> bool:
             """Does a claim made after clock ``after`` cover ``phys``?"""

@@ -319,6 +319,6 @@ def test_a_claim_chosen_for_a_mapping_is_mostly_one_that_revokes_and_never_a_por
         cls, index = table.next(rng, table.classes, [("mmap", "Vma")], ["mapping"])
         if index is not None and cls in table.claimers:
             picked.append(cls.NAME)
-    revoking = sum(n in generate.REVOKING_CLAIMS for n in picked)
+    revoking = sum(n in generate.REGION_CLAIMS for n in picked)
     assert "request_muxed_region" not in picked
     assert revoking > len(picked) * 0.6, (revoking, len(picked))  # P_REVOKING and a share
